@@ -1,0 +1,72 @@
+/**
+ * The one JSON shape of every 4xx/5xx: `{ error: { code, message, details? } }`,
+ * and the one function that maps a thrown value to it.
+ */
+import { Elysia, ValidationError } from "elysia";
+import { AppError, errorMessage } from "../errors";
+import type { Logger } from "../log";
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
+  return { error: details === undefined ? { code, message } : { code, message, details } };
+}
+
+function jsonResponse(status: number, body: ErrorBody, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+  });
+}
+
+/** Field path ("/text" → "text") and reason of the first schema violation. */
+function validationDetails(error: ValidationError): { field: string; message: string; location: string } {
+  const first = error.valueError ?? error.all[0];
+  const path = first && "path" in first ? String(first.path) : "";
+  const field = path.replace(/^\//, "").replaceAll("/", ".") || "(body)";
+  const message = first && "message" in first ? String(first.message) : error.message;
+  return { field, message, location: error.type };
+}
+
+/**
+ * Maps errors to responses. Unexpected errors are logged with their stack and
+ * answered with a generic 500 that leaks nothing of the internals.
+ */
+export function errorHandler(logger: Logger) {
+  return new Elysia({ name: "error-handler" }).onError({ as: "global" }, ({ code, error, request }) => {
+    const route = `${request.method} ${new URL(request.url).pathname}`;
+    if (error instanceof ValidationError) {
+      const details = validationDetails(error);
+      logger.info({ route, ...details }, "request rejected: validation failed");
+      return jsonResponse(422, errorBody("VALIDATION_FAILED", `${details.field}: ${details.message}`, details));
+    }
+    if (error instanceof AppError) {
+      const level = error.status >= 500 ? "warn" : "info";
+      logger[level]({ route, code: error.code, err: error }, error.message);
+      const headers: Record<string, string> = error.status === 503 ? { "retry-after": "1" } : {};
+      return jsonResponse(error.status, errorBody(error.code, error.message, error.details), headers);
+    }
+    switch (code) {
+      case "NOT_FOUND":
+        return jsonResponse(404, errorBody("NOT_FOUND", `no route for ${route}`));
+      case "PARSE":
+        logger.info({ route, reason: errorMessage(error) }, "request rejected: unparseable body");
+        return jsonResponse(
+          400,
+          errorBody("INVALID_BODY", "the request body could not be parsed as its content type says"),
+        );
+      case "INVALID_COOKIE_SIGNATURE":
+      case "INVALID_FILE_TYPE":
+        return jsonResponse(400, errorBody("BAD_REQUEST", errorMessage(error)));
+      default: {
+        const status =
+          typeof (error as { status?: unknown }).status === "number" ? (error as { status: number }).status : 500;
+        if (status < 500) return jsonResponse(status, errorBody("BAD_REQUEST", errorMessage(error)));
+        logger.error({ route, err: error }, "unhandled error");
+        return jsonResponse(500, errorBody("INTERNAL", "internal error; the server logged the details"));
+      }
+    }
+  });
+}

@@ -1,0 +1,41 @@
+/** GET /health: 200 when every required dependency answers, else 503; vector search is reported, not required. */
+import { Elysia, t } from "elysia";
+import { type HealthProbe, runProbes } from "../health";
+import { APP_VERSION } from "../version";
+
+const ProbeSchema = t.Object({
+  ok: t.Boolean(),
+  required: t.Boolean(),
+  latency_ms: t.Number(),
+  error: t.Optional(t.String()),
+  info: t.Optional(t.Record(t.String(), t.Unknown())),
+});
+
+export const HealthSchema = t.Object({
+  status: t.Union([t.Literal("ok"), t.Literal("unavailable")]),
+  version: t.String(),
+  uptime: t.Number({ description: "seconds since the process started" }),
+  roles: t.Array(t.String()),
+  checks: t.Record(t.String(), ProbeSchema),
+});
+
+export function healthRoutes(deps: { probes: readonly HealthProbe[]; roles: readonly string[]; startedAt: number }) {
+  return new Elysia({ name: "health" }).get(
+    "/health",
+    async ({ set }) => {
+      const report = await runProbes(deps.probes);
+      set.status = report.status === "ok" ? 200 : 503;
+      return {
+        status: report.status,
+        version: APP_VERSION,
+        uptime: Math.round((Date.now() - deps.startedAt) / 1000),
+        roles: [...deps.roles],
+        checks: report.checks,
+      };
+    },
+    {
+      response: { 200: HealthSchema, 503: HealthSchema },
+      detail: { summary: "Liveness and readiness of this process and its dependencies", tags: ["operations"] },
+    },
+  );
+}

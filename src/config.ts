@@ -1,0 +1,300 @@
+/**
+ * Every setting of the process, read from the environment once and validated
+ * with TypeBox. An invalid value stops the process with a message that names
+ * the variable and what it accepts; a bad value is never replaced by a default.
+ */
+import { type Static, Type as T, type TSchema } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+
+export const ROLES = ["api", "consumer", "worker"] as const;
+export type Role = (typeof ROLES)[number];
+export const LLM_PROVIDERS = ["openai", "simulated"] as const;
+export type LlmProviderName = (typeof LLM_PROVIDERS)[number];
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+const TOPIC = "^[a-zA-Z0-9._-]{1,249}$";
+const HOST_PORT = "[a-zA-Z0-9.-]+:[0-9]{1,5}";
+const DURATION = "[0-9]+(ms|s|m|h)";
+const API_KEY_PAIR = "[a-zA-Z0-9_.-]+:[^,:\\s]{8,}";
+
+const positiveInt = (description: string, max: number, defaultValue?: number) =>
+  T.Integer({
+    minimum: 1,
+    maximum: max,
+    description,
+    ...(defaultValue === undefined ? {} : { default: defaultValue }),
+  });
+
+/**
+ * The environment as strings go in, typed values come out. `description` is
+ * what the error message shows as the accepted values.
+ */
+const EnvSchema = T.Object({
+  PORT: T.Integer({ minimum: 1, maximum: 65535, default: 8000, description: "an integer port 1..65535" }),
+  ROLES: T.String({
+    pattern: `^(${ROLES.join("|")})(,(${ROLES.join("|")}))*$`,
+    default: ROLES.join(","),
+    description: `a comma-separated subset of ${ROLES.join(",")}`,
+  }),
+  REDIS_URL: T.String({
+    pattern: "^rediss?://",
+    default: "redis://127.0.0.1:6379",
+    description: "a redis:// or rediss:// URL",
+  }),
+  KAFKA_BROKERS: T.String({
+    pattern: `^${HOST_PORT}(,${HOST_PORT})*$`,
+    default: "127.0.0.1:9092",
+    description: "comma-separated host:port pairs",
+  }),
+  KAFKA_TOPIC_IN: T.String({ pattern: TOPIC, default: "datos_crudos", description: "a Kafka topic name" }),
+  KAFKA_TOPIC_OUT: T.String({
+    pattern: `^$|${TOPIC}`,
+    default: "datos_procesados",
+    description: "a Kafka topic name, or empty to disable results to Kafka",
+  }),
+  KAFKA_GROUP_ID: T.String({
+    minLength: 1,
+    maxLength: 255,
+    default: "ai_eventstream_consumers",
+    description: "a consumer group id",
+  }),
+  KAFKA_CONSUMER_THREADS: positiveInt("an integer 1..64 (consumer worker threads)", 64, 1),
+  WORKER_CONCURRENCY: positiveInt("an integer 1..10000 (jobs processed at once per process)", 10_000, 10),
+  LLM_PROVIDER: T.Optional(
+    T.Union(
+      LLM_PROVIDERS.map((p) => T.Literal(p)),
+      { description: LLM_PROVIDERS.join(" or ") },
+    ),
+  ),
+  OPENAI_API_KEY: T.Optional(T.String({ minLength: 1, description: "an OpenAI API key" })),
+  OPENAI_BASE_URL: T.Optional(
+    T.String({ pattern: "^https?://", description: "an http(s):// URL of an OpenAI-compatible API" }),
+  ),
+  LLM_MODEL: T.String({ minLength: 1, default: "gpt-4o-mini", description: "a chat model name" }),
+  EMBEDDING_MODEL: T.String({
+    minLength: 1,
+    default: "text-embedding-3-small",
+    description: "an embeddings model name",
+  }),
+  EMBEDDING_DIM: T.Optional(positiveInt("an integer 1..8192 (embedding dimension)", 8192)),
+  CACHE_SIMILARITY_THRESHOLD: T.Number({
+    minimum: 0,
+    maximum: 1,
+    default: 0.9,
+    description: "a cosine similarity 0..1",
+  }),
+  CACHE_TTL_SECONDS: positiveInt("an integer number of seconds 1..31536000", 31_536_000, 3600),
+  RESULT_TTL_SECONDS: positiveInt("an integer number of seconds 1..31536000", 31_536_000, 3600),
+  LLM_RATE_LIMIT: T.String({
+    pattern: `^$|^[0-9]+/${DURATION}$`,
+    default: "",
+    description: "calls per period such as 60/60s or 500/1m, or empty for no limit",
+  }),
+  API_KEYS: T.String({
+    pattern: `^$|^${API_KEY_PAIR}(,${API_KEY_PAIR})*$`,
+    default: "",
+    description: "comma-separated name:key pairs (keys of 8+ characters), or empty for no auth",
+  }),
+  LOG_LEVEL: T.Union(
+    LOG_LEVELS.map((l) => T.Literal(l)),
+    { default: "info", description: LOG_LEVELS.join(", ") },
+  ),
+});
+type Env = Static<typeof EnvSchema>;
+
+/** Embedding dimension when EMBEDDING_DIM is unset: the OpenAI model's, or the simulated provider's. */
+const DEFAULT_EMBEDDING_DIM = { openai: 1536, simulated: 384 } as const;
+
+export interface ApiKey {
+  /** The tenant: scopes tasks and cache entries. */
+  readonly name: string;
+  readonly key: string;
+}
+
+export interface Config {
+  readonly port: number;
+  readonly roles: ReadonlySet<Role>;
+  readonly redisUrl: string;
+  readonly kafka: {
+    readonly brokers: readonly string[];
+    readonly topicIn: string;
+    /** Undefined when results to Kafka are disabled. */
+    readonly topicOut: string | undefined;
+    readonly dlqTopic: string;
+    readonly groupId: string;
+    readonly consumerThreads: number;
+  };
+  readonly worker: { readonly concurrency: number };
+  readonly llm: {
+    readonly provider: LlmProviderName;
+    readonly apiKey: string | undefined;
+    readonly baseUrl: string | undefined;
+    readonly model: string;
+    readonly embeddingModel: string;
+    readonly embeddingDim: number;
+    /** Undefined when unlimited. */
+    readonly rateLimit: { readonly calls: number; readonly periodMs: number } | undefined;
+  };
+  readonly cache: { readonly similarityThreshold: number; readonly ttlSeconds: number };
+  readonly resultTtlSeconds: number;
+  readonly apiKeys: readonly ApiKey[];
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+}
+
+export class ConfigError extends Error {
+  readonly code = "CONFIG_INVALID";
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const DURATION_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+function parseRateLimit(spec: string): Config["llm"]["rateLimit"] {
+  if (spec === "") return undefined;
+  const match = /^([0-9]+)\/([0-9]+)(ms|s|m|h)$/.exec(spec);
+  if (!match) return undefined; // unreachable: the schema's pattern already matched
+  const [, calls, amount, unit] = match as unknown as [string, string, string, keyof typeof DURATION_MS];
+  return { calls: Number(calls), periodMs: Number(amount) * DURATION_MS[unit] };
+}
+
+const NUMERIC = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
+
+/**
+ * Turns numeric strings into numbers for the variables whose schema is a
+ * number. Deliberately stricter than TypeBox's Value.Convert, which would
+ * truncate PORT=80.5 to 80: here it stays 80.5 and fails the integer check.
+ */
+function toNumbers(raw: Record<string, unknown>): Record<string, unknown> {
+  const properties = EnvSchema.properties as Record<string, TSchema>;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    const type = properties[key]?.type;
+    const numeric = (type === "integer" || type === "number") && typeof value === "string" && NUMERIC.test(value);
+    out[key] = numeric ? Number(value) : value;
+  }
+  return out;
+}
+
+function describe(schema: TSchema | undefined): string {
+  const description = schema?.description;
+  return typeof description === "string" ? description : "a valid value";
+}
+
+function checkSemantics(env: Env): string[] {
+  const problems: string[] = [];
+  const limit = parseRateLimit(env.LLM_RATE_LIMIT);
+  if (limit && (limit.calls === 0 || limit.periodMs === 0)) {
+    problems.push(`LLM_RATE_LIMIT="${env.LLM_RATE_LIMIT}": calls and period must both be greater than 0`);
+  }
+  if (env.LLM_PROVIDER === "openai" && !env.OPENAI_API_KEY) {
+    problems.push("LLM_PROVIDER=openai needs OPENAI_API_KEY (set it, or use LLM_PROVIDER=simulated)");
+  }
+  const names = env.API_KEYS === "" ? [] : env.API_KEYS.split(",").map((pair) => pair.split(":")[0]);
+  const duplicate = names.find((name, i) => names.indexOf(name) !== i);
+  if (duplicate) problems.push(`API_KEYS: the name "${duplicate}" appears twice; each name is one tenant`);
+  if (env.KAFKA_TOPIC_OUT !== "" && env.KAFKA_TOPIC_OUT === env.KAFKA_TOPIC_IN) {
+    problems.push("KAFKA_TOPIC_OUT must differ from KAFKA_TOPIC_IN, or results would be consumed as new events");
+  }
+  return problems;
+}
+
+/**
+ * Reads and validates the configuration. Throws ConfigError listing every
+ * invalid variable; never falls back to a default for a value that was set.
+ */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = source[key];
+    if (value === undefined) continue;
+    // KAFKA_TOPIC_OUT, LLM_RATE_LIMIT and API_KEYS give "" a meaning; elsewhere
+    // an empty variable is treated as unset, as shells and .env files produce it.
+    if (value.trim() === "" && !["KAFKA_TOPIC_OUT", "LLM_RATE_LIMIT", "API_KEYS"].includes(key)) continue;
+    raw[key] = value.trim();
+  }
+  const converted = Value.Default(EnvSchema, toNumbers(raw)) as Record<string, unknown>;
+
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const error of Value.Errors(EnvSchema, converted)) {
+    const name = error.path.split("/")[1] ?? error.path;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const given = source[name];
+    const schema = (EnvSchema.properties as Record<string, TSchema>)[name];
+    problems.push(
+      given === undefined
+        ? `${name} is required: ${describe(schema)}`
+        : `${name}="${given}" is not valid: expected ${describe(schema)}`,
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const env = converted as Env;
+  const semantic = checkSemantics(env);
+  if (semantic.length > 0) throw new ConfigError(semantic);
+
+  const provider: LlmProviderName = env.LLM_PROVIDER ?? (env.OPENAI_API_KEY ? "openai" : "simulated");
+  return {
+    port: env.PORT,
+    roles: new Set(env.ROLES.split(",") as Role[]),
+    redisUrl: env.REDIS_URL,
+    kafka: {
+      brokers: env.KAFKA_BROKERS.split(","),
+      topicIn: env.KAFKA_TOPIC_IN,
+      topicOut: env.KAFKA_TOPIC_OUT === "" ? undefined : env.KAFKA_TOPIC_OUT,
+      dlqTopic: `${env.KAFKA_TOPIC_IN}.dlq`,
+      groupId: env.KAFKA_GROUP_ID,
+      consumerThreads: env.KAFKA_CONSUMER_THREADS,
+    },
+    worker: { concurrency: env.WORKER_CONCURRENCY },
+    llm: {
+      provider,
+      apiKey: env.OPENAI_API_KEY,
+      baseUrl: env.OPENAI_BASE_URL,
+      model: env.LLM_MODEL,
+      embeddingModel: env.EMBEDDING_MODEL,
+      embeddingDim: env.EMBEDDING_DIM ?? DEFAULT_EMBEDDING_DIM[provider],
+      rateLimit: parseRateLimit(env.LLM_RATE_LIMIT),
+    },
+    cache: { similarityThreshold: env.CACHE_SIMILARITY_THRESHOLD, ttlSeconds: env.CACHE_TTL_SECONDS },
+    resultTtlSeconds: env.RESULT_TTL_SECONDS,
+    apiKeys:
+      env.API_KEYS === ""
+        ? []
+        : env.API_KEYS.split(",").map((pair) => {
+            const separator = pair.indexOf(":");
+            return { name: pair.slice(0, separator), key: pair.slice(separator + 1) };
+          }),
+    logLevel: env.LOG_LEVEL,
+  };
+}
+
+/** A summary safe to log: no secrets, only whether they are set. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  return {
+    port: config.port,
+    roles: [...config.roles],
+    redis: redactUrl(config.redisUrl),
+    kafka: { ...config.kafka },
+    worker: config.worker,
+    llm: { ...config.llm, apiKey: config.llm.apiKey ? "[set]" : "[unset]" },
+    cache: config.cache,
+    resultTtlSeconds: config.resultTtlSeconds,
+    apiKeys: config.apiKeys.map((k) => k.name),
+    logLevel: config.logLevel,
+  };
+}
+
+/** Removes a password from a URL such as redis://:secret@host:6379. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "[unparseable url]";
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * One root pino logger per process; components take a child with their name
+ * and structured context. Secrets are redacted by path, so a key that reaches
+ * a log call by mistake (a config dump, a request's headers, an error carrying
+ * the client's options) is censored rather than written.
+ */
+import pino, { type Logger } from "pino";
+
+export type { Logger } from "pino";
+
+/** Paths censored wherever they appear at the top level or one level down. */
+export const REDACTED_PATHS = [
+  "apiKey",
+  "*.apiKey",
+  "api_key",
+  "*.api_key",
+  "OPENAI_API_KEY",
+  "*.OPENAI_API_KEY",
+  "API_KEYS",
+  "*.API_KEYS",
+  "apiKeys[*].key",
+  "*.apiKeys[*].key",
+  "authorization",
+  "*.authorization",
+  "headers.authorization",
+  "*.headers.authorization",
+  "headers.Authorization",
+  "*.headers.Authorization",
+  "password",
+  "*.password",
+];
+
+export interface LoggerOptions {
+  level?: string;
+  /** Where lines go; the default is stdout through an async sonic-boom on hot paths. */
+  destination?: pino.DestinationStream;
+  /** Base fields on every line. */
+  base?: Record<string, unknown>;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: false, minLength: 0 });
+  return pino(
+    {
+      level: options.level ?? "info",
+      base: { pid: process.pid, ...options.base },
+      redact: { paths: REDACTED_PATHS, censor: "[REDACTED]" },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination,
+  );
+}
+
+/** A child logger for one component (`api`, `worker`, `ingest`, ...). */
+export function componentLogger(root: Logger, component: string, context: Record<string, unknown> = {}): Logger {
+  return root.child({ component, ...context });
+}

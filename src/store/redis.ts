@@ -1,0 +1,121 @@
+/**
+ * The Redis client of the whole project: ioredis, also handed to Bee-Queue.
+ *
+ * Bee-Queue 2 was written for node_redis 3 and recognises a client it is given
+ * by its constructor's name ("Redis" or "RedisClient"); it also calls
+ * `client.batch()`, which node_redis has and ioredis calls `pipeline()`
+ * (bee-queue lib/queue.js, Queue#saveAll). This subclass supplies both, so the
+ * project speaks to Redis through ioredis alone.
+ */
+import Redis, { type RedisOptions } from "ioredis";
+import { redactUrl } from "../config";
+import { errorMessage, UnavailableError } from "../errors";
+import type { HealthProbe } from "../health";
+
+export class RedisClient extends Redis {
+  /** node_redis's name for an un-transacted pipeline, which Bee-Queue's saveAll uses. */
+  batch(): ReturnType<Redis["pipeline"]> {
+    return this.pipeline();
+  }
+
+  /**
+   * Bee-Queue duplicates the client for its blocking and subscriber
+   * connections and waits for 'ready'; a copy of connectRedis's lazyConnect
+   * option would never connect, so duplicates always connect at once.
+   */
+  override duplicate(override?: Partial<RedisOptions>): Redis {
+    return super.duplicate({ ...override, lazyConnect: false });
+  }
+}
+
+export interface RedisConnectOptions extends Omit<RedisOptions, "replyMapping"> {
+  /** How long the first connection may take before connectRedis gives up. */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Connects and waits until the server answers. Rejects with an
+ * UnavailableError naming REDIS_URL (password hidden) when it does not, and
+ * leaves no client retrying in the background.
+ */
+export async function connectRedis(url: string, options: RedisConnectOptions = {}): Promise<RedisClient> {
+  const { connectTimeoutMs = 5000, ...redisOptions } = options;
+  let lastError: unknown;
+  const client = new RedisClient(url, {
+    // ioredis 6 speaks RESP3 by default, and the Query Engine then answers
+    // FT.SEARCH in another shape; RESP2 is what Bee-Queue and our parsers expect.
+    protocol: 2,
+    lazyConnect: true,
+    connectTimeout: connectTimeoutMs,
+    maxRetriesPerRequest: 3,
+    ...redisOptions,
+  });
+  const remember = (error: unknown) => {
+    lastError = error;
+  };
+  client.on("error", remember);
+  try {
+    await client.connect();
+    await client.ping();
+    return client;
+  } catch (error) {
+    client.disconnect();
+    throw new UnavailableError(
+      "Redis",
+      `cannot reach ${redactUrl(url)} (REDIS_URL): ${errorMessage(lastError ?? error)}`,
+      error,
+    );
+  } finally {
+    client.off("error", remember);
+  }
+}
+
+export interface RedisServerInfo {
+  version: string;
+  /** The search module's version (Query Engine), or undefined when it is not loaded. */
+  searchVersion: string | undefined;
+}
+
+/** Server version and whether the Query Engine (search module) is loaded. */
+export async function redisServerInfo(client: Redis): Promise<RedisServerInfo> {
+  const info = await client.info("server");
+  const version = /redis_version:(\S+)/.exec(info)?.[1] ?? "unknown";
+  const modules = (await client.call("MODULE", "LIST")) as unknown[][];
+  const search = modules.find((m) => m[1] === "search" || m[1] === "ft");
+  const raw = search ? Number(search[3]) : undefined;
+  const searchVersion = raw ? `${Math.floor(raw / 10000)}.${Math.floor(raw / 100) % 100}.${raw % 100}` : undefined;
+  return { version, searchVersion };
+}
+
+/** True when FT.* commands work, i.e. vector search is available. */
+export async function hasVectorSearch(client: Redis): Promise<boolean> {
+  try {
+    await client.call("FT._LIST");
+    return true;
+  } catch (error) {
+    if (/unknown command/i.test(errorMessage(error))) return false;
+    throw error;
+  }
+}
+
+export function redisProbe(client: Redis): HealthProbe {
+  return {
+    name: "redis",
+    required: true,
+    async check() {
+      await client.ping();
+      return undefined;
+    },
+  };
+}
+
+/** Reports whether the Query Engine answers; informative only, never makes /health fail by itself. */
+export function vectorSearchProbe(client: Redis): HealthProbe {
+  return {
+    name: "vector_search",
+    required: false,
+    async check() {
+      return { available: await hasVectorSearch(client) };
+    },
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * Access to the real services for integration tests. A test that needs Redis
+ * or Kafka and cannot reach it fails loudly, saying how to start them; it
+ * never skips.
+ */
+import type Redis from "ioredis";
+import { type Admin, Kafka, logLevel } from "kafkajs";
+import { loadConfig } from "../../src/config";
+import { errorMessage } from "../../src/errors";
+import { connectRedis, type RedisClient } from "../../src/store/redis";
+
+const HOW_TO_START =
+  "Integration tests run against the real local services. Start them with `bun run services:up` " +
+  "(or run the whole suite with `bun run test`, which starts them first).";
+
+export const testConfig = loadConfig();
+
+/** A prefix unique to one test run, for keys, queues, topics and groups. */
+export function uniquePrefix(name: string): string {
+  return `test-${name}-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+export async function requireRedis(): Promise<RedisClient> {
+  try {
+    return await connectRedis(testConfig.redisUrl, { connectTimeoutMs: 2000 });
+  } catch (error) {
+    throw new Error(`Redis is not reachable: ${errorMessage(error)}.\n${HOW_TO_START}`);
+  }
+}
+
+export function testKafka(clientId = "ai-eventstream-test"): Kafka {
+  return new Kafka({
+    clientId,
+    brokers: [...testConfig.kafka.brokers],
+    connectionTimeout: 2000,
+    retry: { retries: 3, initialRetryTime: 200 },
+    logLevel: logLevel.NOTHING,
+  });
+}
+
+export async function requireKafka(): Promise<{ kafka: Kafka; admin: Admin }> {
+  const kafka = testKafka();
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await admin.describeCluster();
+    return { kafka, admin };
+  } catch (error) {
+    await admin.disconnect().catch(() => {});
+    throw new Error(
+      `Kafka is not reachable at ${testConfig.kafka.brokers.join(",")}: ${errorMessage(error)}.\n${HOW_TO_START}`,
+    );
+  }
+}
+
+/** Deletes every key that starts with prefix (SCAN, never KEYS). */
+export async function deleteByPrefix(redis: Redis, prefix: string): Promise<number> {
+  let cursor = "0";
+  let deleted = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) deleted += await redis.del(...keys);
+  } while (cursor !== "0");
+  return deleted;
+}
+
+/** Polls `check` until it returns a truthy value or the deadline passes, then fails with `what`. */
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 10_000,
+  intervalMs = 25,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${errorMessage(lastError)}` : ""}`,
+      );
+    }
+    await Bun.sleep(intervalMs);
+  }
+}
+
+/** Collects 'error' events of an emitter so a test can assert that none happened. */
+export function collectErrors(emitter: { on(event: "error", listener: (error: Error) => void): unknown }): Error[] {
+  const errors: Error[] = [];
+  emitter.on("error", (error) => errors.push(error));
+  return errors;
+}

@@ -1,0 +1,115 @@
+import { describe, expect, test } from "bun:test";
+import { ConfigError, describeConfig, loadConfig } from "../../src/config";
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return [...error.problems];
+    throw error;
+  }
+  throw new Error(`expected ${JSON.stringify(env)} to be rejected`);
+}
+
+describe("config", () => {
+  test("an empty environment gives the documented defaults", () => {
+    const config = loadConfig({});
+    expect(config.port).toBe(8000);
+    expect([...config.roles].sort()).toEqual(["api", "consumer", "worker"]);
+    expect(config.redisUrl).toBe("redis://127.0.0.1:6379");
+    expect(config.kafka.brokers).toEqual(["127.0.0.1:9092"]);
+    expect(config.kafka.topicIn).toBe("datos_crudos");
+    expect(config.kafka.topicOut).toBe("datos_procesados");
+    expect(config.kafka.dlqTopic).toBe("datos_crudos.dlq");
+    expect(config.kafka.groupId).toBe("ai_eventstream_consumers");
+    expect(config.llm.provider).toBe("simulated");
+    expect(config.llm.embeddingModel).toBe("text-embedding-3-small");
+    expect(config.cache.ttlSeconds).toBe(3600);
+    expect(config.resultTtlSeconds).toBe(3600);
+    expect(config.llm.rateLimit).toBeUndefined();
+    expect(config.apiKeys).toEqual([]);
+    expect(config.logLevel).toBe("info");
+  });
+
+  test("values are converted to their types", () => {
+    const config = loadConfig({
+      PORT: "9000",
+      ROLES: "api,worker",
+      KAFKA_BROKERS: "k1:9092,k2:9093",
+      WORKER_CONCURRENCY: "50",
+      CACHE_SIMILARITY_THRESHOLD: "0.85",
+      LLM_RATE_LIMIT: "60/1m",
+      API_KEYS: "acme:secret-key-1,globex:secret-key-2",
+    });
+    expect(config.port).toBe(9000);
+    expect(config.roles.has("consumer")).toBe(false);
+    expect(config.kafka.brokers).toEqual(["k1:9092", "k2:9093"]);
+    expect(config.worker.concurrency).toBe(50);
+    expect(config.cache.similarityThreshold).toBe(0.85);
+    expect(config.llm.rateLimit).toEqual({ calls: 60, periodMs: 60_000 });
+    expect(config.apiKeys).toEqual([
+      { name: "acme", key: "secret-key-1" },
+      { name: "globex", key: "secret-key-2" },
+    ]);
+  });
+
+  test("OPENAI_API_KEY selects the openai provider and its 1536-dimension embeddings", () => {
+    const config = loadConfig({ OPENAI_API_KEY: "sk-test" });
+    expect(config.llm.provider).toBe("openai");
+    expect(config.llm.embeddingDim).toBe(1536);
+  });
+
+  test("an empty KAFKA_TOPIC_OUT disables results to Kafka", () => {
+    expect(loadConfig({ KAFKA_TOPIC_OUT: "" }).kafka.topicOut).toBeUndefined();
+  });
+
+  test.each([
+    ["PORT", "abc"],
+    ["PORT", "70000"],
+    ["PORT", "80.5"],
+    ["ROLES", "api,scheduler"],
+    ["REDIS_URL", "localhost:6379"],
+    ["KAFKA_BROKERS", "localhost"],
+    ["KAFKA_TOPIC_IN", "bad topic"],
+    ["KAFKA_CONSUMER_THREADS", "0"],
+    ["WORKER_CONCURRENCY", "-3"],
+    ["LLM_PROVIDER", "anthropic"],
+    ["OPENAI_BASE_URL", "ftp://example"],
+    ["EMBEDDING_DIM", "many"],
+    ["CACHE_SIMILARITY_THRESHOLD", "1.5"],
+    ["CACHE_TTL_SECONDS", "soon"],
+    ["RESULT_TTL_SECONDS", "0"],
+    ["LLM_RATE_LIMIT", "60 per minute"],
+    ["API_KEYS", "no-colon-here"],
+    ["LOG_LEVEL", "verbose"],
+  ])("%s=%p is rejected, naming the variable, the value and what is accepted", (name, value) => {
+    const problems = problemsOf({ [name]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toStartWith(`${name}="${value}" is not valid: expected `);
+  });
+
+  test("every invalid variable is reported at once", () => {
+    const problems = problemsOf({ PORT: "x", LOG_LEVEL: "loud", ROLES: "" + "nope" });
+    expect(problems.map((p) => p.split("=")[0]).sort()).toEqual(["LOG_LEVEL", "PORT", "ROLES"]);
+  });
+
+  test("rules between variables are checked", () => {
+    expect(problemsOf({ LLM_PROVIDER: "openai" })[0]).toContain("OPENAI_API_KEY");
+    expect(problemsOf({ LLM_RATE_LIMIT: "0/1s" })[0]).toContain("LLM_RATE_LIMIT");
+    expect(problemsOf({ API_KEYS: "a:12345678,a:87654321" })[0]).toContain('"a" appears twice');
+    expect(problemsOf({ KAFKA_TOPIC_OUT: "datos_crudos" })[0]).toContain("KAFKA_TOPIC_OUT");
+  });
+
+  test("the loggable summary carries no secret", () => {
+    const config = loadConfig({
+      OPENAI_API_KEY: "sk-very-secret",
+      API_KEYS: "acme:tenant-secret-1",
+      REDIS_URL: "redis://:redis-secret@127.0.0.1:6379",
+    });
+    const summary = JSON.stringify(describeConfig(config));
+    expect(summary).not.toContain("sk-very-secret");
+    expect(summary).not.toContain("tenant-secret-1");
+    expect(summary).not.toContain("redis-secret");
+    expect(summary).toContain("acme");
+  });
+});

@@ -1,0 +1,46 @@
+import { describe, expect, test } from "bun:test";
+import { Writable } from "node:stream";
+import { componentLogger, createLogger } from "../../src/log";
+
+function capture() {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  return { lines, destination };
+}
+
+describe("log", () => {
+  test("secrets are redacted wherever a log call carries them", () => {
+    const { lines, destination } = capture();
+    const logger = componentLogger(createLogger({ destination, level: "debug" }), "api");
+    logger.info({ headers: { authorization: "Bearer tenant-key-123" } }, "request");
+    logger.info({ req: { headers: { authorization: "Bearer tenant-key-456" } } }, "request");
+    logger.warn({ config: { apiKey: "sk-live-789" } }, "config");
+    logger.error({ OPENAI_API_KEY: "sk-env-000", API_KEYS: "acme:k-111" }, "env");
+    logger.info({ options: { password: "redis-pass-222" } }, "client");
+    const output = lines.join("");
+    for (const secret of ["tenant-key-123", "tenant-key-456", "sk-live-789", "sk-env-000", "k-111", "redis-pass-222"]) {
+      expect(output).not.toContain(secret);
+    }
+    expect(output.match(/\[REDACTED\]/g)?.length).toBe(6);
+  });
+
+  test("component loggers write structured JSON with their context", () => {
+    const { lines, destination } = capture();
+    const logger = componentLogger(createLogger({ destination }), "worker", { queue: "ai_processing" });
+    logger.info({ task_id: "t-1" }, "job done");
+    const line = JSON.parse(lines[0] ?? "{}");
+    expect(line).toMatchObject({
+      level: "info",
+      component: "worker",
+      queue: "ai_processing",
+      task_id: "t-1",
+      msg: "job done",
+    });
+    expect(typeof line.time).toBe("string");
+  });
+});
