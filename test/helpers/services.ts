@@ -71,13 +71,13 @@ export async function waitFor<T>(
   what: string,
   timeoutMs = 10_000,
   intervalMs = 25,
-): Promise<T> {
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
       const value = await check();
-      if (value) return value;
+      if (value) return value as NonNullable<T>;
     } catch (error) {
       lastError = error;
     }
@@ -95,4 +95,9 @@ export function collectErrors(emitter: { on(event: "error", listener: (error: Er
   const errors: Error[] = [];
   emitter.on("error", (error) => errors.push(error));
   return errors;
+}
+
+/** A response body parsed as the type the endpoint documents. */
+export async function json<T>(response: Response): Promise<T> {
+  return (await response.json()) as T;
 }
