@@ -217,8 +217,10 @@ export async function redisUp(
   await waitUntil(
     async () => {
       status = await redisStatus(target);
+      // The daemonized server writes its pid file a moment after the launcher returns:
+      // no pid file yet means starting, not exited.
       const pid = readPid(PID_FILE);
-      exited = !status.running && (pid === undefined || !isAlive(pid));
+      exited = !status.running && pid !== undefined && !isAlive(pid);
       return status.running || exited;
     },
     timeoutMs,
