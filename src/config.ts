@@ -3,6 +3,8 @@
  * with TypeBox. An invalid value stops the process with a message that names
  * the variable and what it accepts; a bad value is never replaced by a default.
  */
+
+import { availableParallelism } from "node:os";
 import { type Static, Type as T, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 
@@ -16,6 +18,8 @@ const TOPIC = "^[a-zA-Z0-9._-]{1,249}$";
 const HOST_PORT = "[a-zA-Z0-9.-]+:[0-9]{1,5}";
 const DURATION = "[0-9]+(ms|s|m|h)";
 const API_KEY_PAIR = "[a-zA-Z0-9_.-]+:[^,:\\s]{8,}";
+const QUEUE = "[a-z][a-z0-9_]{0,63}";
+const ROUTE = "[a-z_]+=[a-z][a-z0-9_]{0,63}";
 
 const positiveInt = (description: string, max: number, defaultValue?: number) =>
   T.Integer({
@@ -59,7 +63,45 @@ const EnvSchema = T.Object({
     description: "a consumer group id",
   }),
   KAFKA_CONSUMER_THREADS: positiveInt("an integer 1..64 (consumer worker threads)", 64, 1),
-  WORKER_CONCURRENCY: positiveInt("an integer 1..10000 (jobs processed at once per process)", 10_000, 10),
+  WORKER_CONCURRENCY: T.String({
+    pattern: "^(auto|[1-9][0-9]{0,2})$",
+    default: "1",
+    description: "a number of worker processes 1..999, or auto (one per CPU core)",
+  }),
+  WORKER_JOBS_PER_PROCESS: positiveInt("an integer 1..10000 (jobs in flight per worker process and queue)", 10_000, 32),
+  WORKER_QUEUES: T.String({
+    pattern: `^$|^${QUEUE}(,${QUEUE})*$`,
+    default: "",
+    description: "comma-separated queue names, or empty for every queue the routes use",
+  }),
+  TASK_ROUTES: T.String({
+    pattern: `^$|^${ROUTE}(,${ROUTE})*$`,
+    default: "",
+    description: "comma-separated task_type=queue pairs such as summarization=heavy",
+  }),
+  WORKER_MAX_JOBS: T.Integer({
+    minimum: 0,
+    maximum: 100_000_000,
+    default: 0,
+    description: "an integer ≥ 0 (0: never recycle)",
+  }),
+  WORKER_MAX_MEMORY_MB: T.Integer({
+    minimum: 0,
+    maximum: 1_000_000,
+    default: 0,
+    description: "an integer ≥ 0 (0: no ceiling)",
+  }),
+  JOB_TIMEOUT_MS: positiveInt("an integer 1..3600000 (ms one attempt of a job may take)", 3_600_000, 60_000),
+  JOB_RETRIES: T.Integer({ minimum: 0, maximum: 100, default: 3, description: "an integer 0..100" }),
+  JOB_BACKOFF_MS: positiveInt("an integer 1..3600000 (base ms of exponential backoff)", 3_600_000, 1000),
+  JOB_STALL_INTERVAL_MS: positiveInt("an integer 500..600000 (ms before a dead worker's job is re-run)", 600_000, 5000),
+  PROMPTS_FILE: T.String({ default: "", description: "a path to a JSON file of task_type: system prompt, or empty" }),
+  SIMULATED_LATENCY_MS: T.String({
+    pattern: "^[0-9]{1,6}(-[0-9]{1,6})?$",
+    default: "50",
+    description: "milliseconds, fixed (50) or uniform between two bounds (20-80)",
+  }),
+  MAX_BODY_BYTES: positiveInt("an integer number of bytes 1024..104857600", 104_857_600, 1_048_576),
   LLM_PROVIDER: T.Optional(
     T.Union(
       LLM_PROVIDERS.map((p) => T.Literal(p)),
@@ -124,7 +166,27 @@ export interface Config {
     readonly groupId: string;
     readonly consumerThreads: number;
   };
-  readonly worker: { readonly concurrency: number };
+  readonly worker: {
+    /** Worker processes of the worker role. */
+    readonly processes: number;
+    /** Jobs in flight per worker process and queue. */
+    readonly jobsPerProcess: number;
+    /** Queues the workers of this process consume. */
+    readonly queues: readonly string[];
+    /** Recycle a worker process after this many jobs; 0: never. */
+    readonly maxJobs: number;
+    /** Recycle a worker process above this RSS, MB; 0: no ceiling. */
+    readonly maxMemoryMb: number;
+    readonly jobTimeoutMs: number;
+    readonly retries: number;
+    readonly backoffMs: number;
+    readonly stallIntervalMs: number;
+  };
+  /** task_type → queue, on top of the defaults (API → ai_processing, Kafka → kafka_events). */
+  readonly routes: ReadonlyMap<string, string>;
+  readonly promptsFile: string | undefined;
+  readonly simulatedLatencyMs: { readonly min: number; readonly max: number };
+  readonly maxBodyBytes: number;
   readonly llm: {
     readonly provider: LlmProviderName;
     readonly apiKey: string | undefined;
@@ -194,6 +256,10 @@ function checkSemantics(env: Env): string[] {
   const names = env.API_KEYS === "" ? [] : env.API_KEYS.split(",").map((pair) => pair.split(":")[0]);
   const duplicate = names.find((name, i) => names.indexOf(name) !== i);
   if (duplicate) problems.push(`API_KEYS: the name "${duplicate}" appears twice; each name is one tenant`);
+  const [low = 0, high = low] = env.SIMULATED_LATENCY_MS.split("-").map(Number);
+  if (high < low)
+    problems.push(`SIMULATED_LATENCY_MS="${env.SIMULATED_LATENCY_MS}": the upper bound is below the lower`);
+  if (env.JOB_STALL_INTERVAL_MS < 500) problems.push("JOB_STALL_INTERVAL_MS must be at least 500 ms");
   if (env.KAFKA_TOPIC_OUT !== "" && env.KAFKA_TOPIC_OUT === env.KAFKA_TOPIC_IN) {
     problems.push("KAFKA_TOPIC_OUT must differ from KAFKA_TOPIC_IN, or results would be consumed as new events");
   }
@@ -236,6 +302,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   const semantic = checkSemantics(env);
   if (semantic.length > 0) throw new ConfigError(semantic);
 
+  const routes = new Map(
+    env.TASK_ROUTES === "" ? [] : env.TASK_ROUTES.split(",").map((pair) => pair.split("=") as [string, string]),
+  );
   const provider: LlmProviderName = env.LLM_PROVIDER ?? (env.OPENAI_API_KEY ? "openai" : "simulated");
   return {
     port: env.PORT,
@@ -249,7 +318,21 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       groupId: env.KAFKA_GROUP_ID,
       consumerThreads: env.KAFKA_CONSUMER_THREADS,
     },
-    worker: { concurrency: env.WORKER_CONCURRENCY },
+    worker: {
+      processes: env.WORKER_CONCURRENCY === "auto" ? availableParallelism() : Number(env.WORKER_CONCURRENCY),
+      jobsPerProcess: env.WORKER_JOBS_PER_PROCESS,
+      queues: workerQueues(env.WORKER_QUEUES, routes),
+      maxJobs: env.WORKER_MAX_JOBS,
+      maxMemoryMb: env.WORKER_MAX_MEMORY_MB,
+      jobTimeoutMs: env.JOB_TIMEOUT_MS,
+      retries: env.JOB_RETRIES,
+      backoffMs: env.JOB_BACKOFF_MS,
+      stallIntervalMs: env.JOB_STALL_INTERVAL_MS,
+    },
+    routes,
+    promptsFile: env.PROMPTS_FILE === "" ? undefined : env.PROMPTS_FILE,
+    simulatedLatencyMs: latencyRange(env.SIMULATED_LATENCY_MS),
+    maxBodyBytes: env.MAX_BODY_BYTES,
     llm: {
       provider,
       apiKey: env.OPENAI_API_KEY,
@@ -272,6 +355,19 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   };
 }
 
+/** The queues every deployment has: maintenance, API tasks, Kafka events. */
+export const BASE_QUEUES = ["default", "ai_processing", "kafka_events"] as const;
+
+function workerQueues(spec: string, routes: ReadonlyMap<string, string>): string[] {
+  if (spec !== "") return [...new Set(spec.split(","))];
+  return [...new Set([...BASE_QUEUES, ...routes.values()])];
+}
+
+function latencyRange(spec: string): { min: number; max: number } {
+  const [min = 0, max = min] = spec.split("-").map(Number);
+  return { min, max };
+}
+
 /** A summary safe to log: no secrets, only whether they are set. */
 export function describeConfig(config: Config): Record<string, unknown> {
   return {
@@ -280,6 +376,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     redis: redactUrl(config.redisUrl),
     kafka: { ...config.kafka },
     worker: config.worker,
+    routes: Object.fromEntries(config.routes),
     llm: { ...config.llm, apiKey: config.llm.apiKey ? "[set]" : "[unset]" },
     cache: config.cache,
     resultTtlSeconds: config.resultTtlSeconds,

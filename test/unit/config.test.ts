@@ -27,6 +27,11 @@ describe("config", () => {
     expect(config.cache.ttlSeconds).toBe(3600);
     expect(config.resultTtlSeconds).toBe(3600);
     expect(config.llm.rateLimit).toBeUndefined();
+    expect(config.worker.processes).toBe(1);
+    expect(config.worker.queues).toEqual(["default", "ai_processing", "kafka_events"]);
+    expect(config.worker.retries).toBe(3);
+    expect(config.worker.maxJobs).toBe(0);
+    expect(config.simulatedLatencyMs).toEqual({ min: 50, max: 50 });
     expect(config.apiKeys).toEqual([]);
     expect(config.logLevel).toBe("info");
   });
@@ -36,7 +41,9 @@ describe("config", () => {
       PORT: "9000",
       ROLES: "api,worker",
       KAFKA_BROKERS: "k1:9092,k2:9093",
-      WORKER_CONCURRENCY: "50",
+      WORKER_CONCURRENCY: "4",
+      WORKER_JOBS_PER_PROCESS: "50",
+      TASK_ROUTES: "summarization=heavy",
       CACHE_SIMILARITY_THRESHOLD: "0.85",
       LLM_RATE_LIMIT: "60/1m",
       API_KEYS: "acme:secret-key-1,globex:secret-key-2",
@@ -44,7 +51,10 @@ describe("config", () => {
     expect(config.port).toBe(9000);
     expect(config.roles.has("consumer")).toBe(false);
     expect(config.kafka.brokers).toEqual(["k1:9092", "k2:9093"]);
-    expect(config.worker.concurrency).toBe(50);
+    expect(config.worker.processes).toBe(4);
+    expect(config.worker.jobsPerProcess).toBe(50);
+    expect(config.routes.get("summarization")).toBe("heavy");
+    expect(config.worker.queues).toEqual(["default", "ai_processing", "kafka_events", "heavy"]);
     expect(config.cache.similarityThreshold).toBe(0.85);
     expect(config.llm.rateLimit).toEqual({ calls: 60, periodMs: 60_000 });
     expect(config.apiKeys).toEqual([
@@ -57,6 +67,10 @@ describe("config", () => {
     const config = loadConfig({ OPENAI_API_KEY: "sk-test" });
     expect(config.llm.provider).toBe("openai");
     expect(config.llm.embeddingDim).toBe(1536);
+  });
+
+  test("WORKER_CONCURRENCY=auto runs one worker process per core", () => {
+    expect(loadConfig({ WORKER_CONCURRENCY: "auto" }).worker.processes).toBe(navigator.hardwareConcurrency);
   });
 
   test("an empty KAFKA_TOPIC_OUT disables results to Kafka", () => {
@@ -73,6 +87,13 @@ describe("config", () => {
     ["KAFKA_TOPIC_IN", "bad topic"],
     ["KAFKA_CONSUMER_THREADS", "0"],
     ["WORKER_CONCURRENCY", "-3"],
+    ["WORKER_CONCURRENCY", "0"],
+    ["WORKER_JOBS_PER_PROCESS", "0"],
+    ["TASK_ROUTES", "summarization:heavy"],
+    ["WORKER_QUEUES", "Bad-Queue"],
+    ["WORKER_MAX_JOBS", "-1"],
+    ["JOB_RETRIES", "many"],
+    ["SIMULATED_LATENCY_MS", "fast"],
     ["LLM_PROVIDER", "anthropic"],
     ["OPENAI_BASE_URL", "ftp://example"],
     ["EMBEDDING_DIM", "many"],

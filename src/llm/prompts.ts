@@ -1,0 +1,76 @@
+/**
+ * The system prompt of each task type. Five built in (the task types of the
+ * Python design); PROMPTS_FILE adds or overrides more, as a JSON object of
+ * `task_type: prompt`. The set of keys is also the set of task types that
+ * POST /process accepts.
+ */
+import { readFileSync } from "node:fs";
+import { AppError, errorMessage } from "../errors";
+
+/** Bumped whenever a built-in prompt changes, so cached answers of an older prompt are not reused. */
+export const PROMPT_VERSION = "1";
+
+export const TASK_TYPE_PATTERN = /^[a-z_]+$/;
+
+export type Prompts = Readonly<Record<string, string>>;
+
+export const DEFAULT_PROMPTS: Prompts = {
+  sentiment_analysis:
+    "You analyse the sentiment of the user's text. Answer with one word (positive, negative, neutral or mixed), " +
+    "a confidence between 0 and 1, and one sentence saying why.",
+  summarization:
+    "You summarise the user's text in at most three sentences, keeping names, figures and dates exact. " +
+    "Do not add anything that is not in the text.",
+  classification:
+    "You classify the user's text into one category (for example: technology, business, health, sports, " +
+    "politics, entertainment, science, other). Answer with the category and one sentence saying why.",
+  question_answering:
+    "You answer the user's question concisely and accurately. If the question cannot be answered from general " +
+    "knowledge or the text given, say so instead of guessing.",
+  general_analysis:
+    "You analyse the user's text: its topic, its key points, its tone and anything notable, in a short " +
+    "structured answer.",
+};
+
+/** The built-in prompts plus those of the prompts file, if any. A bad file stops the process with its path and reason. */
+export function loadPrompts(path?: string): Prompts {
+  if (!path) return DEFAULT_PROMPTS;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    throw new AppError("PROMPTS_FILE_INVALID", `PROMPTS_FILE=${path}: ${errorMessage(error)}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new AppError("PROMPTS_FILE_INVALID", `PROMPTS_FILE=${path}: expected a JSON object of task_type: prompt`);
+  }
+  const extra: Record<string, string> = {};
+  for (const [taskType, prompt] of Object.entries(parsed)) {
+    if (!TASK_TYPE_PATTERN.test(taskType)) {
+      throw new AppError(
+        "PROMPTS_FILE_INVALID",
+        `PROMPTS_FILE=${path}: task type "${taskType}" must match ${TASK_TYPE_PATTERN.source}`,
+      );
+    }
+    if (typeof prompt !== "string" || prompt.trim() === "") {
+      throw new AppError(
+        "PROMPTS_FILE_INVALID",
+        `PROMPTS_FILE=${path}: the prompt of "${taskType}" must be a non-empty string`,
+      );
+    }
+    extra[taskType] = prompt;
+  }
+  return { ...DEFAULT_PROMPTS, ...extra };
+}
+
+/** The system prompt of a task type; an unknown type is the client's error (422), never retried. */
+export function promptFor(prompts: Prompts, taskType: string): string {
+  const prompt = prompts[taskType];
+  if (prompt === undefined) {
+    throw new AppError("UNKNOWN_TASK_TYPE", `task_type: unknown task type '${taskType}'`, {
+      status: 422,
+      details: { field: "task_type", known: Object.keys(prompts).sort() },
+    });
+  }
+  return prompt;
+}

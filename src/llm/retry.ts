@@ -1,0 +1,39 @@
+/**
+ * In-call retries around a provider request: a transient failure (5xx, a
+ * dropped connection, a short 429) is retried at once with backoff and
+ * jitter, without giving the job back to the queue. A failure that asks for a
+ * longer wait than maxInlineWaitMs is thrown as is, so the queue delays the
+ * job (holding no worker slot) and the task shows RETRY.
+ */
+import { retryDelay, sleep } from "../util/backoff";
+import { LlmError } from "./provider";
+
+export interface RetryPolicy {
+  /** Extra attempts after the first. */
+  retries: number;
+  baseMs: number;
+  maxMs: number;
+  /** The longest wait spent inside the call; longer waits go back to the queue. */
+  maxInlineWaitMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { retries: 1, baseMs: 100, maxMs: 2000, maxInlineWaitMs: 2000 };
+
+export async function withRetry<T>(
+  call: () => Promise<T>,
+  policy: RetryPolicy,
+  options: { signal?: AbortSignal; onRetry?: (error: LlmError, delayMs: number, attempt: number) => void } = {},
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!(error instanceof LlmError) || !error.retriable || attempt > policy.retries || options.signal?.aborted)
+        throw error;
+      const delay = retryDelay(attempt, policy.baseMs, policy.maxMs, error.retryAfterMs);
+      if (delay > policy.maxInlineWaitMs) throw error;
+      options.onRetry?.(error, delay, attempt);
+      await sleep(delay, options.signal);
+    }
+  }
+}
