@@ -3,14 +3,24 @@
  * fast, in one line, when either is unreachable), start the roles of this
  * process, and shut down cleanly on SIGTERM/SIGINT.
  */
+import { hostname } from "node:os";
+import { join } from "node:path";
 import { createApp } from "./api/app";
-import { type Config, ConfigError, describeConfig, loadConfig } from "./config";
+import { BASE_QUEUES, type Config, ConfigError, describeConfig, loadConfig } from "./config";
 import { AppError, errorMessage } from "./errors";
+import { createEventBus } from "./events";
 import type { HealthProbe } from "./health";
 import { connectAdmin, createKafka, ensureTopics, kafkaProbe, requiredTopics } from "./ingest/kafka";
 import { createLifecycle, handleSignals } from "./lifecycle";
+import { loadPrompts } from "./llm/prompts";
 import { createLogger } from "./log";
+import { createEnqueuer } from "./queue/enqueuer";
+import { createProducerQueue, JITTER_BACKOFF } from "./queue/queues";
+import { createSupervisor, type Supervisor } from "./queue/supervisor";
+import { createMetricsRecorder } from "./store/metrics";
 import { connectRedis, redisProbe, redisServerInfo, vectorSearchProbe } from "./store/redis";
+import { createTaskStore } from "./store/task-store";
+import { createTaskWaiter } from "./store/task-waiter";
 import { APP_NAME, APP_VERSION } from "./version";
 
 /** One line on stderr and exit 1: what a user sees when a setting or a service is wrong. */
@@ -73,22 +83,68 @@ async function main(): Promise<void> {
     "connected",
   );
 
-  for (const role of ["consumer", "worker"] as const) {
-    if (config.roles.has(role)) {
-      logger.warn(
-        { role },
-        `the '${role}' role is not implemented in this version yet; only its connections are checked`,
-      );
-    }
+  if (config.roles.has("consumer")) {
+    logger.warn(
+      { role: "consumer" },
+      "the 'consumer' role is not implemented in this version yet; only its connections are checked",
+    );
+  }
+
+  const bus = createEventBus();
+  const metrics = createMetricsRecorder({ redis, bus, processId: `${hostname()}-${process.pid}-main`, logger });
+  lifecycle.onShutdown("metrics", () => metrics.close());
+  // Producers add to every queue a route can name; workers consume config.worker.queues.
+  const queueNames = [...new Set([...BASE_QUEUES, ...config.routes.values(), ...config.worker.queues])];
+
+  let supervisor: Supervisor | undefined;
+  if (config.roles.has("worker")) {
+    supervisor = createSupervisor({
+      count: config.worker.processes,
+      entry: join(import.meta.dir, "queue", "worker-process.ts"),
+      logger: logger.child({ component: "supervisor" }),
+      drainTimeoutMs: 10_000,
+    });
+    const running = supervisor;
+    lifecycle.onShutdown("worker processes", () => running.stop(12_000));
+    await supervisor.start().catch((error: unknown) => die(`worker processes did not start: ${errorMessage(error)}`));
   }
 
   if (config.roles.has("api")) {
-    const app = createApp({ logger: logger.child({ component: "api" }), probes, roles: [...config.roles], startedAt });
+    const queues = new Map(queueNames.map((name) => [name, createProducerQueue(name, { redis })]));
+    await Promise.all([...queues.values()].map((queue) => queue.ready()));
+    lifecycle.onShutdown("producer queues", () => Promise.all([...queues.values()].map((queue) => queue.close())));
+    const waiter = await createTaskWaiter({ redis, logger });
+    lifecycle.onShutdown("task waiter", () => waiter.close());
+    const enqueuer = createEnqueuer({
+      queues,
+      options: { retries: config.worker.retries, backoffStrategy: JITTER_BACKOFF, backoffMs: config.worker.backoffMs },
+      bus,
+      logger: logger.child({ component: "enqueue" }),
+    });
+    lifecycle.onShutdown("enqueue", () => enqueuer.flush());
+    const app = createApp({
+      logger: logger.child({ component: "api" }),
+      probes,
+      roles: [...config.roles],
+      startedAt,
+      maxBodyBytes: config.maxBodyBytes,
+      tasks: {
+        redis,
+        enqueuer,
+        store: createTaskStore({ redis, resultTtlSeconds: config.resultTtlSeconds, queues: queueNames }),
+        waiter,
+        bus,
+        routes: config.routes,
+        taskTypes: new Set(Object.keys(loadPrompts(config.promptsFile))),
+      },
+      operations: { redis, queues: queueNames, ...(supervisor ? { supervisor: supervisor.counts } : {}) },
+    });
     try {
       app.listen({ port: config.port, hostname: "0.0.0.0" });
     } catch (error) {
       die(`cannot listen on port ${config.port} (PORT): ${errorMessage(error)}`);
     }
+    // Registered last, so it runs first: stop accepting before anything else closes.
     lifecycle.onShutdown("http server", () => app.stop());
     logger.info({ port: config.port, docs: `http://127.0.0.1:${config.port}/swagger` }, "api listening");
   }

@@ -1,11 +1,14 @@
-/** The Elysia application: route groups, the error shape and the OpenAPI document. */
+/** The Elysia application: route groups, request limits, the error shape and the OpenAPI document. */
 import { swagger } from "@elysiajs/swagger";
-import { Elysia } from "elysia";
+import { Elysia, ParseError } from "elysia";
+import { AppError } from "../errors";
 import type { HealthProbe } from "../health";
 import type { Logger } from "../log";
 import { APP_VERSION } from "../version";
-import { errorHandler } from "./errors";
+import { errorHandler, errorResponse } from "./errors";
 import { healthRoutes } from "./health";
+import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
+import { type TaskRoutesDeps, taskRoutes } from "./tasks";
 
 export interface AppDeps {
   logger: Logger;
@@ -14,17 +17,57 @@ export interface AppDeps {
   startedAt?: number;
   /** Largest request body accepted, in bytes. */
   maxBodyBytes?: number;
+  /** POST /process and GET /task/:id; absent in an app that only reports health. */
+  tasks?: TaskRoutesDeps;
+  /** GET /metrics, /metrics/prometheus, /workers. */
+  operations?: OperationsRoutesDeps;
 }
 
 /** 1 MiB: a maximal task (10,000 characters, 4 bytes each in UTF-8) is 40 KB. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
+const WITH_BODY = new Set(["POST", "PUT", "PATCH"]);
+
 export function createApp(deps: AppDeps) {
-  return new Elysia({
-    name: "ai-eventstream",
-    serve: { maxRequestBodySize: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES },
-  })
+  const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  // Bun's own limit is only a backstop (it answers a bare 413): declared sizes are refused below in the JSON
+  // error shape, and a chunked body is counted as it is read.
+  return new Elysia({ name: "ai-eventstream", serve: { maxRequestBodySize: maxBodyBytes * 4 } })
     .use(errorHandler(deps.logger))
+    .onRequest(({ request }) => {
+      if (!WITH_BODY.has(request.method)) return;
+      // Refused before the body is read: a declared oversize body, or one that is not JSON.
+      const length = Number(request.headers.get("content-length") ?? 0);
+      if (length > maxBodyBytes) {
+        deps.logger.info({ route: new URL(request.url).pathname, length }, "request rejected: body too large");
+        return errorResponse(413, "PAYLOAD_TOO_LARGE", `the body is ${length} bytes; the limit is ${maxBodyBytes}`);
+      }
+      const type = request.headers.get("content-type") ?? "";
+      if (!/^application\/json\b/i.test(type)) {
+        deps.logger.info({ route: new URL(request.url).pathname, content_type: type }, "request rejected: not JSON");
+        return errorResponse(
+          415,
+          "UNSUPPORTED_MEDIA_TYPE",
+          `content-type must be application/json, not '${type || "(none)"}'`,
+        );
+      }
+    })
+    .onParse(async ({ request }) => {
+      if (request.headers.has("content-length") || !request.body) return;
+      const text = await request.text();
+      const length = Buffer.byteLength(text);
+      if (length > maxBodyBytes) {
+        deps.logger.info({ route: new URL(request.url).pathname, length }, "request rejected: chunked body too large");
+        throw new AppError("PAYLOAD_TOO_LARGE", `the body is ${length} bytes; the limit is ${maxBodyBytes}`, {
+          status: 413,
+        });
+      }
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw new ParseError();
+      }
+    })
     .use(
       swagger({
         path: "/swagger",
@@ -34,11 +77,16 @@ export function createApp(deps: AppDeps) {
             version: APP_VERSION,
             description: "A Bun-native, high-throughput AI stream processor.",
           },
-          tags: [{ name: "operations", description: "Health, metrics and workers" }],
+          tags: [
+            { name: "tasks", description: "Submit texts and read their results" },
+            { name: "operations", description: "Health, metrics and workers" },
+          ],
         },
       }),
     )
-    .use(healthRoutes({ probes: deps.probes, roles: deps.roles, startedAt: deps.startedAt ?? Date.now() }));
+    .use(healthRoutes({ probes: deps.probes, roles: deps.roles, startedAt: deps.startedAt ?? Date.now() }))
+    .use(deps.tasks ? taskRoutes(deps.tasks) : new Elysia({ name: "tasks" }))
+    .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }));
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -2,7 +2,7 @@
  * The one JSON shape of every 4xx/5xx: `{ error: { code, message, details? } }`,
  * and the one function that maps a thrown value to it.
  */
-import { Elysia, ValidationError } from "elysia";
+import { Elysia, ParseError, ValidationError } from "elysia";
 import { AppError, errorMessage } from "../errors";
 import type { Logger } from "../log";
 
@@ -12,6 +12,11 @@ export interface ErrorBody {
 
 export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
   return { error: details === undefined ? { code, message } : { code, message, details } };
+}
+
+/** A complete error response in the one shape. */
+export function errorResponse(status: number, code: string, message: string, details?: unknown): Response {
+  return jsonResponse(status, errorBody(code, message, details));
 }
 
 function jsonResponse(status: number, body: ErrorBody, headers: Record<string, string> = {}): Response {
@@ -35,13 +40,16 @@ function validationDetails(error: ValidationError): { field: string; message: st
  * answered with a generic 500 that leaks nothing of the internals.
  */
 export function errorHandler(logger: Logger) {
-  return new Elysia({ name: "error-handler" }).onError({ as: "global" }, ({ code, error, request }) => {
+  return new Elysia({ name: "error-handler" }).onError({ as: "global" }, ({ code, error: thrown, request }) => {
+    let error = thrown;
     const route = `${request.method} ${new URL(request.url).pathname}`;
     if (error instanceof ValidationError) {
       const details = validationDetails(error);
       logger.info({ route, ...details }, "request rejected: validation failed");
       return jsonResponse(422, errorBody("VALIDATION_FAILED", `${details.field}: ${details.message}`, details));
     }
+    // Elysia wraps whatever a parse hook throws (a chunked body over the limit) in its ParseError.
+    if (error instanceof ParseError && error.cause instanceof AppError) error = error.cause;
     if (error instanceof AppError) {
       const level = error.status >= 500 ? "warn" : "info";
       logger[level]({ route, code: error.code, err: error }, error.message);

@@ -1,0 +1,49 @@
+/** GET /metrics (JSON), GET /metrics/prometheus and GET /workers: aggregated across every process from Redis. */
+
+import { Elysia, t } from "elysia";
+import type Redis from "ioredis";
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../store/metrics-prometheus";
+import { MetricsSnapshotSchema, readMetrics } from "../store/metrics-snapshot";
+import { listWorkers, WorkerSchema } from "../store/worker-registry";
+
+export interface OperationsRoutesDeps {
+  redis: Redis;
+  /** Queues whose depths are reported. */
+  queues: readonly string[];
+  /** Worker processes of this node's supervisor, with their recycling counts, if it runs one. */
+  supervisor?: () => { recycled: number; restarted: number };
+}
+
+export function operationsRoutes(deps: OperationsRoutesDeps) {
+  const { redis, queues } = deps;
+  return new Elysia({ name: "operations" })
+    .get("/metrics", () => readMetrics({ redis, queues }), {
+      response: { 200: MetricsSnapshotSchema },
+      detail: { summary: "Counters, latency percentiles, queue depths, cache and Kafka figures", tags: ["operations"] },
+    })
+    .get(
+      "/metrics/prometheus",
+      async () =>
+        new Response(await renderPrometheus(await readMetrics({ redis, queues })), {
+          headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+        }),
+      { detail: { summary: "The same metrics in Prometheus text exposition format", tags: ["operations"] } },
+    )
+    .get(
+      "/workers",
+      async () => {
+        const workers = await listWorkers({ redis });
+        return { count: workers.length, workers, ...(deps.supervisor ? { supervisor: deps.supervisor() } : {}) };
+      },
+      {
+        response: {
+          200: t.Object({
+            count: t.Integer(),
+            workers: t.Array(WorkerSchema),
+            supervisor: t.Optional(t.Object({ recycled: t.Integer(), restarted: t.Integer() })),
+          }),
+        },
+        detail: { summary: "Live worker processes, from heartbeats that expire", tags: ["operations"] },
+      },
+    );
+}

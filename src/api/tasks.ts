@@ -1,0 +1,189 @@
+/**
+ * POST /process and GET /task/:id. A task is accepted only once its job is in
+ * Redis (batched with concurrent requests into one pipelined save); the
+ * answer is 202 with a sortable task id.
+ */
+
+import { Elysia, t } from "elysia";
+import type Redis from "ioredis";
+import { AppError } from "../errors";
+import type { EventBus } from "../events";
+import type { Enqueuer } from "../queue/enqueuer";
+import { routeTask } from "../queue/queues";
+import { newTaskId, type TaskJob } from "../queue/task-job";
+import { TASK_STATUSES, type TaskState, type TaskStore, TERMINAL } from "../store/task-store";
+import type { TaskWaiter } from "../store/task-waiter";
+
+export const ProcessBody = t.Object({
+  text: t.String({ minLength: 1, maxLength: 10_000, description: "the text to process" }),
+  task_type: t.String({
+    pattern: "^[a-z_]+$",
+    maxLength: 64,
+    default: "general_analysis",
+    description:
+      "what to do with the text: sentiment_analysis, summarization, classification, question_answering, general_analysis, or a type of the prompts file",
+  }),
+  use_cache: t.Boolean({ default: true }),
+  model: t.Optional(t.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9._:/-]+$" })),
+  temperature: t.Number({ minimum: 0, maximum: 2, default: 0.7 }),
+  max_tokens: t.Integer({ minimum: 1, maximum: 4000, default: 1000 }),
+});
+
+export const AcceptedSchema = t.Object({
+  task_id: t.String(),
+  status: t.Literal("PENDING"),
+  message: t.String(),
+});
+
+const TaskResultSchema = t.Object({
+  response: t.String(),
+  task_type: t.String(),
+  model: t.String(),
+  processing_time: t.Number({ description: "seconds" }),
+  from_cache: t.Boolean(),
+  similarity: t.Optional(t.Number()),
+  metadata: t.Object({ tokens_used: t.Number(), prompt_tokens: t.Number(), completion_tokens: t.Number() }),
+});
+
+export const TaskSchema = t.Object({
+  task_id: t.String(),
+  status: t.Union(
+    [t.Literal("PENDING"), t.Literal("STARTED"), t.Literal("RETRY"), t.Literal("SUCCESS"), t.Literal("FAILURE")],
+    {
+      description: `one of ${TASK_STATUSES.join(", ")}`,
+    },
+  ),
+  result: t.Optional(TaskResultSchema),
+  error: t.Optional(t.Object({ code: t.String(), message: t.String(), retriable: t.Boolean() })),
+});
+
+const TASK_ID = "^[A-Za-z0-9._:-]{1,200}$";
+/** The longest a GET /task/:id?wait= request is held. */
+export const MAX_WAIT_MS = 60_000;
+/** How long an Idempotency-Key maps to its task. */
+const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
+
+export interface TaskRoutesDeps {
+  redis: Redis;
+  enqueuer: Enqueuer;
+  store: TaskStore;
+  waiter: TaskWaiter;
+  bus: EventBus;
+  routes: ReadonlyMap<string, string>;
+  /** Task types a worker has a prompt for; others are refused at once. */
+  taskTypes: ReadonlySet<string>;
+  /** The tenant of a request (the API key's name), or undefined when auth is off. */
+  tenantOf?: (request: Request) => string | undefined;
+}
+
+function view(state: TaskState) {
+  return {
+    task_id: state.task_id,
+    status: state.status,
+    ...(state.result ? { result: state.result } : {}),
+    ...(state.error ? { error: state.error } : {}),
+  };
+}
+
+export function taskRoutes(deps: TaskRoutesDeps) {
+  const { redis, enqueuer, store, waiter, bus, routes, taskTypes, tenantOf = () => undefined } = deps;
+
+  /** Claims an Idempotency-Key for a new task id, or answers the task id that already holds it. */
+  const claimIdempotencyKey = async (tenant: string | undefined, key: string, taskId: string) => {
+    const redisKey = `idem:${tenant ?? "-"}:${new Bun.CryptoHasher("sha256").update(key).digest("hex")}`;
+    const claimed = await redis.set(redisKey, taskId, "EX", IDEMPOTENCY_TTL_SECONDS, "NX");
+    if (claimed === "OK") return { redisKey, existing: undefined };
+    return { redisKey, existing: (await redis.get(redisKey)) ?? undefined };
+  };
+
+  return new Elysia({ name: "tasks" })
+    .post(
+      "/process",
+      async ({ body, headers, request, set }) => {
+        if (!taskTypes.has(body.task_type)) {
+          throw new AppError("UNKNOWN_TASK_TYPE", `task_type: unknown task type '${body.task_type}'`, {
+            status: 422,
+            details: { field: "task_type", known: [...taskTypes].sort() },
+          });
+        }
+        const tenant = tenantOf(request);
+        const taskId = newTaskId();
+        const idempotencyKey = headers["idempotency-key"];
+        let claim: { redisKey: string; existing: string | undefined } | undefined;
+        if (idempotencyKey) {
+          claim = await claimIdempotencyKey(tenant, idempotencyKey, taskId);
+          if (claim.existing) {
+            set.status = 202;
+            set.headers["idempotent-replayed"] = "true";
+            return {
+              task_id: claim.existing,
+              status: "PENDING" as const,
+              message: "already accepted under this Idempotency-Key",
+            };
+          }
+        }
+        const queue = routeTask(routes, body.task_type, "api");
+        const job: TaskJob = {
+          task_id: taskId,
+          text: body.text,
+          task_type: body.task_type,
+          use_cache: body.use_cache,
+          ...(body.model ? { model: body.model } : {}),
+          temperature: body.temperature,
+          max_tokens: body.max_tokens,
+          ...(tenant ? { tenant } : {}),
+          source: "api",
+          accepted_at: Date.now(),
+        };
+        try {
+          await enqueuer.enqueue(queue, job);
+        } catch (error) {
+          if (claim) await redis.del(claim.redisKey).catch(() => {});
+          throw error;
+        }
+        bus.emit("task.accepted", { task_id: taskId, queue, task_type: body.task_type, source: "api" });
+        set.status = 202;
+        return { task_id: taskId, status: "PENDING" as const, message: `accepted; queued on ${queue}` };
+      },
+      {
+        body: ProcessBody,
+        headers: t.Object({ "idempotency-key": t.Optional(t.String({ minLength: 1, maxLength: 200 })) }),
+        response: { 202: AcceptedSchema },
+        detail: {
+          summary: "Submit a text for processing",
+          description:
+            "Answers 202 once the job is durably in Redis. With an Idempotency-Key header, a retry of the same request returns the same task instead of creating a second one.",
+          tags: ["tasks"],
+        },
+      },
+    )
+    .get(
+      "/task/:id",
+      async ({ params, query, request }) => {
+        const tenant = tenantOf(request);
+        const waitMs = Math.min(query.wait ?? 0, MAX_WAIT_MS);
+        // Listen before reading, so an end announced between the read and the wait is not missed.
+        const wait = waitMs > 0 ? waiter.wait(params.id, waitMs, request.signal) : undefined;
+        try {
+          let state = await store.get(params.id, tenant);
+          if (!state) throw new AppError("TASK_NOT_FOUND", `no task with id '${params.id}'`, { status: 404 });
+          if (wait && !TERMINAL.has(state.status) && (await wait.done)) {
+            state = (await store.get(params.id, tenant)) ?? state;
+          }
+          return view(state);
+        } finally {
+          wait?.cancel();
+        }
+      },
+      {
+        params: t.Object({ id: t.String({ pattern: TASK_ID }) }),
+        query: t.Object({
+          wait: t.Optional(
+            t.Integer({ minimum: 0, maximum: MAX_WAIT_MS, description: "ms to hold the request until the task ends" }),
+          ),
+        }),
+        response: { 200: TaskSchema },
+        detail: { summary: "A task's status and result", tags: ["tasks"] },
+      },
+    );
+}

@@ -1,0 +1,59 @@
+/**
+ * Named events that the stages emit and that metrics (and logs, tests)
+ * aggregate, so a stage knows nothing of /metrics. Synchronous and in-process:
+ * a listener must be cheap (count, observe), never await I/O.
+ */
+export interface EventMap {
+  /** Jobs durably saved to a queue in one pipelined batch. */
+  "enqueue.batch": { queue: string; size: number; ms: number };
+  "task.accepted": { task_id: string; queue: string; task_type: string; source: "api" | "kafka" };
+  "task.started": { task_id: string; queue: string; attempt: number };
+  "task.succeeded": {
+    task_id: string;
+    queue: string;
+    task_type: string;
+    /** Time the worker spent on the task, ms. */
+    processing_ms: number;
+    /** From acceptance to result, ms: what a client waits. */
+    latency_ms: number;
+    from_cache: boolean;
+    tokens: number;
+  };
+  "task.retried": { task_id: string; queue: string; code: string; delay_ms: number };
+  "task.failed": { task_id: string; queue: string; code: string };
+  "llm.call": {
+    provider: string;
+    model: string;
+    ms: number;
+    ok: boolean;
+    prompt_tokens: number;
+    completion_tokens: number;
+  };
+  "llm.embed": { provider: string; model: string; ms: number; inputs: number };
+  "llm.rate_limited": { wait_ms: number };
+}
+
+export type EventName = keyof EventMap;
+type Listener<K extends EventName> = (payload: EventMap[K]) => void;
+
+export interface EventBus {
+  on<K extends EventName>(name: K, listener: Listener<K>): () => void;
+  emit<K extends EventName>(name: K, payload: EventMap[K]): void;
+}
+
+export function createEventBus(): EventBus {
+  const listeners = new Map<EventName, Set<(payload: never) => void>>();
+  return {
+    on(name, listener) {
+      const set = listeners.get(name) ?? new Set();
+      listeners.set(name, set);
+      set.add(listener as (payload: never) => void);
+      return () => set.delete(listener as (payload: never) => void);
+    },
+    emit(name, payload) {
+      const set = listeners.get(name);
+      if (!set) return;
+      for (const listener of set) (listener as Listener<typeof name>)(payload);
+    },
+  };
+}

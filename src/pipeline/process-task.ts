@@ -1,0 +1,164 @@
+/**
+ * One task, start to end: mark it started (or skip it when a crashed
+ * worker's earlier run already finished it), wait for the global LLM rate
+ * limit, ask the provider under a timeout that really aborts the call, store
+ * the result, announce it. On failure, decide retry-or-fail: only retriable
+ * errors are retried, and a TypeError (a bug) never is.
+ */
+import type BeeQueue from "bee-queue";
+import { AppError, errorMessage } from "../errors";
+import type { EventBus } from "../events";
+import type { LlmProvider } from "../llm/provider";
+import type { RateLimiter } from "../llm/rate-limiter";
+import type { Logger } from "../log";
+import type { TaskJob } from "../queue/task-job";
+import type { TaskError, TaskResult, TaskStore } from "../store/task-store";
+
+export interface TaskProcessorDeps {
+  provider: LlmProvider;
+  /** The system prompt of a task type; throws an AppError for an unknown one. */
+  systemPrompt: (taskType: string) => string;
+  limiter: RateLimiter;
+  store: TaskStore;
+  bus: EventBus;
+  logger: Logger;
+  jobTimeoutMs: number;
+  /** The model when a task names none. */
+  defaultModel: string;
+}
+
+/** Job options that Bee-Queue persists with the job; the backoff strategy reads retryAfterMs. */
+export interface TaskJobOptions {
+  retries: number;
+  retryAfterMs?: number;
+}
+
+export class JobTimeoutError extends AppError {
+  constructor(ms: number, cause?: unknown) {
+    super("JOB_TIMEOUT", `the task timed out after ${ms} ms (JOB_TIMEOUT_MS)`, { retriable: true, cause, status: 504 });
+    this.name = "JobTimeoutError";
+  }
+}
+
+/** The error as a task records it. A non-AppError (TypeError, RangeError, ...) is a bug: never retried. */
+export function classify(error: unknown): TaskError & { retryAfterMs?: number } {
+  if (error instanceof AppError) {
+    const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs;
+    return {
+      code: error.code,
+      message: error.message,
+      retriable: error.retriable,
+      ...(typeof retryAfterMs === "number" ? { retryAfterMs } : {}),
+    };
+  }
+  return { code: "INTERNAL", message: errorMessage(error), retriable: false };
+}
+
+export type TaskProcessor = (job: BeeQueue.Job<TaskJob>, queue: string) => Promise<TaskResult | undefined>;
+
+export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
+  const { provider, systemPrompt, limiter, store, bus, logger, jobTimeoutMs, defaultModel } = deps;
+
+  return async (job, queue) => {
+    const task = job.data;
+    const log = logger.child({ task_id: task.task_id, queue });
+    const startedAt = Date.now();
+    const start = await store.start(task, queue, startedAt);
+    if (start.status !== "STARTED") {
+      // A worker died after finishing this task but before Bee-Queue recorded it: do not run it twice.
+      log.info({ status: start.status }, "task already finished by an earlier run; not running it again");
+      return undefined;
+    }
+    bus.emit("task.started", { task_id: task.task_id, queue, attempt: "attempt" in start ? start.attempt : 1 });
+
+    let signal: AbortSignal | undefined;
+    try {
+      const system = systemPrompt(task.task_type);
+      // Waiting for the global rate limit is not the job's time: a backlog delays jobs, it never times them out.
+      const waitedMs = await limiter.waitForSlot();
+      if (waitedMs > 0) bus.emit("llm.rate_limited", { wait_ms: waitedMs });
+      signal = AbortSignal.timeout(jobTimeoutMs);
+      const model = task.model ?? defaultModel;
+      const callStarted = performance.now();
+      const answer = await provider
+        .chat({
+          taskType: task.task_type,
+          system,
+          user: task.text,
+          model,
+          temperature: task.temperature,
+          maxTokens: task.max_tokens,
+          signal,
+        })
+        .then(
+          (result) => {
+            bus.emit("llm.call", {
+              provider: provider.name,
+              model: result.model,
+              ms: performance.now() - callStarted,
+              ok: true,
+              prompt_tokens: result.usage.promptTokens,
+              completion_tokens: result.usage.completionTokens,
+            });
+            return result;
+          },
+          (error: unknown) => {
+            bus.emit("llm.call", {
+              provider: provider.name,
+              model,
+              ms: performance.now() - callStarted,
+              ok: false,
+              prompt_tokens: 0,
+              completion_tokens: 0,
+            });
+            throw signal?.aborted ? new JobTimeoutError(jobTimeoutMs, error) : error;
+          },
+        );
+      const finishedAt = Date.now();
+      const result: TaskResult = {
+        response: answer.text,
+        task_type: task.task_type,
+        model: answer.model,
+        processing_time: (finishedAt - startedAt) / 1000,
+        from_cache: false,
+        metadata: {
+          tokens_used: answer.usage.totalTokens,
+          prompt_tokens: answer.usage.promptTokens,
+          completion_tokens: answer.usage.completionTokens,
+        },
+      };
+      await store.succeed(task.task_id, result, finishedAt);
+      bus.emit("task.succeeded", {
+        task_id: task.task_id,
+        queue,
+        task_type: task.task_type,
+        processing_ms: finishedAt - startedAt,
+        latency_ms: finishedAt - task.accepted_at,
+        from_cache: false,
+        tokens: answer.usage.totalTokens,
+      });
+      return result;
+    } catch (thrown) {
+      const error =
+        signal?.aborted && !(thrown instanceof JobTimeoutError) ? new JobTimeoutError(jobTimeoutMs, thrown) : thrown;
+      const { retryAfterMs, ...recorded } = classify(error);
+      const options = job.options as TaskJobOptions;
+      if (recorded.retriable && options.retries > 0) {
+        options.retryAfterMs = retryAfterMs;
+        await store.retry(task.task_id, recorded);
+        bus.emit("task.retried", { task_id: task.task_id, queue, code: recorded.code, delay_ms: retryAfterMs ?? 0 });
+        log.warn(
+          { code: recorded.code, error: recorded.message, retries_left: options.retries },
+          "task attempt failed; retrying",
+        );
+      } else {
+        // Bee-Queue retries any error while retries remain: a non-retriable one must fail now.
+        options.retries = 0;
+        await store.fail(task.task_id, recorded);
+        bus.emit("task.failed", { task_id: task.task_id, queue, code: recorded.code });
+        log.warn({ code: recorded.code, error: recorded.message }, "task failed");
+      }
+      throw error;
+    }
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * The Bee-Queue queues and the route table that picks one for a task, as
+ * Celery's task_routes: API tasks → ai_processing, Kafka events →
+ * kafka_events, maintenance → default, unless TASK_ROUTES sends a task type
+ * to a queue of its own.
+ */
+import BeeQueue from "bee-queue";
+import type { RedisClient } from "../store/redis";
+import type { TaskJob } from "./task-job";
+
+/** Bee-Queue's key prefix: keys are `bq:{queue}:{jobs|waiting|active|...}`. */
+export const QUEUE_KEY_PREFIX = "bq";
+
+const SOURCE_QUEUES = { api: "ai_processing", kafka: "kafka_events", maintenance: "default" } as const;
+
+export function routeTask(routes: ReadonlyMap<string, string>, taskType: string, source: TaskJob["source"]): string {
+  return routes.get(taskType) ?? SOURCE_QUEUES[source];
+}
+
+/** The name of a registered backoff strategy: exponential with full jitter, at least the provider's Retry-After. */
+export const JITTER_BACKOFF = "exponential_jitter";
+
+export interface QueueOptions {
+  redis: RedisClient;
+  /** Stall interval: a job whose worker stops renewing its lock for this long is re-run. */
+  stallIntervalMs?: number;
+  keyPrefix?: string;
+}
+
+/**
+ * A queue to add jobs to. It keeps no job objects (storeJobs: false) and
+ * listens to no events, so an API process holds no per-job state.
+ */
+export function createProducerQueue(name: string, options: QueueOptions): BeeQueue<TaskJob> {
+  const queue = new BeeQueue<TaskJob>(name, {
+    redis: options.redis,
+    prefix: options.keyPrefix ?? QUEUE_KEY_PREFIX,
+    isWorker: false,
+    getEvents: false,
+    sendEvents: false,
+    storeJobs: false,
+    activateDelayedJobs: false,
+    quitCommandClient: false,
+    stallInterval: options.stallIntervalMs ?? 5000,
+  });
+  // Job#backoff() refuses a strategy name its queue does not know; only workers ever compute the delay.
+  queue.backoffStrategies.set(JITTER_BACKOFF, () => 0);
+  return queue;
+}
+
+/**
+ * A queue to process jobs of. Results live in the result store, so a
+ * succeeded job is removed from Bee-Queue at once; a failed one stays, with
+ * its stack traces, for inspection.
+ */
+export function createWorkerQueue(
+  name: string,
+  options: QueueOptions & { backoff: (job: BeeQueue.Job<TaskJob>) => number },
+): BeeQueue<TaskJob> {
+  const queue = new BeeQueue<TaskJob>(name, {
+    redis: options.redis,
+    prefix: options.keyPrefix ?? QUEUE_KEY_PREFIX,
+    isWorker: true,
+    getEvents: false,
+    sendEvents: false,
+    storeJobs: false,
+    activateDelayedJobs: true,
+    removeOnSuccess: true,
+    removeOnFailure: false,
+    quitCommandClient: false,
+    stallInterval: options.stallIntervalMs ?? 5000,
+  });
+  queue.backoffStrategies.set(JITTER_BACKOFF, options.backoff);
+  return queue;
+}

@@ -1,0 +1,127 @@
+/**
+ * Entry of one worker process (started by the supervisor, or alone with
+ * `bun src/queue/worker-process.ts`): connects, runs jobs of the configured
+ * queues, sends heartbeats and metrics, asks to be recycled past its job or
+ * memory limit, and drains on a `drain` message, SIGTERM or its parent's death.
+ */
+import { hostname } from "node:os";
+import { loadConfig } from "../config";
+import { errorMessage } from "../errors";
+import { createEventBus } from "../events";
+import { createLlmProvider } from "../llm";
+import { loadPrompts, promptFor } from "../llm/prompts";
+import { createRateLimiter } from "../llm/rate-limiter";
+import { createLogger } from "../log";
+import { createTaskProcessor } from "../pipeline/process-task";
+import { createMetricsRecorder } from "../store/metrics";
+import { connectRedis } from "../store/redis";
+import { createTaskStore } from "../store/task-store";
+import { createWorkerHeartbeat } from "../store/worker-registry";
+import type { FromWorker, ToWorker } from "./worker-protocol";
+import { createWorkerRunner } from "./worker-runner";
+
+const config = loadConfig();
+const workerId = process.env.WORKER_ID ?? `${hostname()}-${process.pid}`;
+const logger = createLogger({ level: config.logLevel, base: { component: "worker", worker_id: workerId } });
+const send = (message: FromWorker) => process.send?.(message);
+const rssMb = () => Math.round(process.memoryUsage.rss() / 1024 / 1024);
+
+try {
+  const redis = await connectRedis(config.redisUrl);
+  const bus = createEventBus();
+  const provider = createLlmProvider(config.llm, { logger, simulatedLatencyMs: config.simulatedLatencyMs });
+  const prompts = loadPrompts(config.promptsFile);
+  const limiter = createRateLimiter({ redis, limit: config.llm.rateLimit });
+  const store = createTaskStore({ redis, resultTtlSeconds: config.resultTtlSeconds, queues: config.worker.queues });
+  const metrics = createMetricsRecorder({ redis, bus, processId: workerId, logger });
+
+  let recycleAsked = false;
+  const askRecycle = (reason: "max_jobs" | "memory", processed: number) => {
+    if (recycleAsked || !process.send) return;
+    recycleAsked = true;
+    send({ type: "recycle", reason, processed, rss_mb: rssMb() });
+  };
+
+  const runner = createWorkerRunner({
+    redis,
+    queues: config.worker.queues,
+    concurrency: config.worker.jobsPerProcess,
+    process: createTaskProcessor({
+      provider,
+      systemPrompt: (taskType) => promptFor(prompts, taskType),
+      limiter,
+      store,
+      bus,
+      logger,
+      jobTimeoutMs: config.worker.jobTimeoutMs,
+      defaultModel: config.llm.model,
+    }),
+    backoff: { baseMs: config.worker.backoffMs, maxMs: Math.max(config.worker.backoffMs, 60_000) },
+    stallIntervalMs: config.worker.stallIntervalMs,
+    logger,
+    onJobDone: (stats) => {
+      if (config.worker.maxJobs > 0 && stats.processed >= config.worker.maxJobs)
+        askRecycle("max_jobs", stats.processed);
+    },
+  });
+
+  const heartbeat = createWorkerHeartbeat({
+    redis,
+    logger,
+    info: {
+      id: workerId,
+      host: hostname(),
+      pid: process.pid,
+      queues: [...config.worker.queues],
+      concurrency: config.worker.jobsPerProcess,
+      started_at: Date.now(),
+    },
+    stats: () => {
+      const stats = runner.stats();
+      return { active_jobs: stats.active, processed: stats.processed, failed: stats.failed, rss_mb: rssMb() };
+    },
+  });
+
+  let draining: Promise<void> | undefined;
+  const drain = (reason: string, timeoutMs: number) => {
+    draining ??= (async () => {
+      logger.info({ reason, timeout_ms: timeoutMs, ...runner.stats() }, "draining");
+      await runner.drain(timeoutMs);
+      await heartbeat.stop();
+      await metrics.close();
+      await redis.quit().catch(() => redis.disconnect());
+      logger.info({ ...runner.stats() }, "worker stopped");
+      logger.flush();
+      process.exit(0);
+    })().catch((error: unknown) => {
+      logger.error({ error: errorMessage(error) }, "drain failed");
+      logger.flush();
+      process.exit(1);
+    });
+    return draining;
+  };
+
+  process.on("message", (message: ToWorker) => {
+    if (message.type === "drain") void drain("recycle or shutdown", message.timeout_ms);
+  });
+  for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => void drain(signal, 10_000));
+
+  const parent = process.ppid;
+  setInterval(() => {
+    // An orphan (the supervisor was killed -9) must not keep taking jobs.
+    if (process.send && process.ppid !== parent) void drain("parent process gone", 10_000);
+    if (config.worker.maxMemoryMb > 0 && rssMb() > config.worker.maxMemoryMb)
+      askRecycle("memory", runner.stats().processed);
+  }, 1000).unref();
+
+  await runner.start();
+  heartbeat.start();
+  logger.info(
+    { queues: config.worker.queues, concurrency: config.worker.jobsPerProcess, provider: provider.name },
+    "worker ready",
+  );
+  send({ type: "ready", worker_id: workerId, pid: process.pid });
+} catch (error) {
+  process.stderr.write(`ai-eventstream worker: ${errorMessage(error)}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,88 @@
+/**
+ * Runs jobs of some queues in this process: one Bee-Queue worker per queue,
+ * each with `concurrency` jobs in flight, stall detection on (a job whose
+ * process died is re-run: acks-late), and retries with exponential backoff and
+ * jitter that never wait less than the provider's Retry-After.
+ */
+import type BeeQueue from "bee-queue";
+import { errorMessage } from "../errors";
+import type { Logger } from "../log";
+import type { RedisClient } from "../store/redis";
+import { retryDelay } from "../util/backoff";
+import { createWorkerQueue } from "./queues";
+import type { TaskJob } from "./task-job";
+
+export interface WorkerRunnerStats {
+  active: number;
+  processed: number;
+  failed: number;
+}
+
+export interface WorkerRunner {
+  start(): Promise<void>;
+  /** Stops taking jobs and waits up to timeoutMs for the active ones; the rest are re-run elsewhere by stall detection. */
+  drain(timeoutMs: number): Promise<void>;
+  stats(): WorkerRunnerStats;
+}
+
+export function createWorkerRunner(deps: {
+  redis: RedisClient;
+  queues: readonly string[];
+  concurrency: number;
+  process: (job: BeeQueue.Job<TaskJob>, queue: string) => Promise<unknown>;
+  backoff: { baseMs: number; maxMs: number };
+  stallIntervalMs: number;
+  logger: Logger;
+  /** Called after each job, for recycling decisions. */
+  onJobDone?: (stats: WorkerRunnerStats) => void;
+}): WorkerRunner {
+  const { redis, queues, concurrency, process, backoff, stallIntervalMs, logger, onJobDone } = deps;
+  const workers: BeeQueue<TaskJob>[] = [];
+  const stats: WorkerRunnerStats = { active: 0, processed: 0, failed: 0 };
+
+  const backoffOf = (job: BeeQueue.Job<TaskJob>) => {
+    const options = job.options as { stacktraces: string[]; retryAfterMs?: number };
+    // Called before Bee-Queue records this failure: earlier failures + this one.
+    const attempt = options.stacktraces.length + 1;
+    return retryDelay(attempt, backoff.baseMs, backoff.maxMs, options.retryAfterMs);
+  };
+
+  return {
+    async start() {
+      for (const name of queues) {
+        const queue = createWorkerQueue(name, { redis, stallIntervalMs, backoff: backoffOf });
+        queue.on("error", (error) => logger.warn({ queue: name, error: errorMessage(error) }, "queue error"));
+        queue.process(concurrency, async (job) => {
+          stats.active++;
+          try {
+            return await process(job, name);
+          } catch (error) {
+            stats.failed++;
+            throw error;
+          } finally {
+            stats.active--;
+            stats.processed++;
+            onJobDone?.(stats);
+          }
+        });
+        await queue.ready();
+        // Half the stall interval, as Bee-Queue advises: a dead worker's jobs come back within 1.5 intervals.
+        queue.checkStalledJobs(Math.max(250, Math.floor(stallIntervalMs / 2)), (error, stalled) => {
+          if (error) logger.warn({ queue: name, error: errorMessage(error) }, "stall check failed");
+          else if (stalled > 0) logger.warn({ queue: name, stalled }, "re-queued jobs of a worker that stopped");
+        });
+        workers.push(queue);
+      }
+    },
+    async drain(timeoutMs) {
+      await Promise.all(
+        workers.map((queue) =>
+          queue.close(timeoutMs).catch((error: unknown) => {
+            logger.warn({ error: errorMessage(error) }, "jobs still running at the drain deadline return to the queue");
+          }),
+        ),
+      );
+    },
+    stats: () => ({ ...stats }),
+  };
+}

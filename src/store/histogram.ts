@@ -1,0 +1,146 @@
+/**
+ * Duration histograms (HDR) and their storage in Redis hashes, one configuration for every process, so that a
+ * histogram encoded by one process can be added to one built by another.
+ *
+ * Unit: microseconds, 1 µs .. 1 h, 3 significant digits (at most 0.1 % error).
+ * Microseconds rather than milliseconds because a cache hit is often done in
+ * well under 1 ms, and in ms all of those would land in one bucket. A duration
+ * above 1 h is recorded as 1 h rather than thrown away, so counts stay exact.
+ * Figures are reported in ms.
+ *
+ * The pure JS implementation (no WebAssembly): its memory is the GC's, so a
+ * histogram that is dropped needs no destroy() (which is a no-op for it); the
+ * code still calls destroy() on temporaries, so switching implementations
+ * cannot leak.
+ */
+import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram } from "hdr-histogram-js";
+import type Redis from "ioredis";
+import { errorMessage } from "../errors";
+
+export type { Histogram } from "hdr-histogram-js";
+
+const HIGHEST_US = 3_600_000_000;
+/** 64-bit (float) counts: cumulative histograms of long-lived clusters must never overflow a bucket. */
+const BIT_BUCKET_SIZE = 64;
+
+export function createDurationHistogram(): Histogram {
+  return build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: HIGHEST_US,
+    numberOfSignificantValueDigits: 3,
+    bitBucketSize: BIT_BUCKET_SIZE,
+    // A fixed range keeps every histogram's layout identical, so merging adds counts array to counts array.
+    autoResize: false,
+    useWebAssembly: false,
+  });
+}
+
+/** Records a duration given in ms (fractions kept to the µs, rounded up, at least 1 µs). */
+export function recordMs(histogram: Histogram, ms: number): void {
+  const us = Number.isFinite(ms) ? Math.ceil(ms * 1000) : HIGHEST_US;
+  histogram.recordValue(Math.min(HIGHEST_US, Math.max(1, us)));
+}
+
+export function encodeHistogram(histogram: Histogram): string {
+  return encodeIntoCompressedBase64(histogram);
+}
+
+/**
+ * Adds an encoded histogram to `target`. False when the text is not a
+ * histogram of a compatible range (a corrupt or foreign field), which the
+ * caller skips rather than failing a whole read.
+ */
+export function addEncoded(target: Histogram, encoded: string): boolean {
+  let decoded: Histogram | undefined;
+  try {
+    decoded = decodeFromCompressedBase64(encoded, BIT_BUCKET_SIZE, false);
+    target.add(decoded);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    decoded?.destroy();
+  }
+}
+
+export interface DurationSummary {
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  mean: number;
+  count: number;
+}
+
+const toMs = (us: number) => Math.round(us) / 1000;
+
+/** Percentiles, max and mean in ms; all 0 for an empty histogram. */
+export function summarize(histogram: Histogram): DurationSummary {
+  const count = histogram.totalCount;
+  if (count === 0) return { p50: 0, p95: 0, p99: 0, max: 0, mean: 0, count: 0 };
+  return {
+    p50: toMs(histogram.getValueAtPercentile(50)),
+    p95: toMs(histogram.getValueAtPercentile(95)),
+    p99: toMs(histogram.getValueAtPercentile(99)),
+    max: toMs(histogram.maxValue),
+    mean: toMs(histogram.mean),
+    count,
+  };
+}
+
+/** Summary of the sum of encoded histograms (the fields of one hash); a field that does not decode is skipped. */
+export function summarizeMerged(encoded: Iterable<string>): DurationSummary {
+  const merged = createDurationHistogram();
+  try {
+    for (const text of encoded) addEncoded(merged, text);
+    return summarize(merged);
+  } finally {
+    merged.destroy();
+  }
+}
+
+/**
+ * For each hash: adds `histogram` to the histogram in field `into` and
+ * deletes field `from`, atomically. Decoding is JS, so no Lua: WATCH/MULTI,
+ * read again when another writer changed the hash in between. On a connection
+ * of its own, because another user's EXEC on a shared connection would
+ * silently drop the WATCH.
+ */
+export async function foldField(
+  redis: Redis,
+  folds: readonly { key: string; histogram: Histogram }[],
+  from: string,
+  into: string,
+  attempts = 10,
+): Promise<void> {
+  if (folds.length === 0) return;
+  const connection = redis.duplicate({ maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 2000 });
+  let connectionError: unknown;
+  connection.on("error", (error: unknown) => {
+    connectionError = error;
+  });
+  try {
+    for (const { key, histogram } of folds) {
+      let done = false;
+      for (let attempt = 0; attempt < attempts && !done; attempt++) {
+        await connection.watch(key);
+        const sum = createDurationHistogram();
+        try {
+          const previous = await connection.hget(key, into);
+          if (previous && !addEncoded(sum, previous)) throw new Error(`${key} field ${into} is not a histogram`);
+          sum.add(histogram);
+          // null: another writer changed the hash between WATCH and EXEC.
+          done = (await connection.multi().hset(key, into, encodeHistogram(sum)).hdel(key, from).exec()) !== null;
+        } finally {
+          sum.destroy();
+        }
+      }
+      if (!done) throw new Error(`${key} kept changing; gave up after ${attempts} attempts`);
+    }
+  } catch (error) {
+    if (!connectionError) throw error;
+    throw new Error(`${errorMessage(error)} (${errorMessage(connectionError)})`, { cause: error });
+  } finally {
+    connection.disconnect();
+  }
+}

@@ -1,0 +1,52 @@
+/** GET /metrics/prometheus: the snapshot in Prometheus text exposition, with per-queue depth for autoscalers (KEDA, HPA). */
+import { Counter, Gauge, Registry } from "prom-client";
+import { type MetricsSnapshot, QUEUE_STATES } from "./metrics-snapshot";
+
+export const PROMETHEUS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
+
+/** Prometheus text exposition of a snapshot; a registry of its own per call, so nothing global accumulates. */
+export async function renderPrometheus(snapshot: MetricsSnapshot): Promise<string> {
+  const registry = new Registry();
+  const registers = [registry];
+  const counters: [string, string, number][] = [
+    ["aies_tasks_accepted_total", "Tasks accepted from the API and Kafka", snapshot.total_tasks],
+    ["aies_tasks_completed_total", "Tasks that succeeded", snapshot.completed_tasks],
+    ["aies_tasks_failed_total", "Tasks that failed for good", snapshot.failed_tasks],
+    ["aies_tasks_retried_total", "Attempts that failed and were retried", snapshot.retried_tasks],
+    ["aies_llm_calls_total", "Successful LLM chat calls", snapshot.llm.calls],
+    ["aies_llm_errors_total", "Failed LLM chat calls", snapshot.llm.errors],
+    ["aies_cache_hits_total", "Tasks answered from the semantic cache", snapshot.cache.hits],
+    ["aies_cache_misses_total", "Tasks that needed the LLM", snapshot.cache.misses],
+    ["aies_kafka_events_consumed_total", "Kafka events consumed", snapshot.kafka.events_consumed],
+  ];
+  for (const [name, help, value] of counters) new Counter({ name, help, registers }).inc(value);
+  const gauges: [string, string, number][] = [
+    ["aies_tasks_active", "Tasks being processed", snapshot.active_tasks],
+    ["aies_tasks_per_second", "Tasks ended per second over the last 10 s", snapshot.tasks_per_second],
+    ["aies_uptime_seconds", "Seconds since the answering process started", snapshot.uptime],
+  ];
+  for (const [name, help, value] of gauges) new Gauge({ name, help, registers }).set(value);
+
+  const tokens = new Counter({ name: "aies_llm_tokens_total", help: "LLM tokens", labelNames: ["kind"], registers });
+  tokens.inc({ kind: "prompt" }, snapshot.llm.prompt_tokens);
+  tokens.inc({ kind: "completion" }, snapshot.llm.completion_tokens);
+  const depth = new Gauge({
+    name: "aies_queue_depth",
+    help: "Jobs per queue and state; the figure an autoscaler (KEDA) reads",
+    labelNames: ["queue", "state"],
+    registers,
+  });
+  for (const [queue, depths] of Object.entries(snapshot.queues)) {
+    for (const state of QUEUE_STATES) depth.set({ queue, state }, depths[state]);
+  }
+  const latency = new Gauge({
+    name: "aies_task_latency_ms",
+    help: "Accepted → result latency quantiles in ms, since the metrics began",
+    labelNames: ["quantile"],
+    registers,
+  });
+  latency.set({ quantile: "0.5" }, snapshot.latency_ms.p50);
+  latency.set({ quantile: "0.95" }, snapshot.latency_ms.p95);
+  latency.set({ quantile: "0.99" }, snapshot.latency_ms.p99);
+  return registry.metrics();
+}

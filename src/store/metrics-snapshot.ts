@@ -1,0 +1,168 @@
+/**
+ * The /metrics snapshot: counters summed and histograms merged across every
+ * process, queue depths read from Bee-Queue's keys; one pipelined round trip.
+ */
+import { t } from "elysia";
+import type Redis from "ioredis";
+import { QUEUE_KEY_PREFIX } from "../queue/queues";
+import { type DurationSummary, summarizeMerged } from "./histogram";
+import { EXTERNAL_COUNTERS, HISTOGRAMS, metricsKeys, RATE_WINDOW_SECONDS } from "./metrics";
+
+const Count = t.Integer({ minimum: 0 });
+const Quantiles = { p50: t.Number(), p95: t.Number(), p99: t.Number() };
+export const QUEUE_STATES = ["waiting", "active", "delayed", "failed"] as const;
+
+export const MetricsSnapshotSchema = t.Object({
+  total_tasks: t.Integer({ minimum: 0, description: "tasks accepted, from the API and Kafka" }),
+  active_tasks: Count,
+  started_tasks: t.Integer({ minimum: 0, description: "attempts started, retries included" }),
+  completed_tasks: Count,
+  failed_tasks: Count,
+  retried_tasks: Count,
+  failure_rate: t.Number({ description: "failed / (completed + failed); 0 when none ended" }),
+  tasks_per_second: t.Number({
+    description: "tasks ended (completed or failed) per second, over the 10 s that ended 1 s ago",
+  }),
+  cache_hit_rate: t.Number(),
+  avg_processing_time: t.Number({ description: "seconds a worker spends on a task, mean" }),
+  uptime: t.Number({ description: "seconds since the answering process started" }),
+  latency_ms: t.Object({ ...Quantiles, max: t.Number(), count: Count }, { description: "accepted → result" }),
+  processing_ms: t.Object(Quantiles),
+  llm: t.Object({
+    calls: Count,
+    errors: Count,
+    avg_ms: t.Number(),
+    p95_ms: t.Number(),
+    prompt_tokens: Count,
+    completion_tokens: Count,
+    embedding_calls: Count,
+    embedding_inputs: Count,
+    rate_limited_waits: Count,
+    rate_limited_wait_ms: Count,
+  }),
+  queues: t.Record(
+    t.String(),
+    t.Object({ waiting: Count, active: Count, delayed: Count, failed: Count, accepted: Count }),
+  ),
+  cache: t.Object({
+    hits: Count,
+    misses: Count,
+    hit_rate: t.Number(),
+    avg_similarity: t.Number(),
+    embedding_calls: Count,
+    tokens_saved: Count,
+    estimated_cost_saved_usd: t.Number(),
+  }),
+  kafka: t.Object({ events_consumed: Count }),
+  enqueue: t.Object({ batches: Count, jobs: Count, avg_batch_size: t.Number() }),
+});
+export type MetricsSnapshot = typeof MetricsSnapshotSchema.static;
+
+const round = (n: number, digits = 4) => Math.round(n * 10 ** digits) / 10 ** digits;
+const ratio = (part: number, whole: number) => (whole > 0 ? round(part / whole) : 0);
+
+/**
+ * The deployment's metrics in one pipelined round trip: counters, every
+ * histogram hash (merged here), the rate buckets and the queues' key sizes.
+ */
+export async function readMetrics(deps: {
+  redis: Redis;
+  queues: readonly string[];
+  /** In-flight tasks, when the caller counts them itself; else the sum of the queues' active lists. */
+  activeTasks?: number;
+  prefix?: string;
+  queueKeyPrefix?: string;
+  /** Epoch ms the answering process started; defaults to this process's start. */
+  startedAt?: number;
+  /** Epoch ms; tests move the clock to see the rate window. */
+  now?: number;
+}): Promise<MetricsSnapshot> {
+  const { redis, queues, prefix = "metrics", queueKeyPrefix = QUEUE_KEY_PREFIX, now = Date.now() } = deps;
+  const keys = metricsKeys(prefix);
+  // The 10 seconds before the last one: with a flush interval of at most 1 s, every process has sent them.
+  const lastSecond = Math.floor(now / 1000) - 2;
+  const pipeline = redis.pipeline().hgetall(keys.counters);
+  for (const name of HISTOGRAMS) pipeline.hgetall(keys.histogram(name));
+  for (let i = 0; i < RATE_WINDOW_SECONDS; i++) pipeline.hmget(keys.rate(lastSecond - i), "completed", "failed");
+  for (const queue of queues) {
+    const base = `${queueKeyPrefix}:${queue}`;
+    pipeline.llen(`${base}:waiting`).llen(`${base}:active`).zcard(`${base}:delayed`).scard(`${base}:failed`);
+  }
+  const replies = (await pipeline.exec()) ?? [];
+  let cursor = 0;
+  const next = <T>(): T => {
+    const [error, value] = replies[cursor++] ?? [new Error("missing reply in the metrics pipeline")];
+    if (error) throw error;
+    return value as T;
+  };
+
+  const counters = next<Record<string, string>>();
+  const count = (field: string) => {
+    const value = Number(counters[field] ?? 0);
+    return Number.isFinite(value) ? value : 0;
+  };
+  const [latency, processing, llm] = HISTOGRAMS.map(() =>
+    summarizeMerged(Object.values(next<Record<string, string>>())),
+  ) as [DurationSummary, DurationSummary, DurationSummary];
+  let ended = 0;
+  for (let i = 0; i < RATE_WINDOW_SECONDS; i++) {
+    for (const value of next<(string | null)[]>()) ended += Number(value ?? 0);
+  }
+  const depths: MetricsSnapshot["queues"] = {};
+  for (const queue of queues) {
+    const [waiting, active, delayed, failed] = QUEUE_STATES.map(() => next<number>()) as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    depths[queue] = { waiting, active, delayed, failed, accepted: count(`tasks_accepted:${queue}`) };
+  }
+
+  const completed = count("tasks_completed");
+  const failed = count("tasks_failed");
+  const hits = count("cache_hits");
+  const misses = count("cache_misses");
+  const similarityCount = count(EXTERNAL_COUNTERS.cacheSimilarityCount);
+  const batches = count("enqueue_batches");
+  const jobs = count("enqueue_jobs");
+  return {
+    total_tasks: count("tasks_accepted"),
+    active_tasks: deps.activeTasks ?? Object.values(depths).reduce((sum, depth) => sum + depth.active, 0),
+    started_tasks: count("tasks_started"),
+    completed_tasks: completed,
+    failed_tasks: failed,
+    retried_tasks: count("tasks_retried"),
+    failure_rate: ratio(failed, completed + failed),
+    tasks_per_second: round(ended / RATE_WINDOW_SECONDS),
+    cache_hit_rate: ratio(hits, hits + misses),
+    avg_processing_time: round(processing.mean / 1000, 6),
+    uptime: round(deps.startedAt === undefined ? process.uptime() : (now - deps.startedAt) / 1000, 3),
+    latency_ms: { p50: latency.p50, p95: latency.p95, p99: latency.p99, max: latency.max, count: latency.count },
+    processing_ms: { p50: processing.p50, p95: processing.p95, p99: processing.p99 },
+    llm: {
+      calls: count("llm_calls"),
+      errors: count("llm_errors"),
+      avg_ms: round(llm.mean, 3),
+      p95_ms: llm.p95,
+      prompt_tokens: count("llm_prompt_tokens"),
+      completion_tokens: count("llm_completion_tokens"),
+      embedding_calls: count("embedding_calls"),
+      embedding_inputs: count("embedding_inputs"),
+      rate_limited_waits: count("rate_limited_waits"),
+      rate_limited_wait_ms: count("rate_limited_wait_ms"),
+    },
+    queues: depths,
+    cache: {
+      hits,
+      misses,
+      hit_rate: ratio(hits, hits + misses),
+      avg_similarity: ratio(count(EXTERNAL_COUNTERS.cacheSimilaritySum), similarityCount),
+      embedding_calls: count("embedding_calls"),
+      tokens_saved: count("cache_tokens_saved"),
+      estimated_cost_saved_usd: round(count(EXTERNAL_COUNTERS.cacheCostSavedMicroUsd) / 1e6, 6),
+    },
+    kafka: { events_consumed: count(EXTERNAL_COUNTERS.kafkaEventsConsumed) },
+    enqueue: { batches, jobs, avg_batch_size: ratio(jobs, batches) },
+  };
+}

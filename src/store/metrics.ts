@@ -1,0 +1,224 @@
+/**
+ * Metrics of every process (API and workers), fed by the EventBus and
+ * aggregated in Redis, so /metrics answers for the whole deployment.
+ *
+ * A listener only bumps local numbers and records into local HDR histograms;
+ * nothing touches Redis per job. Every flush interval (and on flush/close) a
+ * process sends ONE transaction with what changed:
+ *   {prefix}:counters          hash, HINCRBY of each delta since the last flush
+ *   {prefix}:rate:{epochSec}   hash {completed, failed} of that second, EXPIRE 120
+ *   {prefix}:hist:{name}       hash, field = processId, value = that process's
+ *                              cumulative histogram (HDR, compressed base64);
+ *                              `_retired` holds the sum of closed processes'
+ * A reader (metrics-snapshot.ts) merges the histogram fields and sums counters: 1 round trip.
+ */
+import type Redis from "ioredis";
+import { errorMessage } from "../errors";
+import type { EventBus } from "../events";
+import type { Logger } from "../log";
+import {
+  createDurationHistogram,
+  encodeHistogram,
+  foldField,
+  type Histogram,
+  recordMs,
+} from "./histogram";
+
+export const HISTOGRAMS = ["latency", "processing", "llm"] as const;
+export type HistogramName = (typeof HISTOGRAMS)[number];
+const RETIRED_FIELD = "_retired";
+const RATE_TTL_SECONDS = 120;
+export const RATE_WINDOW_SECONDS = 10;
+
+/** Counter fields that other modules increment themselves in `{prefix}:counters` (HINCRBY, or HINCRBYFLOAT for the sum). */
+export const EXTERNAL_COUNTERS = {
+  cacheSimilaritySum: "cache_similarity_sum",
+  cacheSimilarityCount: "cache_similarity_count",
+  cacheCostSavedMicroUsd: "cache_cost_saved_micro_usd",
+  kafkaEventsConsumed: "kafka_events_consumed",
+} as const;
+
+export const metricsKeys = (prefix = "metrics") => ({
+  counters: `${prefix}:counters`,
+  rate: (epochSecond: number) => `${prefix}:rate:${epochSecond}`,
+  histogram: (name: HistogramName) => `${prefix}:hist:${name}`,
+});
+
+export interface MetricsRecorder {
+  /** Sends what changed; rejects (keeping the deltas for the next flush) when Redis does not take them. */
+  flush(): Promise<void>;
+  /** Stops recording, flushes, and folds this process's histograms into `_retired`. Idempotent; never throws. */
+  close(): Promise<void>;
+}
+
+export function createMetricsRecorder(deps: {
+  redis: Redis;
+  bus: EventBus;
+  processId: string;
+  logger: Logger;
+  flushIntervalMs?: number;
+  prefix?: string;
+  now?: () => number;
+}): MetricsRecorder {
+  const { redis, bus, processId, logger, flushIntervalMs = 1000, prefix = "metrics", now = Date.now } = deps;
+  const keys = metricsKeys(prefix);
+  let deltas = new Map<string, number>();
+  let rates = new Map<number, { completed: number; failed: number }>();
+  const histograms = Object.fromEntries(HISTOGRAMS.map((name) => [name, createDurationHistogram()])) as Record<
+    HistogramName,
+    Histogram
+  >;
+  const dirty = new Set<HistogramName>();
+
+  // HINCRBY takes integers only; token counts and waits are integers in practice anyway.
+  const add = (field: string, n = 1) => {
+    const value = Math.round(n);
+    if (value !== 0) deltas.set(field, (deltas.get(field) ?? 0) + value);
+  };
+  const observe = (name: HistogramName, ms: number) => {
+    recordMs(histograms[name], ms);
+    dirty.add(name);
+  };
+  // Bucketed by the second the task ended, not the second of the flush, so tasks/s is not smeared by flush timing.
+  const tick = (kind: "completed" | "failed") => {
+    const second = Math.floor(now() / 1000);
+    const bucket = rates.get(second) ?? { completed: 0, failed: 0 };
+    rates.set(second, bucket);
+    bucket[kind] += 1;
+  };
+
+  const unsubscribe = [
+    bus.on("task.accepted", (e) => {
+      add("tasks_accepted");
+      add(`tasks_accepted:${e.queue}`);
+    }),
+    bus.on("task.started", () => add("tasks_started")),
+    bus.on("task.succeeded", (e) => {
+      add("tasks_completed");
+      add(e.from_cache ? "cache_hits" : "cache_misses");
+      if (e.from_cache) add("cache_tokens_saved", e.tokens);
+      tick("completed");
+      observe("latency", e.latency_ms);
+      observe("processing", e.processing_ms);
+    }),
+    bus.on("task.retried", () => add("tasks_retried")),
+    bus.on("task.failed", () => {
+      add("tasks_failed");
+      tick("failed");
+    }),
+    bus.on("llm.call", (e) => {
+      add(e.ok ? "llm_calls" : "llm_errors");
+      add("llm_prompt_tokens", e.prompt_tokens);
+      add("llm_completion_tokens", e.completion_tokens);
+      observe("llm", e.ms);
+    }),
+    bus.on("llm.embed", (e) => {
+      add("embedding_calls");
+      add("embedding_inputs", e.inputs);
+    }),
+    bus.on("llm.rate_limited", (e) => {
+      add("rate_limited_waits");
+      add("rate_limited_wait_ms", e.wait_ms);
+    }),
+    bus.on("enqueue.batch", (e) => {
+      add("enqueue_batches");
+      add("enqueue_jobs", e.size);
+    }),
+  ];
+
+  let closed = false;
+  const inflight = new Set<Promise<void>>();
+
+  const send = async () => {
+    if (deltas.size === 0 && rates.size === 0 && dirty.size === 0) return;
+    const counts = deltas;
+    const ticks = rates;
+    const names = [...dirty];
+    deltas = new Map();
+    rates = new Map();
+    dirty.clear();
+    // MULTI rather than a plain pipeline: all or nothing, so giving the deltas back after a failure never double-counts.
+    const tx = redis.multi();
+    for (const [field, n] of counts) tx.hincrby(keys.counters, field, n);
+    for (const [second, { completed, failed }] of ticks) {
+      if (completed) tx.hincrby(keys.rate(second), "completed", completed);
+      if (failed) tx.hincrby(keys.rate(second), "failed", failed);
+      tx.expire(keys.rate(second), RATE_TTL_SECONDS);
+    }
+    for (const name of names) tx.hset(keys.histogram(name), processId, encodeHistogram(histograms[name]));
+    try {
+      const results = await tx.exec();
+      const failure = results?.find(([error]) => error)?.[0];
+      if (!results || failure) throw failure ?? new Error("metrics transaction aborted");
+    } catch (error) {
+      for (const [field, n] of counts) add(field, n);
+      const oldest = Math.floor(now() / 1000) - RATE_TTL_SECONDS;
+      for (const [second, bucket] of ticks) {
+        if (second < oldest) continue;
+        const current = rates.get(second) ?? { completed: 0, failed: 0 };
+        rates.set(second, { completed: current.completed + bucket.completed, failed: current.failed + bucket.failed });
+      }
+      // Histograms are cumulative: the next successful flush carries everything.
+      for (const name of names) dirty.add(name);
+      throw error;
+    }
+  };
+
+  const flush = () => {
+    if (closed) return Promise.resolve();
+    const run = send();
+    inflight.add(run);
+    return run.finally(() => inflight.delete(run));
+  };
+
+  let failing = false;
+  const timer = setInterval(() => {
+    flush().then(
+      () => {
+        if (failing) logger.info({ process_id: processId }, "metrics flush recovered");
+        failing = false;
+      },
+      (error: unknown) => {
+        // One warning per outage, not one per second.
+        if (!failing)
+          logger.warn({ process_id: processId, error: errorMessage(error) }, "metrics flush failed; retrying");
+        failing = true;
+      },
+    );
+  }, flushIntervalMs);
+  timer.unref();
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      clearInterval(timer);
+      for (const off of unsubscribe) off();
+      try {
+        await flush();
+      } catch (error) {
+        logger.warn(
+          { process_id: processId, prefix, error: errorMessage(error), lost: Object.fromEntries(deltas) },
+          "final metrics flush failed; these counts are lost",
+        );
+      }
+      closed = true;
+      // An HSET of our own field that landed after the fold would count this process twice.
+      await Promise.allSettled([...inflight]);
+      try {
+        const live = HISTOGRAMS.filter((name) => histograms[name].totalCount > 0);
+        const folds = live.map((name) => ({ key: keys.histogram(name), histogram: histograms[name] }));
+        // Keeps one field per live process in each hash, however often workers are recycled.
+        await foldField(redis, folds, processId, RETIRED_FIELD);
+      } catch (error) {
+        logger.warn(
+          { process_id: processId, prefix, error: errorMessage(error) },
+          "could not retire metrics histograms",
+        );
+      }
+      for (const histogram of Object.values(histograms)) histogram.destroy();
+    })();
+    return closing;
+  };
+
+  return { flush, close };
+}

@@ -1,0 +1,191 @@
+/**
+ * Task state and results: `result:{task_id}`, a hash with the status
+ * (PENDING, STARTED, RETRY, SUCCESS, FAILURE, the names the Python design
+ * used), timestamps, the result or the error, kept RESULT_TTL_SECONDS after
+ * the task ends. A task that is still queued has no hash yet: its state is
+ * read from the queue's own job record, so accepting a task costs no write
+ * besides the job itself.
+ *
+ * Round trips per job on the worker side: 1 to start (a Lua script that also
+ * refuses to restart a finished task), 1 to finish (result + expiry + the
+ * notification in one pipeline).
+ */
+import type Redis from "ioredis";
+import { QUEUE_KEY_PREFIX } from "../queue/queues";
+import type { TaskJob } from "../queue/task-job";
+
+export const TASK_STATUSES = ["PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE"] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+export const TERMINAL: ReadonlySet<TaskStatus> = new Set(["SUCCESS", "FAILURE"]);
+
+export interface TaskResult {
+  response: string;
+  task_type: string;
+  model: string;
+  /** Seconds the worker spent on the task. */
+  processing_time: number;
+  from_cache: boolean;
+  similarity?: number;
+  metadata: { tokens_used: number; prompt_tokens: number; completion_tokens: number };
+}
+
+export interface TaskError {
+  code: string;
+  message: string;
+  retriable: boolean;
+}
+
+export interface TaskState {
+  task_id: string;
+  status: TaskStatus;
+  task_type?: string;
+  queue?: string;
+  attempts?: number;
+  accepted_at?: number;
+  started_at?: number;
+  finished_at?: number;
+  result?: TaskResult;
+  error?: TaskError;
+  /** Internal: the tenant that owns the task; never sent to clients. */
+  tenant?: string;
+}
+
+/** Channel on which a finished task's id is published, so waiting requests wake without polling. */
+export const DONE_CHANNEL = "tasks:done";
+/** How long a started task's record lives if its worker dies and nobody finishes it. */
+const IN_FLIGHT_TTL_SECONDS = 7 * 24 * 3600;
+
+/*
+ * KEYS[1] result:{task_id}
+ * ARGV[1] started_at (epoch ms)   ARGV[2] queue   ARGV[3] task_type   ARGV[4] tenant ("" for none)
+ * ARGV[5] accepted_at             ARGV[6] ttl seconds of an unfinished record
+ * Returns the status the task had when it is already finished (SUCCESS or
+ * FAILURE: the job must not run again), else "STARTED" and the attempt number.
+ */
+const START_SCRIPT = `
+local status = redis.call("HGET", KEYS[1], "status")
+if status == "SUCCESS" or status == "FAILURE" then return {status, 0} end
+local attempts = redis.call("HINCRBY", KEYS[1], "attempts", 1)
+redis.call("HSET", KEYS[1], "status", "STARTED", "started_at", ARGV[1], "queue", ARGV[2], "task_type", ARGV[3], "accepted_at", ARGV[5])
+if ARGV[4] ~= "" then redis.call("HSET", KEYS[1], "tenant", ARGV[4]) end
+redis.call("EXPIRE", KEYS[1], ARGV[6])
+return {"STARTED", attempts}
+`;
+
+type ScriptClient = Redis & {
+  taskStart(key: string, ...args: (string | number)[]): Promise<[string, number]>;
+};
+
+export interface TaskStore {
+  /** Marks the task STARTED; answers the terminal status instead when it already ended (a re-run after a crash). */
+  start(
+    job: TaskJob,
+    queue: string,
+    now?: number,
+  ): Promise<{ status: "STARTED"; attempt: number } | { status: TaskStatus }>;
+  succeed(taskId: string, result: TaskResult, now?: number): Promise<void>;
+  /** A failed attempt that will be retried. */
+  retry(taskId: string, error: TaskError): Promise<void>;
+  fail(taskId: string, error: TaskError, now?: number): Promise<void>;
+  /** The task's state, or undefined when no such task exists (or it belongs to another tenant). */
+  get(taskId: string, tenant?: string): Promise<TaskState | undefined>;
+}
+
+export function resultKey(taskId: string): string {
+  return `result:${taskId}`;
+}
+
+function parse<T>(value: string | undefined): T | undefined {
+  return value === undefined ? undefined : (JSON.parse(value) as T);
+}
+
+function toNumber(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : Number(value);
+}
+
+export function createTaskStore(deps: {
+  redis: Redis;
+  resultTtlSeconds: number;
+  /** Queues whose job records are searched for a task that has not started. */
+  queues: readonly string[];
+  queueKeyPrefix?: string;
+}): TaskStore {
+  const { redis, resultTtlSeconds, queues, queueKeyPrefix = QUEUE_KEY_PREFIX } = deps;
+  if (!("taskStart" in redis)) redis.defineCommand("taskStart", { numberOfKeys: 1, lua: START_SCRIPT });
+  const client = redis as ScriptClient;
+
+  const finish = async (taskId: string, fields: Record<string, string | number>) => {
+    const key = resultKey(taskId);
+    await redis
+      .pipeline()
+      .hset(key, fields)
+      .expire(key, resultTtlSeconds)
+      .publish(DONE_CHANNEL, taskId)
+      .exec()
+      .then((replies) => {
+        const failed = replies?.find(([error]) => error);
+        if (failed?.[0]) throw failed[0];
+      });
+  };
+
+  return {
+    async start(job, queue, now = Date.now()) {
+      const [status, attempt] = await client.taskStart(
+        resultKey(job.task_id),
+        now,
+        queue,
+        job.task_type,
+        job.tenant ?? "",
+        job.accepted_at,
+        IN_FLIGHT_TTL_SECONDS,
+      );
+      return status === "STARTED" ? { status: "STARTED", attempt } : { status: status as TaskStatus };
+    },
+    succeed(taskId, result, now = Date.now()) {
+      return finish(taskId, { status: "SUCCESS", result: JSON.stringify(result), finished_at: now });
+    },
+    async retry(taskId, error) {
+      await redis.hset(resultKey(taskId), { status: "RETRY", error: JSON.stringify(error) });
+    },
+    fail(taskId, error, now = Date.now()) {
+      return finish(taskId, { status: "FAILURE", error: JSON.stringify(error), finished_at: now });
+    },
+    async get(taskId, tenant) {
+      const hash = await redis.hgetall(resultKey(taskId));
+      if (hash.status) {
+        if (tenant !== undefined && hash.tenant !== tenant) return undefined;
+        return {
+          task_id: taskId,
+          status: hash.status as TaskStatus,
+          task_type: hash.task_type,
+          queue: hash.queue,
+          attempts: toNumber(hash.attempts),
+          accepted_at: toNumber(hash.accepted_at),
+          started_at: toNumber(hash.started_at),
+          finished_at: toNumber(hash.finished_at),
+          result: parse<TaskResult>(hash.result),
+          error: parse<TaskError>(hash.error),
+          tenant: hash.tenant,
+        };
+      }
+      // Not started yet: look for the job in the queues, in one pipeline.
+      const pipeline = redis.pipeline();
+      for (const queue of queues) pipeline.hget(`${queueKeyPrefix}:${queue}:jobs`, taskId);
+      const replies = (await pipeline.exec()) ?? [];
+      for (const [i, [error, raw]] of replies.entries()) {
+        if (error || typeof raw !== "string") continue;
+        const job = (JSON.parse(raw) as { data: TaskJob }).data;
+        if (tenant !== undefined && job.tenant !== tenant) return undefined;
+        return {
+          task_id: taskId,
+          status: "PENDING",
+          task_type: job.task_type,
+          queue: queues[i],
+          accepted_at: job.accepted_at,
+          tenant: job.tenant,
+        };
+      }
+      return undefined;
+    },
+  };
+}

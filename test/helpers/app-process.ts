@@ -1,0 +1,74 @@
+/**
+ * The real app as a child process, the way users run it, against the real
+ * Redis (a database of its own, emptied first, so counts are exact) and the
+ * project's mock OpenAI server.
+ */
+import { join } from "node:path";
+import Redis from "ioredis";
+import { testConfig, waitFor } from "./services";
+
+const ROOT = join(import.meta.dir, "..", "..");
+
+export function freePort(): number {
+  const server = Bun.serve({ port: 0, fetch: () => new Response() });
+  const port = server.port ?? 0;
+  server.stop(true);
+  return port;
+}
+
+/** REDIS_URL of the test Redis with another database number; the database is emptied. */
+export async function isolatedRedisUrl(db: number): Promise<string> {
+  const url = new URL(testConfig.redisUrl);
+  url.pathname = `/${db}`;
+  const client = new Redis(url.toString(), { protocol: 2, lazyConnect: true });
+  await client.connect();
+  await client.flushdb();
+  await client.quit();
+  return url.toString();
+}
+
+export interface AppProcess {
+  url: string;
+  proc: ReturnType<typeof Bun.spawn>;
+  output: () => string;
+  stop(): Promise<number>;
+}
+
+export async function startApp(env: Record<string, string>): Promise<AppProcess> {
+  const port = freePort();
+  let output = "";
+  const proc = Bun.spawn(["bun", "src/main.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: "warn", KAFKA_TOPIC_OUT: "", ROLES: "api,worker", ...env, PORT: String(port) },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) output += decoder.decode(chunk);
+  };
+  void collect(proc.stdout as ReadableStream<Uint8Array>);
+  void collect(proc.stderr as ReadableStream<Uint8Array>);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`the app exited with ${proc.exitCode}:\n${output}`);
+      return (await fetch(`${url}/health`).catch(() => undefined))?.status === 200;
+    },
+    "the app to answer /health",
+    20_000,
+    100,
+  );
+  return {
+    url,
+    proc,
+    output: () => output,
+    async stop() {
+      proc.kill("SIGTERM");
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+      const code = await proc.exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}

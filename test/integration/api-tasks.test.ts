@@ -1,0 +1,236 @@
+/**
+ * POST /process and GET /task/:id in process (app.handle) against the real
+ * Redis: what is accepted, what is refused and how, idempotent retries, and
+ * waiting for a result.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type BeeQueue from "bee-queue";
+import { createApp } from "../../src/api/app";
+import type { ErrorBody } from "../../src/api/errors";
+import { createEventBus } from "../../src/events";
+import { createLogger } from "../../src/log";
+import { createEnqueuer } from "../../src/queue/enqueuer";
+import { createProducerQueue, JITTER_BACKOFF } from "../../src/queue/queues";
+import type { TaskJob } from "../../src/queue/task-job";
+import type { RedisClient } from "../../src/store/redis";
+import { createTaskStore, resultKey, type TaskResult } from "../../src/store/task-store";
+import { createTaskWaiter, type TaskWaiter } from "../../src/store/task-waiter";
+import { deleteByPrefix, json, requireRedis, uniquePrefix } from "../helpers/services";
+
+const logger = createLogger({ level: "silent" });
+const keyPrefix = uniquePrefix("api");
+const QUEUES = ["default", "ai_processing", "kafka_events", "heavy"];
+let redis: RedisClient;
+let waiter: TaskWaiter;
+let queues: Map<string, BeeQueue<TaskJob>>;
+let app: ReturnType<typeof createApp>;
+const createdIds: string[] = [];
+
+type Accepted = { task_id: string; status: string; message: string };
+type Task = { task_id: string; status: string; result?: TaskResult; error?: unknown };
+
+beforeAll(async () => {
+  redis = await requireRedis();
+  waiter = await createTaskWaiter({ redis, logger });
+  queues = new Map(QUEUES.map((name) => [name, createProducerQueue(name, { redis, keyPrefix })]));
+  await Promise.all([...queues.values()].map((q) => q.ready()));
+  const bus = createEventBus();
+  app = createApp({
+    logger,
+    probes: [],
+    roles: ["api"],
+    tasks: {
+      redis,
+      enqueuer: createEnqueuer({
+        queues,
+        options: { retries: 3, backoffStrategy: JITTER_BACKOFF, backoffMs: 1000 },
+        bus,
+        logger,
+      }),
+      store: createTaskStore({ redis, resultTtlSeconds: 60, queues: QUEUES, queueKeyPrefix: keyPrefix }),
+      waiter,
+      bus,
+      routes: new Map([["summarization", "heavy"]]),
+      taskTypes: new Set(["general_analysis", "summarization", "sentiment_analysis"]),
+    },
+  });
+});
+
+afterAll(async () => {
+  await Promise.all([...queues.values()].map((q) => q.close()));
+  await waiter.close();
+  if (createdIds.length > 0) await redis.del(...createdIds.map(resultKey));
+  await deleteByPrefix(redis, keyPrefix);
+  await redis.quit();
+});
+
+/** As an HTTP client sends it: with a content-length. */
+function post(body: unknown, headers: Record<string, string> = {}) {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  return app.handle(
+    new Request("http://localhost/process", {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)), ...headers },
+      body: text,
+    }),
+  );
+}
+
+const waitingCount = async () => {
+  let total = 0;
+  for (const name of QUEUES) total += await redis.llen(`${keyPrefix}:${name}:waiting`);
+  return total;
+};
+
+describe("POST /process", () => {
+  test("a valid text is accepted with 202 and a task id, its job is already in Redis, and it reads as PENDING", async () => {
+    const response = await post({ text: "The product works well", task_type: "sentiment_analysis", temperature: 0.1 });
+    const body = await json<Accepted>(response);
+    createdIds.push(body.task_id);
+
+    expect(response.status).toBe(202);
+    expect(body.status).toBe("PENDING");
+    const stored = JSON.parse((await redis.hget(`${keyPrefix}:ai_processing:jobs`, body.task_id)) ?? "null");
+    expect(stored.data).toMatchObject({
+      task_id: body.task_id,
+      text: "The product works well",
+      task_type: "sentiment_analysis",
+      use_cache: true,
+      temperature: 0.1,
+      max_tokens: 1000,
+      source: "api",
+    });
+    const task = await json<Task>(await app.handle(new Request(`http://localhost/task/${body.task_id}`)));
+    expect(task).toEqual({ task_id: body.task_id, status: "PENDING" });
+  });
+
+  test("defaults apply, and a routed task type goes to its own queue", async () => {
+    const body = await json<Accepted>(await post({ text: "Long report ...", task_type: "summarization" }));
+    expect(await redis.hexists(`${keyPrefix}:heavy:jobs`, body.task_id)).toBe(1);
+    const general = await json<Accepted>(await post({ text: "no type given" }));
+    const stored = JSON.parse((await redis.hget(`${keyPrefix}:ai_processing:jobs`, general.task_id)) ?? "null");
+    expect(stored.data.task_type).toBe("general_analysis");
+  });
+
+  test("task ids sort in acceptance order", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await json<Accepted>(await post({ text: `n${i}` }))).task_id);
+    expect([...ids].sort()).toEqual(ids);
+  });
+
+  test.each([
+    ["an empty text", { text: "" }, 422, "text"],
+    ["a text of 10,001 characters", { text: "x".repeat(10_001) }, 422, "text"],
+    ["a task_type with capitals and a dash", { text: "hi", task_type: "Bad-Type" }, 422, "task_type"],
+    ["an unknown task_type", { text: "hi", task_type: "translation" }, 422, "task_type"],
+    ["a number as text", { text: 5 }, 422, "text"],
+    ["a string as temperature", { text: "hi", temperature: "hot" }, 422, "temperature"],
+    ["a temperature above 2", { text: "hi", temperature: 2.5 }, 422, "temperature"],
+    ["max_tokens of 0", { text: "hi", max_tokens: 0 }, 422, "max_tokens"],
+    ["no text at all", { task_type: "summarization" }, 422, "text"],
+  ])("%s is refused with a 422 naming the field, and nothing is enqueued", async (_name, body, status, field) => {
+    const before = await waitingCount();
+    const response = await post(body);
+    const error = await json<ErrorBody>(response);
+    expect(response.status).toBe(status);
+    expect(error.error.message).toStartWith(`${field}:`);
+    expect(await waitingCount()).toBe(before);
+  });
+
+  test("invalid JSON is refused with 400", async () => {
+    const response = await post('{"text": "unterminated');
+    expect(response.status).toBe(400);
+    expect((await json<ErrorBody>(response)).error.code).toBe("INVALID_BODY");
+  });
+
+  test("a body over the limit is refused with 413 before it is read", async () => {
+    const response = await post({ text: "x".repeat(2 * 1024 * 1024) });
+    expect(response.status).toBe(413);
+    expect((await json<ErrorBody>(response)).error.code).toBe("PAYLOAD_TOO_LARGE");
+  });
+
+  test("a chunked body (no content-length) over the limit is refused with 413 too", async () => {
+    const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 32; i++) controller.enqueue(chunk);
+        controller.close();
+      },
+    });
+    const before = await waitingCount();
+    const response = await app.handle(
+      new Request("http://localhost/process", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      }),
+    );
+    expect(response.status).toBe(413);
+    expect((await json<ErrorBody>(response)).error.code).toBe("PAYLOAD_TOO_LARGE");
+    expect(await waitingCount()).toBe(before);
+  });
+
+  test("a body that is not JSON is refused with 415", async () => {
+    const response = await app.handle(
+      new Request("http://localhost/process", {
+        method: "POST",
+        headers: { "content-type": "text/plain" },
+        body: "hi",
+      }),
+    );
+    expect(response.status).toBe(415);
+    expect((await json<ErrorBody>(response)).error.code).toBe("UNSUPPORTED_MEDIA_TYPE");
+  });
+
+  test("the same Idempotency-Key posted twice gives one task id and one job", async () => {
+    const key = uniquePrefix("idem");
+    const before = await waitingCount();
+    const first = await json<Accepted>(await post({ text: "pay invoice 42" }, { "idempotency-key": key }));
+    const again = await post({ text: "pay invoice 42" }, { "idempotency-key": key });
+    const second = await json<Accepted>(again);
+    expect(second.task_id).toBe(first.task_id);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(await waitingCount()).toBe(before + 1);
+  });
+});
+
+describe("GET /task/:id", () => {
+  test("an unknown id answers 404 in the error shape", async () => {
+    const response = await app.handle(new Request("http://localhost/task/0190-unknown"));
+    expect(response.status).toBe(404);
+    expect((await json<ErrorBody>(response)).error.code).toBe("TASK_NOT_FOUND");
+  });
+
+  test("?wait= holds the request until the task ends, and answers with its result", async () => {
+    const { task_id } = await json<Accepted>(await post({ text: "wait for me" }));
+    createdIds.push(task_id);
+    const store = createTaskStore({ redis, resultTtlSeconds: 60, queues: QUEUES, queueKeyPrefix: keyPrefix });
+    const result: TaskResult = {
+      response: "done",
+      task_type: "general_analysis",
+      model: "simulated",
+      processing_time: 0.2,
+      from_cache: false,
+      metadata: { tokens_used: 2, prompt_tokens: 1, completion_tokens: 1 },
+    };
+    setTimeout(() => void store.succeed(task_id, result), 200);
+
+    const started = performance.now();
+    const task = await json<Task>(await app.handle(new Request(`http://localhost/task/${task_id}?wait=5000`)));
+    expect(task).toEqual({ task_id, status: "SUCCESS", result });
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  test("?wait= answers the current state when the wait runs out", async () => {
+    const { task_id } = await json<Accepted>(await post({ text: "nobody processes me" }));
+    const started = performance.now();
+    const task = await json<Task>(await app.handle(new Request(`http://localhost/task/${task_id}?wait=150`)));
+    expect(task.status).toBe("PENDING");
+    expect(performance.now() - started).toBeGreaterThanOrEqual(140);
+  });
+
+  test("a malformed id or wait is refused with 422", async () => {
+    expect((await app.handle(new Request("http://localhost/task/bad%20id"))).status).toBe(422);
+    expect((await app.handle(new Request("http://localhost/task/abc?wait=soon"))).status).toBe(422);
+  });
+});

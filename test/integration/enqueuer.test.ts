@@ -1,0 +1,96 @@
+/** Batched enqueue against the real Redis: concurrent jobs share pipelined saves, and each is in Redis when its promise resolves. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type BeeQueue from "bee-queue";
+import { createEventBus, type EventMap } from "../../src/events";
+import { createLogger } from "../../src/log";
+import { createEnqueuer } from "../../src/queue/enqueuer";
+import { createProducerQueue, JITTER_BACKOFF } from "../../src/queue/queues";
+import { newTaskId, type TaskJob } from "../../src/queue/task-job";
+import type { RedisClient } from "../../src/store/redis";
+import { deleteByPrefix, requireRedis, uniquePrefix } from "../helpers/services";
+
+const logger = createLogger({ level: "silent" });
+const keyPrefix = uniquePrefix("enq");
+let redis: RedisClient;
+let queue: BeeQueue<TaskJob>;
+
+function job(text: string): TaskJob {
+  return {
+    task_id: newTaskId(),
+    text,
+    task_type: "general_analysis",
+    use_cache: true,
+    temperature: 0.7,
+    max_tokens: 100,
+    source: "api",
+    accepted_at: Date.now(),
+  };
+}
+
+beforeAll(async () => {
+  redis = await requireRedis();
+  queue = createProducerQueue("ai_processing", { redis, keyPrefix });
+  await queue.ready();
+});
+
+afterAll(async () => {
+  await queue.close();
+  await deleteByPrefix(redis, keyPrefix);
+  await redis.quit();
+});
+
+function setup() {
+  const bus = createEventBus();
+  const batches: EventMap["enqueue.batch"][] = [];
+  bus.on("enqueue.batch", (batch) => batches.push(batch));
+  const enqueuer = createEnqueuer({
+    queues: new Map([["ai_processing", queue]]),
+    options: { retries: 3, backoffStrategy: JITTER_BACKOFF, backoffMs: 1000 },
+    bus,
+    logger,
+  });
+  return { enqueuer, batches };
+}
+
+describe("enqueuer", () => {
+  test("1,000 concurrent jobs are saved in a few pipelined batches, each in Redis when its promise resolves", async () => {
+    const { enqueuer, batches } = setup();
+    const jobs = Array.from({ length: 1000 }, (_, i) => job(`text ${i}`));
+
+    const added = await Promise.all(jobs.map((j) => enqueuer.enqueue("ai_processing", j)));
+
+    expect(added.every(Boolean)).toBe(true);
+    const stored = await redis.hmget(`${keyPrefix}:ai_processing:jobs`, ...jobs.map((j) => j.task_id));
+    expect(stored.filter((s) => s !== null)).toHaveLength(1000);
+    const first = JSON.parse(stored[0] ?? "{}");
+    expect(first.data.text).toBe("text 0");
+    expect(first.options.retries).toBe(3);
+    expect(first.options.backoff).toEqual({ strategy: JITTER_BACKOFF, delay: 1000 });
+    expect(batches.reduce((sum, b) => sum + b.size, 0)).toBe(1000);
+    expect(batches.length).toBeLessThanOrEqual(10);
+  });
+
+  test("a job whose id already exists is not added twice", async () => {
+    const { enqueuer } = setup();
+    const once = job("once");
+    expect(await enqueuer.enqueue("ai_processing", once)).toBe(true);
+    expect(await enqueuer.enqueue("ai_processing", { ...once, text: "again" })).toBe(false);
+    const stored = JSON.parse((await redis.hget(`${keyPrefix}:ai_processing:jobs`, once.task_id)) ?? "{}");
+    expect(stored.data.text).toBe("once");
+  });
+
+  test("an unknown queue is refused without touching Redis", async () => {
+    const { enqueuer, batches } = setup();
+    await expect(enqueuer.enqueue("nope", job("x"))).rejects.toThrow("no queue named 'nope'");
+    expect(batches).toEqual([]);
+  });
+
+  test("flush waits until every handed-over job is saved", async () => {
+    const { enqueuer } = setup();
+    const jobs = Array.from({ length: 50 }, (_, i) => job(`flush ${i}`));
+    for (const j of jobs) void enqueuer.enqueue("ai_processing", j);
+    await enqueuer.flush();
+    const stored = await redis.hmget(`${keyPrefix}:ai_processing:jobs`, ...jobs.map((j) => j.task_id));
+    expect(stored.every((s) => s !== null)).toBe(true);
+  });
+});
