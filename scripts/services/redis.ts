@@ -126,7 +126,9 @@ function writeConf(target: RedisTarget, binaries: RedisBinaries): void {
     // Jobs accepted with a 202 must survive a restart: append-only file, fsync every second.
     "appendonly yes",
     "appendfsync everysec",
-    "save 900 1 300 100 60 10000",
+    // No RDB snapshots on top: the AOF already persists everything, and each snapshot forks the whole dataset,
+    // a latency spike under load on a small machine (measured: P99 of POST /process, BENCHMARKS.md).
+    'save ""',
   ];
   if (binaries.searchModule) lines.push(`loadmodule ${binaries.searchModule}`);
   writeFileSync(CONF_FILE, `${lines.join("\n")}\n`);
