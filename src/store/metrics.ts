@@ -16,13 +16,7 @@ import type Redis from "ioredis";
 import { errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
-import {
-  createDurationHistogram,
-  encodeHistogram,
-  foldField,
-  type Histogram,
-  recordMs,
-} from "./histogram";
+import { createDurationHistogram, encodeHistogram, foldField, type Histogram, recordMs } from "./histogram";
 
 export const HISTOGRAMS = ["latency", "processing", "llm"] as const;
 export type HistogramName = (typeof HISTOGRAMS)[number];
