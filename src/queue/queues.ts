@@ -27,21 +27,28 @@ export interface QueueOptions {
   keyPrefix?: string;
 }
 
+/** Settings both sides share: our ioredis client (never quit by Bee-Queue), our key prefix, no pub/sub events. */
+function sharedSettings(options: QueueOptions): BeeQueue.QueueSettings {
+  return {
+    redis: options.redis,
+    prefix: options.keyPrefix ?? QUEUE_KEY_PREFIX,
+    getEvents: false,
+    sendEvents: false,
+    storeJobs: false,
+    quitCommandClient: false,
+    stallInterval: options.stallIntervalMs ?? 5000,
+  };
+}
+
 /**
  * A queue to add jobs to. It keeps no job objects (storeJobs: false) and
  * listens to no events, so an API process holds no per-job state.
  */
 export function createProducerQueue(name: string, options: QueueOptions): BeeQueue<TaskJob> {
   const queue = new BeeQueue<TaskJob>(name, {
-    redis: options.redis,
-    prefix: options.keyPrefix ?? QUEUE_KEY_PREFIX,
+    ...sharedSettings(options),
     isWorker: false,
-    getEvents: false,
-    sendEvents: false,
-    storeJobs: false,
     activateDelayedJobs: false,
-    quitCommandClient: false,
-    stallInterval: options.stallIntervalMs ?? 5000,
   });
   // Job#backoff() refuses a strategy name its queue does not know; only workers ever compute the delay.
   queue.backoffStrategies.set(JITTER_BACKOFF, () => 0);
@@ -58,17 +65,11 @@ export function createWorkerQueue(
   options: QueueOptions & { backoff: (job: BeeQueue.Job<TaskJob>) => number },
 ): BeeQueue<TaskJob> {
   const queue = new BeeQueue<TaskJob>(name, {
-    redis: options.redis,
-    prefix: options.keyPrefix ?? QUEUE_KEY_PREFIX,
+    ...sharedSettings(options),
     isWorker: true,
-    getEvents: false,
-    sendEvents: false,
-    storeJobs: false,
     activateDelayedJobs: true,
     removeOnSuccess: true,
     removeOnFailure: false,
-    quitCommandClient: false,
-    stallInterval: options.stallIntervalMs ?? 5000,
   });
   queue.backoffStrategies.set(JITTER_BACKOFF, options.backoff);
   return queue;

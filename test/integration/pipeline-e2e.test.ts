@@ -107,9 +107,12 @@ describe("pipeline end to end", () => {
     const { url } = await launch(11, { WORKER_CONCURRENCY: "1" });
     mock.setFault({ kind: "slow", slowMs: 2000, times: 1, endpoint: "chat" });
     const id = await submit(url, "a slow one");
+    // In the middle of the job: STARTED, and its LLM request is on the wire (the mock holds it for 2 s).
     await waitFor(
-      async () => (await json<Task>(await fetch(`${url}/task/${id}`))).status === "STARTED",
-      "the task to start",
+      async () =>
+        mock.counters().chat_requests === 1 &&
+        (await json<Task>(await fetch(`${url}/task/${id}`))).status === "STARTED",
+      "the task's LLM call to be in flight",
     );
     const workers = await json<Workers>(await fetch(`${url}/workers`));
     const pid = workers.workers[0]?.pid;
