@@ -20,6 +20,16 @@ const DURATION = "[0-9]+(ms|s|m|h)";
 const API_KEY_PAIR = "[a-zA-Z0-9_.-]+:[^,:\\s]{8,}";
 const QUEUE = "[a-z][a-z0-9_]{0,63}";
 const ROUTE = "[a-z_]+=[a-z][a-z0-9_]{0,63}";
+const THRESHOLD = "(0(\\.[0-9]+)?|1(\\.0+)?)";
+const TASK_THRESHOLD = `[a-z_]+=${THRESHOLD}`;
+const BOOLEAN = { pattern: "^(true|false|1|0)$", description: "true or false" } as const;
+const price = (what: string, defaultValue: number) =>
+  T.Number({
+    minimum: 0,
+    maximum: 1_000_000,
+    default: defaultValue,
+    description: `USD per million ${what} tokens ≥ 0`,
+  });
 
 const positiveInt = (description: string, max: number, defaultValue?: number) =>
   T.Integer({
@@ -125,7 +135,43 @@ const EnvSchema = T.Object({
     default: 0.9,
     description: "a cosine similarity 0..1",
   }),
+  CACHE_SIMILARITY_THRESHOLDS: T.String({
+    pattern: `^$|^${TASK_THRESHOLD}(,${TASK_THRESHOLD})*$`,
+    default: "",
+    description: "comma-separated task_type=similarity pairs such as translation=0.97, or empty",
+  }),
   CACHE_TTL_SECONDS: positiveInt("an integer number of seconds 1..31536000", 31_536_000, 3600),
+  CACHE_TTL_EXTEND_ON_HIT: T.String({ ...BOOLEAN, default: "false" }),
+  CACHE_MAX_TEMPERATURE: T.Number({
+    minimum: 0,
+    maximum: 2,
+    default: 1,
+    description: "a temperature 0..2 above which answers are neither looked up nor stored",
+  }),
+  CACHE_REDIS_URL: T.Optional(
+    T.String({ pattern: "^rediss?://", description: "a redis:// URL (database 0 for vector search), or unset" }),
+  ),
+  CACHE_PREFIX: T.String({
+    pattern: "^[a-zA-Z0-9_-]{1,64}$",
+    default: "cache",
+    description: "a key prefix of letters, digits, _ or - (1..64)",
+  }),
+  CACHE_INDEX_ALGORITHM: T.Union([T.Literal("HNSW"), T.Literal("FLAT")], {
+    default: "HNSW",
+    description: "HNSW or FLAT",
+  }),
+  CACHE_FALSE_HIT_GUARD: T.String({ ...BOOLEAN, default: "true" }),
+  EMBED_BATCH_WINDOW_MS: T.Integer({ minimum: 0, maximum: 1000, default: 2, description: "an integer 0..1000 (ms)" }),
+  EMBED_BATCH_MAX: positiveInt("an integer 1..2048 (texts per embeddings call)", 2048, 64),
+  EMBED_MEMO_SIZE: T.Integer({
+    minimum: 0,
+    maximum: 1_000_000,
+    default: 10_000,
+    description: "an integer 0..1000000 (recent embeddings kept in memory per process)",
+  }),
+  LLM_PRICE_INPUT_PER_MTOK: price("prompt", 0.15),
+  LLM_PRICE_OUTPUT_PER_MTOK: price("completion", 0.6),
+  EMBEDDING_PRICE_PER_MTOK: price("embedding", 0.02),
   RESULT_TTL_SECONDS: positiveInt("an integer number of seconds 1..31536000", 31_536_000, 3600),
   LLM_RATE_LIMIT: T.String({
     pattern: `^$|^[0-9]+/${DURATION}$`,
@@ -197,7 +243,22 @@ export interface Config {
     /** Undefined when unlimited. */
     readonly rateLimit: { readonly calls: number; readonly periodMs: number } | undefined;
   };
-  readonly cache: { readonly similarityThreshold: number; readonly ttlSeconds: number };
+  readonly cache: {
+    /** Redis of the cache entries and vector index; the Query Engine indexes database 0 only. */
+    readonly redisUrl: string;
+    readonly prefix: string;
+    readonly similarityThreshold: number;
+    /** Per task type overrides of similarityThreshold. */
+    readonly thresholds: ReadonlyMap<string, number>;
+    readonly ttlSeconds: number;
+    readonly extendTtlOnHit: boolean;
+    readonly maxTemperature: number;
+    readonly indexAlgorithm: "HNSW" | "FLAT";
+    readonly falseHitGuard: boolean;
+    readonly embedBatch: { readonly windowMs: number; readonly maxSize: number; readonly memoSize: number };
+    /** USD per million tokens, for the estimated cost saved. */
+    readonly prices: { readonly input: number; readonly output: number; readonly embedding: number };
+  };
   readonly resultTtlSeconds: number;
   readonly apiKeys: readonly ApiKey[];
   readonly logLevel: (typeof LOG_LEVELS)[number];
@@ -342,7 +403,30 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       embeddingDim: env.EMBEDDING_DIM ?? DEFAULT_EMBEDDING_DIM[provider],
       rateLimit: parseRateLimit(env.LLM_RATE_LIMIT),
     },
-    cache: { similarityThreshold: env.CACHE_SIMILARITY_THRESHOLD, ttlSeconds: env.CACHE_TTL_SECONDS },
+    cache: {
+      redisUrl: env.CACHE_REDIS_URL ?? env.REDIS_URL,
+      prefix: env.CACHE_PREFIX,
+      similarityThreshold: env.CACHE_SIMILARITY_THRESHOLD,
+      thresholds: new Map(
+        env.CACHE_SIMILARITY_THRESHOLDS === ""
+          ? []
+          : env.CACHE_SIMILARITY_THRESHOLDS.split(",").map((pair) => {
+              const [taskType = "", value = "0"] = pair.split("=");
+              return [taskType, Number(value)] as const;
+            }),
+      ),
+      ttlSeconds: env.CACHE_TTL_SECONDS,
+      extendTtlOnHit: isTrue(env.CACHE_TTL_EXTEND_ON_HIT),
+      maxTemperature: env.CACHE_MAX_TEMPERATURE,
+      indexAlgorithm: env.CACHE_INDEX_ALGORITHM,
+      falseHitGuard: isTrue(env.CACHE_FALSE_HIT_GUARD),
+      embedBatch: { windowMs: env.EMBED_BATCH_WINDOW_MS, maxSize: env.EMBED_BATCH_MAX, memoSize: env.EMBED_MEMO_SIZE },
+      prices: {
+        input: env.LLM_PRICE_INPUT_PER_MTOK,
+        output: env.LLM_PRICE_OUTPUT_PER_MTOK,
+        embedding: env.EMBEDDING_PRICE_PER_MTOK,
+      },
+    },
     resultTtlSeconds: env.RESULT_TTL_SECONDS,
     apiKeys:
       env.API_KEYS === ""
@@ -363,6 +447,8 @@ function workerQueues(spec: string, routes: ReadonlyMap<string, string>): string
   return [...new Set([...BASE_QUEUES, ...routes.values()])];
 }
 
+const isTrue = (value: string) => value === "true" || value === "1";
+
 function latencyRange(spec: string): { min: number; max: number } {
   const [min = 0, max = min] = spec.split("-").map(Number);
   return { min, max };
@@ -378,7 +464,11 @@ export function describeConfig(config: Config): Record<string, unknown> {
     worker: config.worker,
     routes: Object.fromEntries(config.routes),
     llm: { ...config.llm, apiKey: config.llm.apiKey ? "[set]" : "[unset]" },
-    cache: config.cache,
+    cache: {
+      ...config.cache,
+      redisUrl: redactUrl(config.cache.redisUrl),
+      thresholds: Object.fromEntries(config.cache.thresholds),
+    },
     resultTtlSeconds: config.resultTtlSeconds,
     apiKeys: config.apiKeys.map((k) => k.name),
     logLevel: config.logLevel,

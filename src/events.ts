@@ -29,7 +29,30 @@ export interface EventMap {
     prompt_tokens: number;
     completion_tokens: number;
   };
-  "llm.embed": { provider: string; model: string; ms: number; inputs: number };
+  /** One embeddings call; `tokens` estimated, `cost_nano_usd` at the configured embedding price. */
+  "llm.embed": { provider: string; model: string; ms: number; inputs: number; tokens: number; cost_nano_usd: number };
+  /**
+   * The outcome of one cache lookup. `round_trips`: Redis round trips this
+   * lookup caused, a pipelined KNN batch counting 1/batch size for each of its
+   * lookups. A hit carries the estimated cost of the LLM call it saved.
+   */
+  "cache.lookup": {
+    tier: "exact" | "semantic" | "single_flight" | "miss" | "bypass" | "error";
+    ms: number;
+    round_trips: number;
+    similarity?: number;
+    saved_nano_usd?: number;
+  };
+  /** A semantic hit refused because the texts differ in numbers or negation. */
+  "cache.guard_refused": { reason: "numbers" | "negation"; similarity: number };
+  /** The KNN queries of one batch, sent in one pipeline. */
+  "cache.knn_batch": { queries: number; ms: number };
+  /** An answer offered to the cache: stored, or why not (admission policy). */
+  "cache.store": { stored: boolean; reason: string };
+  /** A Redis or embeddings failure inside the cache; the task went on without it. */
+  "cache.error": { stage: "lookup" | "embed" | "knn" | "store" | "lock" };
+  /** Concurrent misses of one key: one leader calls the LLM, followers wait for its answer. */
+  "cache.single_flight": { role: "leader" | "follower" };
   "llm.rate_limited": { wait_ms: number };
 }
 

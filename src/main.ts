@@ -6,6 +6,7 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { createApp } from "./api/app";
+import { createCacheAdmin } from "./cache";
 import { BASE_QUEUES, type Config, ConfigError, describeConfig, loadConfig } from "./config";
 import { AppError, errorMessage } from "./errors";
 import { createEventBus } from "./events";
@@ -18,7 +19,7 @@ import { createEnqueuer } from "./queue/enqueuer";
 import { createProducerQueue, JITTER_BACKOFF } from "./queue/queues";
 import { createSupervisor, type Supervisor } from "./queue/supervisor";
 import { createMetricsRecorder } from "./store/metrics";
-import { connectRedis, redisProbe, redisServerInfo, vectorSearchProbe } from "./store/redis";
+import { connectRedis, redisProbe, redisServerInfo } from "./store/redis";
 import { createTaskStore } from "./store/task-store";
 import { createTaskWaiter } from "./store/task-waiter";
 import { APP_NAME, APP_VERSION } from "./version";
@@ -60,7 +61,20 @@ async function main(): Promise<void> {
       "Redis has no Query Engine (search module): vector search is unavailable; the semantic cache degrades to exact matches",
     );
   }
-  const probes: HealthProbe[] = [redisProbe(redis), vectorSearchProbe(redis)];
+  // The cache may live on another Redis: the Query Engine indexes database 0 only.
+  const cacheRedis =
+    config.cache.redisUrl === config.redisUrl
+      ? redis
+      : await connectRedis(config.cache.redisUrl).catch((error: unknown) =>
+          die(`${errorMessage(error).replace("REDIS_URL", "CACHE_REDIS_URL")}; ${hint}`),
+        );
+  if (cacheRedis !== redis) lifecycle.onShutdown("cache redis", () => cacheRedis.quit());
+  const cacheAdmin = createCacheAdmin({
+    redis: cacheRedis,
+    config: config.cache,
+    embedding: { model: config.llm.embeddingModel, dim: config.llm.embeddingDim },
+  });
+  const probes: HealthProbe[] = [redisProbe(redis), cacheAdmin.probe()];
 
   let kafkaCluster: { brokers: number; created: string[] } | undefined;
   if (needsKafka(config)) {
@@ -138,6 +152,7 @@ async function main(): Promise<void> {
         taskTypes: new Set(Object.keys(loadPrompts(config.promptsFile))),
       },
       operations: { redis, queues: queueNames, ...(supervisor ? { supervisor: supervisor.counts } : {}) },
+      cache: { admin: cacheAdmin, logger: logger.child({ component: "cache" }) },
     });
     try {
       app.listen({ port: config.port, hostname: "0.0.0.0" });

@@ -5,6 +5,7 @@ import { AppError } from "../errors";
 import type { HealthProbe } from "../health";
 import type { Logger } from "../log";
 import { APP_VERSION } from "../version";
+import { type CacheRoutesDeps, cacheRoutes } from "./cache";
 import { errorHandler, errorResponse } from "./errors";
 import { healthRoutes } from "./health";
 import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
@@ -21,6 +22,8 @@ export interface AppDeps {
   tasks?: TaskRoutesDeps;
   /** GET /metrics, /metrics/prometheus, /workers. */
   operations?: OperationsRoutesDeps;
+  /** DELETE /cache/clear, DELETE /cache/:id. */
+  cache?: CacheRoutesDeps;
 }
 
 /** 1 MiB: a maximal task (10,000 characters, 4 bytes each in UTF-8) is 40 KB. */
@@ -80,13 +83,15 @@ export function createApp(deps: AppDeps) {
           tags: [
             { name: "tasks", description: "Submit texts and read their results" },
             { name: "operations", description: "Health, metrics and workers" },
+            { name: "cache", description: "The semantic cache's entries" },
           ],
         },
       }),
     )
     .use(healthRoutes({ probes: deps.probes, roles: deps.roles, startedAt: deps.startedAt ?? Date.now() }))
     .use(deps.tasks ? taskRoutes(deps.tasks) : new Elysia({ name: "tasks" }))
-    .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }));
+    .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }))
+    .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }));
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -23,7 +23,11 @@ export const ProcessBody = t.Object({
     description:
       "what to do with the text: sentiment_analysis, summarization, classification, question_answering, general_analysis, or a type of the prompts file",
   }),
-  use_cache: t.Boolean({ default: true }),
+  use_cache: t.Boolean({ default: true, description: "false: neither look the answer up in the cache nor store it" }),
+  refresh_cache: t.Boolean({
+    default: false,
+    description: "true: skip the cache lookup, ask the LLM, and replace the cached answer",
+  }),
   model: t.Optional(t.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9._:/-]+$" })),
   temperature: t.Number({ minimum: 0, maximum: 2, default: 0.7 }),
   max_tokens: t.Integer({ minimum: 1, maximum: 4000, default: 1000 }),
@@ -41,7 +45,13 @@ const TaskResultSchema = t.Object({
   model: t.String(),
   processing_time: t.Number({ description: "seconds" }),
   from_cache: t.Boolean(),
-  similarity: t.Optional(t.Number()),
+  similarity: t.Optional(t.Number({ description: "cosine similarity of a semantic cache hit" })),
+  cache_tier: t.Optional(
+    t.Union([t.Literal("exact"), t.Literal("semantic"), t.Literal("single_flight")], {
+      description: "how a cached answer was found; single_flight: a concurrent identical request's LLM call",
+    }),
+  ),
+  cache_id: t.Optional(t.String({ description: "the cache entry served or stored, for DELETE /cache/{id}" })),
   metadata: t.Object({ tokens_used: t.Number(), prompt_tokens: t.Number(), completion_tokens: t.Number() }),
 });
 
@@ -128,6 +138,7 @@ export function taskRoutes(deps: TaskRoutesDeps) {
           text: body.text,
           task_type: body.task_type,
           use_cache: body.use_cache,
+          ...(body.refresh_cache ? { refresh_cache: true } : {}),
           ...(body.model ? { model: body.model } : {}),
           temperature: body.temperature,
           max_tokens: body.max_tokens,

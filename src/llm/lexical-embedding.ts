@@ -4,6 +4,8 @@
  * are close in cosine distance, so the semantic cache can be tested and
  * benchmarked offline with the same FT.SEARCH KNN path as real embeddings.
  * It captures spelling, not meaning: "car" and "automobile" are far apart.
+ * Accents, case and punctuation are folded away first, as real embedding
+ * models are nearly blind to them: "Qué es?" and "que es" are one point.
  */
 
 const N = 3;
@@ -21,9 +23,15 @@ function hashGram(text: string, start: number): number {
   return hash >>> 0;
 }
 
-/** Lower case, whitespace collapsed, padded so that word boundaries form trigrams of their own. */
+/** Accents, case and punctuation folded, whitespace collapsed, padded so that word boundaries form trigrams of their own. */
 function normalise(text: string): string {
-  return ` ${text.toLowerCase().replace(/\s+/g, " ").trim()} `;
+  const folded = text
+    .normalize("NFKD")
+    .replace(/\p{M}+/gu, "")
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]+/gu, " ")
+    .trim();
+  return ` ${folded} `;
 }
 
 export function lexicalEmbedding(text: string, dim: number): Float32Array {

@@ -1,14 +1,16 @@
 /**
  * One task, start to end: mark it started (or skip it when a crashed
- * worker's earlier run already finished it), wait for the global LLM rate
- * limit, ask the provider under a timeout that really aborts the call, store
- * the result, announce it. On failure, decide retry-or-fail: only retriable
+ * worker's earlier run already finished it), look the answer up in the
+ * semantic cache; on a miss wait for the global LLM rate limit, ask the
+ * provider under a timeout that really aborts the call, offer the answer to
+ * the cache; store the result, announce it. On failure, decide retry-or-fail: only retriable
  * errors are retried, and a TypeError (a bug) never is.
  */
 import type BeeQueue from "bee-queue";
+import type { SemanticCache } from "../cache/semantic-cache";
 import { AppError, errorMessage } from "../errors";
 import type { EventBus } from "../events";
-import type { LlmProvider } from "../llm/provider";
+import type { ChatResult, LlmProvider } from "../llm/provider";
 import type { RateLimiter } from "../llm/rate-limiter";
 import type { Logger } from "../log";
 import type { TaskJob } from "../queue/task-job";
@@ -25,6 +27,8 @@ export interface TaskProcessorDeps {
   jobTimeoutMs: number;
   /** The model when a task names none. */
   defaultModel: string;
+  /** The semantic cache; without it every task goes to the LLM. */
+  cache?: SemanticCache;
 }
 
 /** Job options that Bee-Queue persists with the job; the backoff strategy reads retryAfterMs. */
@@ -54,10 +58,12 @@ export function classify(error: unknown): TaskError & { retryAfterMs?: number } 
   return { code: "INTERNAL", message: errorMessage(error), retriable: false };
 }
 
+const round4 = (n: number) => Math.round(n * 10_000) / 10_000;
+
 export type TaskProcessor = (job: BeeQueue.Job<TaskJob>, queue: string) => Promise<TaskResult | undefined>;
 
 export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
-  const { provider, systemPrompt, limiter, store, bus, logger, jobTimeoutMs, defaultModel } = deps;
+  const { provider, systemPrompt, limiter, store, bus, logger, jobTimeoutMs, defaultModel, cache } = deps;
 
   return async (job, queue) => {
     const task = job.data;
@@ -74,59 +80,93 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     let signal: AbortSignal | undefined;
     try {
       const system = systemPrompt(task.task_type);
-      // Waiting for the global rate limit is not the job's time: a backlog delays jobs, it never times them out.
-      const waitedMs = await limiter.waitForSlot();
-      if (waitedMs > 0) bus.emit("llm.rate_limited", { wait_ms: waitedMs });
-      signal = AbortSignal.timeout(jobTimeoutMs);
       const model = task.model ?? defaultModel;
-      const callStarted = performance.now();
-      const answer = await provider
-        .chat({
-          taskType: task.task_type,
-          system,
-          user: task.text,
-          model,
-          temperature: task.temperature,
-          maxTokens: task.max_tokens,
-          signal,
-        })
-        .then(
-          (result) => {
-            bus.emit("llm.call", {
-              provider: provider.name,
-              model: result.model,
-              ms: performance.now() - callStarted,
-              ok: true,
-              prompt_tokens: result.usage.promptTokens,
-              completion_tokens: result.usage.completionTokens,
-            });
-            return result;
-          },
-          (error: unknown) => {
-            bus.emit("llm.call", {
-              provider: provider.name,
-              model,
-              ms: performance.now() - callStarted,
-              ok: false,
-              prompt_tokens: 0,
-              completion_tokens: 0,
-            });
-            throw signal?.aborted ? new JobTimeoutError(jobTimeoutMs, error) : error;
-          },
-        );
-      const finishedAt = Date.now();
-      const result: TaskResult = {
-        response: answer.text,
-        task_type: task.task_type,
-        model: answer.model,
-        processing_time: (finishedAt - startedAt) / 1000,
-        from_cache: false,
-        metadata: {
-          tokens_used: answer.usage.totalTokens,
-          prompt_tokens: answer.usage.promptTokens,
-          completion_tokens: answer.usage.completionTokens,
-        },
+      const callLlm = async (): Promise<ChatResult> => {
+        // Waiting for the global rate limit is not the job's time: a backlog delays jobs, it never times them out.
+        const waitedMs = await limiter.waitForSlot();
+        if (waitedMs > 0) bus.emit("llm.rate_limited", { wait_ms: waitedMs });
+        signal = AbortSignal.timeout(jobTimeoutMs);
+        const callStarted = performance.now();
+        return provider
+          .chat({
+            taskType: task.task_type,
+            system,
+            user: task.text,
+            model,
+            temperature: task.temperature,
+            maxTokens: task.max_tokens,
+            signal,
+          })
+          .then(
+            (result) => {
+              bus.emit("llm.call", {
+                provider: provider.name,
+                model: result.model,
+                ms: performance.now() - callStarted,
+                ok: true,
+                prompt_tokens: result.usage.promptTokens,
+                completion_tokens: result.usage.completionTokens,
+              });
+              return result;
+            },
+            (error: unknown) => {
+              bus.emit("llm.call", {
+                provider: provider.name,
+                model,
+                ms: performance.now() - callStarted,
+                ok: false,
+                prompt_tokens: 0,
+                completion_tokens: 0,
+              });
+              throw signal?.aborted ? new JobTimeoutError(jobTimeoutMs, error) : error;
+            },
+          );
       };
+      const resolution = cache
+        ? await cache.resolve(
+            {
+              tenant: task.tenant,
+              taskType: task.task_type,
+              text: task.text,
+              model,
+              system,
+              temperature: task.temperature,
+              maxTokens: task.max_tokens,
+            },
+            { useCache: task.use_cache, refresh: task.refresh_cache === true },
+            callLlm,
+          )
+        : { fromCache: false as const, answer: await callLlm() };
+      const finishedAt = Date.now();
+      const result: TaskResult = resolution.fromCache
+        ? {
+            response: resolution.hit.answer.response,
+            task_type: task.task_type,
+            model: resolution.hit.answer.model,
+            processing_time: (finishedAt - startedAt) / 1000,
+            from_cache: true,
+            ...(resolution.hit.similarity === undefined ? {} : { similarity: round4(resolution.hit.similarity) }),
+            cache_tier: resolution.hit.tier,
+            cache_id: resolution.hit.id,
+            metadata: {
+              tokens_used: resolution.hit.answer.metadata.tokens_used,
+              prompt_tokens: resolution.hit.answer.metadata.prompt_tokens,
+              completion_tokens: resolution.hit.answer.metadata.completion_tokens,
+            },
+          }
+        : {
+            response: resolution.answer.text,
+            task_type: task.task_type,
+            model: resolution.answer.model,
+            processing_time: (finishedAt - startedAt) / 1000,
+            from_cache: false,
+            ...(resolution.storedId ? { cache_id: resolution.storedId } : {}),
+            metadata: {
+              tokens_used: resolution.answer.usage.totalTokens,
+              prompt_tokens: resolution.answer.usage.promptTokens,
+              completion_tokens: resolution.answer.usage.completionTokens,
+            },
+          };
       await store.succeed(task.task_id, result, finishedAt);
       bus.emit("task.succeeded", {
         task_id: task.task_id,
@@ -134,8 +174,8 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
         task_type: task.task_type,
         processing_ms: finishedAt - startedAt,
         latency_ms: finishedAt - task.accepted_at,
-        from_cache: false,
-        tokens: answer.usage.totalTokens,
+        from_cache: result.from_cache,
+        tokens: result.metadata.tokens_used,
       });
       return result;
     } catch (thrown) {

@@ -6,6 +6,8 @@ export const TaskJobSchema = T.Object({
   text: T.String(),
   task_type: T.String(),
   use_cache: T.Boolean(),
+  /** Skip the lookup, ask the LLM, replace the cached answer. */
+  refresh_cache: T.Optional(T.Boolean()),
   model: T.Optional(T.String()),
   temperature: T.Number(),
   max_tokens: T.Integer(),

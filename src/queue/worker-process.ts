@@ -5,6 +5,7 @@
  * memory limit, and drains on a `drain` message, SIGTERM or its parent's death.
  */
 import { hostname } from "node:os";
+import { createCache } from "../cache";
 import { loadConfig } from "../config";
 import { errorMessage } from "../errors";
 import { createEventBus } from "../events";
@@ -34,6 +35,17 @@ try {
   const limiter = createRateLimiter({ redis, limit: config.llm.rateLimit });
   const store = createTaskStore({ redis, resultTtlSeconds: config.resultTtlSeconds, queues: config.worker.queues });
   const metrics = createMetricsRecorder({ redis, bus, processId: workerId, logger });
+  // The cache may live on another Redis (the Query Engine indexes database 0 only).
+  const cacheRedis = config.cache.redisUrl === config.redisUrl ? redis : await connectRedis(config.cache.redisUrl);
+  const { cache, ensure: ensureCacheIndex } = createCache({
+    redis: cacheRedis,
+    config: config.cache,
+    provider,
+    bus,
+    logger,
+    jobTimeoutMs: config.worker.jobTimeoutMs,
+  });
+  await ensureCacheIndex();
 
   let recycleAsked = false;
   const askRecycle = (reason: "max_jobs" | "memory", processed: number) => {
@@ -55,6 +67,7 @@ try {
       logger,
       jobTimeoutMs: config.worker.jobTimeoutMs,
       defaultModel: config.llm.model,
+      cache,
     }),
     backoff: { baseMs: config.worker.backoffMs, maxMs: Math.max(config.worker.backoffMs, 60_000) },
     stallIntervalMs: config.worker.stallIntervalMs,
@@ -89,6 +102,7 @@ try {
       await runner.drain(timeoutMs);
       await heartbeat.stop();
       await metrics.close();
+      if (cacheRedis !== redis) await cacheRedis.quit().catch(() => cacheRedis.disconnect());
       await redis.quit().catch(() => redis.disconnect());
       logger.info({ ...runner.stats() }, "worker stopped");
       logger.flush();

@@ -7,6 +7,7 @@ import type Redis from "ioredis";
 import { QUEUE_KEY_PREFIX } from "../queue/queues";
 import { type DurationSummary, summarizeMerged } from "./histogram";
 import { EXTERNAL_COUNTERS, HISTOGRAMS, metricsKeys, RATE_WINDOW_SECONDS } from "./metrics";
+import { CacheMetricsSchema, cacheSnapshot } from "./metrics-cache";
 
 const Count = t.Integer({ minimum: 0 });
 const Quantiles = { p50: t.Number(), p95: t.Number(), p99: t.Number() };
@@ -44,15 +45,7 @@ export const MetricsSnapshotSchema = t.Object({
     t.String(),
     t.Object({ waiting: Count, active: Count, delayed: Count, failed: Count, accepted: Count }),
   ),
-  cache: t.Object({
-    hits: Count,
-    misses: Count,
-    hit_rate: t.Number(),
-    avg_similarity: t.Number(),
-    embedding_calls: Count,
-    tokens_saved: Count,
-    estimated_cost_saved_usd: t.Number(),
-  }),
+  cache: CacheMetricsSchema,
   kafka: t.Object({ events_consumed: Count }),
   enqueue: t.Object({ batches: Count, jobs: Count, avg_batch_size: t.Number() }),
 });
@@ -101,9 +94,9 @@ export async function readMetrics(deps: {
     const value = Number(counters[field] ?? 0);
     return Number.isFinite(value) ? value : 0;
   };
-  const [latency, processing, llm] = HISTOGRAMS.map(() =>
+  const [latency, processing, llm, cacheLookup] = HISTOGRAMS.map(() =>
     summarizeMerged(Object.values(next<Record<string, string>>())),
-  ) as [DurationSummary, DurationSummary, DurationSummary];
+  ) as [DurationSummary, DurationSummary, DurationSummary, DurationSummary];
   let ended = 0;
   for (let i = 0; i < RATE_WINDOW_SECONDS; i++) {
     for (const value of next<(string | null)[]>()) ended += Number(value ?? 0);
@@ -121,9 +114,7 @@ export async function readMetrics(deps: {
 
   const completed = count("tasks_completed");
   const failed = count("tasks_failed");
-  const hits = count("cache_hits");
-  const misses = count("cache_misses");
-  const similarityCount = count(EXTERNAL_COUNTERS.cacheSimilarityCount);
+  const cache = cacheSnapshot(count, cacheLookup);
   const batches = count("enqueue_batches");
   const jobs = count("enqueue_jobs");
   return {
@@ -135,7 +126,7 @@ export async function readMetrics(deps: {
     retried_tasks: count("tasks_retried"),
     failure_rate: ratio(failed, completed + failed),
     tasks_per_second: round(ended / RATE_WINDOW_SECONDS),
-    cache_hit_rate: ratio(hits, hits + misses),
+    cache_hit_rate: cache.hit_rate,
     avg_processing_time: round(processing.mean / 1000, 6),
     uptime: round(deps.startedAt === undefined ? process.uptime() : (now - deps.startedAt) / 1000, 3),
     latency_ms: { p50: latency.p50, p95: latency.p95, p99: latency.p99, max: latency.max, count: latency.count },
@@ -153,15 +144,7 @@ export async function readMetrics(deps: {
       rate_limited_wait_ms: count("rate_limited_wait_ms"),
     },
     queues: depths,
-    cache: {
-      hits,
-      misses,
-      hit_rate: ratio(hits, hits + misses),
-      avg_similarity: ratio(count(EXTERNAL_COUNTERS.cacheSimilaritySum), similarityCount),
-      embedding_calls: count("embedding_calls"),
-      tokens_saved: count("cache_tokens_saved"),
-      estimated_cost_saved_usd: round(count(EXTERNAL_COUNTERS.cacheCostSavedMicroUsd) / 1e6, 6),
-    },
+    cache,
     kafka: { events_consumed: count(EXTERNAL_COUNTERS.kafkaEventsConsumed) },
     enqueue: { batches, jobs, avg_batch_size: ratio(jobs, batches) },
   };

@@ -17,18 +17,16 @@ import { errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
 import { createDurationHistogram, encodeHistogram, foldField, type Histogram, recordMs } from "./histogram";
+import { subscribeCacheMetrics } from "./metrics-cache";
 
-export const HISTOGRAMS = ["latency", "processing", "llm"] as const;
+export const HISTOGRAMS = ["latency", "processing", "llm", "cache_lookup"] as const;
 export type HistogramName = (typeof HISTOGRAMS)[number];
 const RETIRED_FIELD = "_retired";
 const RATE_TTL_SECONDS = 120;
 export const RATE_WINDOW_SECONDS = 10;
 
-/** Counter fields that other modules increment themselves in `{prefix}:counters` (HINCRBY, or HINCRBYFLOAT for the sum). */
+/** Counter fields that other modules increment themselves in `{prefix}:counters` (HINCRBY). */
 export const EXTERNAL_COUNTERS = {
-  cacheSimilaritySum: "cache_similarity_sum",
-  cacheSimilarityCount: "cache_similarity_count",
-  cacheCostSavedMicroUsd: "cache_cost_saved_micro_usd",
   kafkaEventsConsumed: "kafka_events_consumed",
 } as const;
 
@@ -89,7 +87,6 @@ export function createMetricsRecorder(deps: {
     bus.on("task.started", () => add("tasks_started")),
     bus.on("task.succeeded", (e) => {
       add("tasks_completed");
-      add(e.from_cache ? "cache_hits" : "cache_misses");
       if (e.from_cache) add("cache_tokens_saved", e.tokens);
       tick("completed");
       observe("latency", e.latency_ms);
@@ -106,10 +103,6 @@ export function createMetricsRecorder(deps: {
       add("llm_completion_tokens", e.completion_tokens);
       observe("llm", e.ms);
     }),
-    bus.on("llm.embed", (e) => {
-      add("embedding_calls");
-      add("embedding_inputs", e.inputs);
-    }),
     bus.on("llm.rate_limited", (e) => {
       add("rate_limited_waits");
       add("rate_limited_wait_ms", e.wait_ms);
@@ -118,6 +111,7 @@ export function createMetricsRecorder(deps: {
       add("enqueue_batches");
       add("enqueue_jobs", e.size);
     }),
+    ...subscribeCacheMetrics(bus, add, (ms) => observe("cache_lookup", ms)),
   ];
 
   let closed = false;

@@ -108,14 +108,3 @@ export function redisProbe(client: Redis): HealthProbe {
     },
   };
 }
-
-/** Reports whether the Query Engine answers; informative only, never makes /health fail by itself. */
-export function vectorSearchProbe(client: Redis): HealthProbe {
-  return {
-    name: "vector_search",
-    required: false,
-    async check() {
-      return { available: await hasVectorSearch(client) };
-    },
-  };
-}

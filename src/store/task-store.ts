@@ -26,6 +26,9 @@ export interface TaskResult {
   processing_time: number;
   from_cache: boolean;
   similarity?: number;
+  cache_tier?: "exact" | "semantic" | "single_flight";
+  /** The cache entry served or stored (`{hash}:{task_type}`). */
+  cache_id?: string;
   metadata: { tokens_used: number; prompt_tokens: number; completion_tokens: number };
 }
 

@@ -4,9 +4,10 @@ import type { Static } from "@sinclair/typebox";
 import { createApp } from "../../src/api/app";
 import type { ErrorBody } from "../../src/api/errors";
 import type { HealthSchema } from "../../src/api/health";
+import { type CacheAdmin, createCacheAdmin } from "../../src/cache";
 import { createLogger } from "../../src/log";
-import { RedisClient, redisProbe, vectorSearchProbe } from "../../src/store/redis";
-import { json, requireRedis } from "../helpers/services";
+import { RedisClient, redisProbe } from "../../src/store/redis";
+import { json, requireRedis, testConfig, uniquePrefix } from "../helpers/services";
 
 type Health = Static<typeof HealthSchema>;
 
@@ -21,11 +22,20 @@ const absent = new RedisClient("redis://127.0.0.1:1", {
 });
 absent.on("error", () => {});
 
+const cacheOn = (client: RedisClient): CacheAdmin =>
+  createCacheAdmin({
+    redis: client,
+    config: { ...testConfig.cache, prefix: cachePrefix },
+    embedding: { model: "health-test", dim: 8 },
+  });
+const cachePrefix = uniquePrefix("health");
+
 beforeAll(async () => {
   redis = await requireRedis();
 });
 
 afterAll(async () => {
+  await cacheOn(redis).index.drop();
   absent.disconnect();
   await redis.quit();
 });
@@ -33,8 +43,8 @@ afterAll(async () => {
 const get = (app: ReturnType<typeof createApp>, path: string) => app.handle(new Request(`http://localhost${path}`));
 
 describe("GET /health", () => {
-  test("answers 200 with each check when Redis answers, and reports vector search as available", async () => {
-    const app = createApp({ logger, probes: [redisProbe(redis), vectorSearchProbe(redis)], roles: ["api"] });
+  test("answers 200 with each check when Redis answers, and reports the semantic cache's index as available", async () => {
+    const app = createApp({ logger, probes: [redisProbe(redis), cacheOn(redis).probe()], roles: ["api"] });
     const response = await get(app, "/health");
     const body = await json<Health>(response);
 
@@ -42,11 +52,15 @@ describe("GET /health", () => {
     expect(body.status).toBe("ok");
     expect(body.roles).toEqual(["api"]);
     expect(body.checks.redis).toMatchObject({ ok: true, required: true });
-    expect(body.checks.vector_search).toMatchObject({ ok: true, required: false, info: { available: true } });
+    expect(body.checks.semantic_cache).toMatchObject({
+      ok: true,
+      required: false,
+      info: { index: `${cachePrefix}-idx:health-test:8`, algorithm: "HNSW", dim: 8, entries: 0 },
+    });
   });
 
   test("answers 503 naming the failed dependency when Redis does not answer", async () => {
-    const app = createApp({ logger, probes: [redisProbe(absent), vectorSearchProbe(absent)], roles: ["api"] });
+    const app = createApp({ logger, probes: [redisProbe(absent), cacheOn(absent).probe()], roles: ["api"] });
     const response = await get(app, "/health");
     const body = await json<Health>(response);
 
@@ -57,10 +71,12 @@ describe("GET /health", () => {
   });
 
   test("a failing optional probe is reported without making the process unhealthy", async () => {
-    const app = createApp({ logger, probes: [redisProbe(redis), vectorSearchProbe(absent)], roles: ["api"] });
+    const app = createApp({ logger, probes: [redisProbe(redis), cacheOn(absent).probe()], roles: ["api"] });
     const response = await get(app, "/health");
     expect(response.status).toBe(200);
-    expect((await json<Health>(response)).checks.vector_search?.ok).toBe(false);
+    const check = (await json<Health>(response)).checks.semantic_cache;
+    expect(check?.ok).toBe(false);
+    expect(check?.error).toContain("semantic search unavailable (exact tier only)");
   });
 });
 

@@ -100,8 +100,12 @@ describe("metrics across processes", () => {
     for (let i = 0; i < 5; i++) {
       busB.emit("llm.call", { provider: "p", model: "m", ms: 300, ok: false, prompt_tokens: 0, completion_tokens: 0 });
     }
-    busA.emit("llm.embed", { provider: "p", model: "e", ms: 4, inputs: 16 });
-    busB.emit("llm.embed", { provider: "p", model: "e", ms: 4, inputs: 8 });
+    for (let i = 0; i < 150; i++) busA.emit("cache.lookup", { tier: "exact", ms: 1, round_trips: 1 });
+    for (let i = 0; i < 50; i++)
+      busB.emit("cache.lookup", { tier: "semantic", ms: 3, round_trips: 1.25, similarity: 0.95 });
+    for (let i = 0; i < 800; i++) (i % 2 ? busA : busB).emit("cache.lookup", { tier: "miss", ms: 3, round_trips: 2 });
+    busA.emit("llm.embed", { provider: "p", model: "e", ms: 4, inputs: 16, tokens: 160, cost_nano_usd: 3200 });
+    busB.emit("llm.embed", { provider: "p", model: "e", ms: 4, inputs: 8, tokens: 80, cost_nano_usd: 1600 });
     busB.emit("llm.rate_limited", { wait_ms: 250 });
     busB.emit("llm.rate_limited", { wait_ms: 150.4 });
     busA.emit("enqueue.batch", { queue: "ai_processing", size: 600, ms: 3 });
@@ -305,19 +309,62 @@ describe("metrics across processes", () => {
     expect((await readMetrics({ redis, prefix, queues: [queue], activeTasks: 42 })).active_tasks).toBe(42);
   });
 
-  test("external cache counters give average similarity and cost saved, 0 when absent", async () => {
+  test("cache events give hits by tier, average similarity, round trips per lookup and cost saved net of embeddings", async () => {
     const prefix = newPrefix("metrics-cache");
     expect((await readMetrics({ redis, prefix, queues: [] })).cache).toMatchObject({
+      hits: 0,
+      hit_rate: 0,
       avg_similarity: 0,
       estimated_cost_saved_usd: 0,
     });
-    const counters = metricsKeys(prefix).counters;
-    await redis.hincrbyfloat(counters, EXTERNAL_COUNTERS.cacheSimilaritySum, 0.9 + 0.95 + 0.97);
-    await redis.hincrby(counters, EXTERNAL_COUNTERS.cacheSimilarityCount, 3);
-    await redis.hincrby(counters, EXTERNAL_COUNTERS.cacheCostSavedMicroUsd, 1_250_000);
-    const { cache } = await readMetrics({ redis, prefix, queues: [] });
+    const { logger } = captureLogger();
+    const bus = createEventBus();
+    const recorder = createMetricsRecorder({ redis, bus, processId: "p", logger, prefix, flushIntervalMs: 60_000 });
+    // 2 exact hits saving 0.5 USD each, 3 semantic hits, 1 single-flight, 3 misses, 1 error, 2 bypassed.
+    for (let i = 0; i < 2; i++) bus.emit("cache.lookup", { tier: "exact", ms: 1, round_trips: 1, saved_nano_usd: 5e8 });
+    for (const similarity of [0.9, 0.95, 0.97]) {
+      bus.emit("cache.lookup", { tier: "semantic", ms: 4, round_trips: 1.5, similarity });
+    }
+    bus.emit("cache.lookup", { tier: "single_flight", ms: 30, round_trips: 1 });
+    for (let i = 0; i < 3; i++) bus.emit("cache.lookup", { tier: "miss", ms: 4, round_trips: 2.5 });
+    bus.emit("cache.lookup", { tier: "error", ms: 1, round_trips: 1 });
+    bus.emit("cache.error", { stage: "lookup" });
+    for (let i = 0; i < 2; i++) bus.emit("cache.lookup", { tier: "bypass", ms: 0, round_trips: 0 });
+    bus.emit("cache.guard_refused", { reason: "negation", similarity: 0.95 });
+    bus.emit("cache.knn_batch", { queries: 4, ms: 1 });
+    bus.emit("cache.knn_batch", { queries: 2, ms: 1 });
+    bus.emit("cache.store", { stored: true, reason: "exact and semantic" });
+    bus.emit("cache.store", { stored: false, reason: "finish_reason length" });
+    bus.emit("llm.embed", { provider: "p", model: "e", ms: 4, inputs: 6, tokens: 60, cost_nano_usd: 25e7 });
+    await recorder.close();
+
+    const { cache, cache_hit_rate } = await readMetrics({ redis, prefix, queues: [] });
+    expect(cache).toMatchObject({
+      hits: 6,
+      misses: 4,
+      hit_rate: 0.6,
+      exact_hits: 2,
+      semantic_hits: 3,
+      single_flight_hits: 1,
+      bypassed: 2,
+      errors: 1,
+      guard_refusals: 1,
+      stored: 1,
+      not_admitted: 1,
+      embedding_calls: 1,
+      embedding_inputs: 6,
+      knn_batches: 2,
+      knn_queries: 6,
+      avg_knn_batch_size: 3,
+      saved_usd: 1,
+      embedding_cost_usd: 0.25,
+      estimated_cost_saved_usd: 0.75,
+    });
+    expect(cache_hit_rate).toBe(0.6);
     expect(cache.avg_similarity).toBeCloseTo(0.94, 4);
-    expect(cache.estimated_cost_saved_usd).toBe(1.25);
+    // (2·1 + 3·1.5 + 1 + 3·2.5 + 1) / 10 lookups, bypasses excluded.
+    expect(cache.round_trips_per_lookup).toBeCloseTo(1.6, 3);
+    expect(cache.lookup_ms.p99).toBeGreaterThanOrEqual(29);
   });
 
   test("the Prometheus text declares every metric's type and carries the queue depth with its labels", async () => {
