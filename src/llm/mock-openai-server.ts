@@ -160,8 +160,11 @@ export function createMockOpenAiServer(options: MockOpenAiServerOptions = {}): M
     const userText = typeof user === "string" ? user : JSON.stringify(user ?? "");
     const promptTokens = messages.reduce((sum, m) => sum + estimateTokens(String(m.content ?? "")), 0);
     const words = userText.split(/\s+/).filter(Boolean);
-    const text = `mock answer: ${words.length} words, starting "${words.slice(0, 8).join(" ")}"`;
+    const full = `mock answer: ${words.length} words, starting "${words.slice(0, 8).join(" ")}"`;
     const limit = Number(body.max_completion_tokens ?? body.max_tokens ?? Number.POSITIVE_INFINITY);
+    // As the real API does: an answer longer than max_tokens is cut, and finish_reason says so.
+    const truncated = estimateTokens(full) > limit;
+    const text = truncated ? full.slice(0, limit * 4) : full;
     const completionTokens = Math.min(limit, estimateTokens(text));
     counters.prompt_tokens += promptTokens;
     counters.completion_tokens += completionTokens;
@@ -170,7 +173,14 @@ export function createMockOpenAiServer(options: MockOpenAiServerOptions = {}): M
       object: "chat.completion",
       created: Math.floor(Date.now() / 1000),
       model: body.model,
-      choices: [{ index: 0, message: { role: "assistant", content: text }, finish_reason: "stop", logprobs: null }],
+      choices: [
+        {
+          index: 0,
+          message: { role: "assistant", content: text },
+          finish_reason: truncated ? "length" : "stop",
+          logprobs: null,
+        },
+      ],
       usage: {
         prompt_tokens: promptTokens,
         completion_tokens: completionTokens,

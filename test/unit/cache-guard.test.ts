@@ -1,0 +1,78 @@
+import { describe, expect, test } from "bun:test";
+import { cacheKeys, exactHash, normaliseForKey, scopeOf } from "../../src/cache/cache-key";
+import { checkSemanticHit, guardFeatures } from "../../src/cache/false-hit-guard";
+
+describe("false-hit guard", () => {
+  test.each([
+    ["is it safe to drink tap water", "is it not safe to drink tap water", "negation"],
+    ["is it safe to drink tap water", "isn't it safe to drink tap water", "negation"],
+    ["¿Es seguro beber agua del grifo?", "¿No es seguro beber agua del grifo?", "negation"],
+    ["can I pay with a card", "can I pay without a card", "negation"],
+    ["take 2 tablets a day", "take 20 tablets a day", "numbers"],
+    ["flights under 500 dollars", "flights under 5000 dollars", "numbers"],
+    ["the 2023 report", "the 2024 report", "numbers"],
+  ] as const)("refuses %p as an answer to %p (%s)", (cached, asked, reason) => {
+    expect(checkSemanticHit(asked, cached)).toEqual({ ok: false, reason });
+  });
+
+  test.each([
+    ["¿Qué es el aprendizaje automático?", "que es el aprendizaje automatico"],
+    ["It costs 1,000 dollars", "it costs 1000 dollars!"],
+    ["Give me 2.5 kg of rice", "give me 2,5 kg of rice"],
+    ["I never said that", "i NEVER said that"],
+    ["no puedo entrar", "No puedo entrar."],
+  ] as const)("accepts %p for %p", (cached, asked) => {
+    expect(checkSemanticHit(asked, cached)).toEqual({ ok: true });
+  });
+
+  test("numbers and negations are extracted accent- and case-insensitively", () => {
+    expect(guardFeatures("JAMÁS tomes 3 o 007 pastillas, don't")).toEqual({
+      numbers: ["3", "7"],
+      negations: ["jamas", "not"],
+    });
+  });
+});
+
+describe("cache keys", () => {
+  const base = {
+    tenant: undefined,
+    taskType: "summarization",
+    text: "Hello  World",
+    model: "m",
+    system: "Summarise.",
+    temperature: 0.7,
+    maxTokens: 100,
+  };
+
+  test("the exact key ignores case, width forms and spacing, and nothing else", () => {
+    expect(normaliseForKey("  Ｈｅｌｌｏ\tWORLD \n")).toBe("hello world");
+    expect(exactHash(base)).toBe(exactHash({ ...base, text: "hello world" }));
+    expect(exactHash(base)).not.toBe(exactHash({ ...base, text: "hello, world" }));
+  });
+
+  test("every part of the scope separates entries: tenant, task type, model, system prompt, parameters", () => {
+    const scopes = new Set(
+      [
+        base,
+        { ...base, tenant: "acme" },
+        { ...base, taskType: "translation" },
+        { ...base, model: "other" },
+        { ...base, system: "Summarise briefly." },
+        { ...base, temperature: 0 },
+        { ...base, maxTokens: 50 },
+      ].map((request) => scopeOf(request)),
+    );
+    expect(scopes.size).toBe(7);
+    expect(scopeOf(base)).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  test("an entry id maps back to its key only when well formed, so no id becomes an arbitrary key", () => {
+    const keys = cacheKeys("cache");
+    const hash = "0123456789abcdef0123456789abcdef";
+    expect(keys.entryOfId(keys.entryId(hash, "summarization"))).toBe(keys.entry(hash, "summarization"));
+    for (const bad of ["x", `${hash}:Bad`, `${hash}:a:b`, `${hash}:*`, `../${hash}:a`]) {
+      expect(keys.entryOfId(bad)).toBeUndefined();
+    }
+    expect(() => keys.entryPattern("a*")).toThrow();
+  });
+});
