@@ -1,0 +1,236 @@
+/**
+ * Cache lookup latency at scale, through the cache's own code paths
+ * (cache-entries.ts `get`, vector-index.ts `knn`), embedding call excluded:
+ *
+ *   exact     one HMGET of an existing entry
+ *   semantic  one KNN query (k = 3, TAG filters on task type and scope) alone
+ *   batch     64 KNN queries in one pipeline (what the micro-batcher sends), per query
+ *   recall    HNSW top-1 / top-3 against FLAT's (exact search) for the same queries
+ *
+ * Entries are lexical embeddings (src/llm/lexical-embedding.ts) of generated
+ * sentences; queries are near-duplicates of stored sentences (half) and new
+ * sentences (half). All entries share one scope: the filter keeps everything,
+ * which is the heaviest case for the index.
+ *
+ *   bun bench/cache-lookup.ts [--entries 10000,100000] [--dims 384,1536] [--queries 2000] [--json out.json]
+ *
+ * Needs the Query Engine on database 0 (`bun run services:up`). Loads into
+ * keys `bench-cache-*` and removes them (and its indexes) afterwards.
+ */
+import { parseArgs } from "node:util";
+import { createCacheEntries } from "../src/cache/cache-entries";
+import { cacheKeys } from "../src/cache/cache-key";
+import { createVectorIndex, type VectorIndex } from "../src/cache/vector-index";
+import { loadConfig } from "../src/config";
+import { lexicalEmbedding } from "../src/llm/lexical-embedding";
+import { createDurationHistogram, type DurationSummary, recordMs, summarize } from "../src/store/histogram";
+import { connectRedis, type RedisClient } from "../src/store/redis";
+
+export interface CacheLookupResult {
+  entries: number;
+  dim: number;
+  load_seconds: number;
+  index_seconds: number;
+  exact_ms: DurationSummary;
+  semantic_hnsw_ms: DurationSummary;
+  semantic_flat_ms: DurationSummary;
+  batch64_hnsw_ms_per_query: number;
+  recall_at_1: number;
+  recall_at_3: number;
+}
+
+const WORDS = (() => {
+  // A fixed pseudo-random vocabulary: the same sentences on every run.
+  let seed = 42;
+  const random = () => {
+    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const syllables = "ka lo mi ter san vo dri pel nu ges ra tho bel quin zo".split(" ");
+  const words = Array.from({ length: 3000 }, () => {
+    const n = 2 + Math.floor(random() * 3);
+    return Array.from({ length: n }, () => syllables[Math.floor(random() * syllables.length)]).join("");
+  });
+  return { words, random };
+})();
+
+function sentence(i: number): string {
+  const { words } = WORDS;
+  const length = 8 + (i % 8);
+  const parts: string[] = [];
+  let x = (i + 1) * 2_654_435_761;
+  for (let w = 0; w < length; w++) {
+    x = (Math.imul(x ^ (x >>> 15), 2_246_822_519) + w) >>> 0;
+    parts.push(words[x % words.length] as string);
+  }
+  return parts.join(" ");
+}
+
+/** A near-duplicate: one word dropped, punctuation and case changed. */
+const nearDuplicate = (text: string) => `${text.split(" ").slice(1).join(" ").toUpperCase()}?`;
+
+const waitIndexed = async (redis: RedisClient, name: string, docs: number) => {
+  for (;;) {
+    const info = (await redis.call("FT.INFO", name)) as unknown[];
+    const indexing = Number(info[info.indexOf("indexing") + 1]);
+    const count = Number(info[info.indexOf("num_docs") + 1]);
+    if (indexing === 0 && count >= docs) return;
+    await Bun.sleep(500);
+  }
+};
+
+export async function measureCacheLookup(options: {
+  redisUrl: string;
+  entries: number;
+  dim: number;
+  queries: number;
+  log?: (line: string) => void;
+}): Promise<CacheLookupResult> {
+  const { entries: count, dim, queries } = options;
+  const log = options.log ?? (() => {});
+  const redis = await connectRedis(options.redisUrl);
+  const prefix = `bench-cache-${dim}-${count}-${process.pid}`;
+  const keys = cacheKeys(prefix);
+  const entries = createCacheEntries({ redis, keys, ttlSeconds: 3600 });
+  const index = (algorithm: "HNSW" | "FLAT") =>
+    createVectorIndex({
+      redis,
+      keyPrefix: keys.indexPrefix,
+      namePrefix: `${prefix}-${algorithm}`,
+      embeddingModel: "bench",
+      dim,
+      algorithm,
+    });
+  const hnsw = index("HNSW");
+  const flat = index("FLAT");
+  const scope = "benchscope";
+  const taskType = "general_analysis";
+  try {
+    const loadStarted = performance.now();
+    for (let start = 0; start < count; start += 1000) {
+      const pipeline = redis.pipeline();
+      for (let i = start; i < Math.min(count, start + 1000); i++) {
+        const vector = lexicalEmbedding(sentence(i), dim);
+        pipeline.hset(keys.entry(i.toString(16).padStart(32, "0"), taskType), {
+          query: sentence(i),
+          response: `answer ${i}`,
+          model: "bench",
+          metadata: '{"tokens_used":100,"prompt_tokens":60,"completion_tokens":40,"created_at":0}',
+          task_type: taskType,
+          scope,
+          embedding_model: hnsw.modelTag,
+          embedding: Buffer.from(vector.buffer),
+        });
+      }
+      await pipeline.exec();
+    }
+    const loadSeconds = (performance.now() - loadStarted) / 1000;
+    log(`  loaded ${count} entries × ${dim} in ${loadSeconds.toFixed(1)} s; indexing (HNSW and FLAT)…`);
+    const indexStarted = performance.now();
+    await hnsw.ensure();
+    await flat.ensure();
+    await waitIndexed(redis, hnsw.status().name, count);
+    await waitIndexed(redis, flat.status().name, count);
+    const indexSeconds = (performance.now() - indexStarted) / 1000;
+    log(`  indexed in ${indexSeconds.toFixed(1)} s; measuring ${queries} queries per kind…`);
+
+    const probes = Array.from({ length: queries }, (_, q) => {
+      const i = Math.floor((q * 7919) % count);
+      const text = q % 2 === 0 ? nearDuplicate(sentence(i)) : sentence(count + q);
+      return { vector: lexicalEmbedding(text, dim), scope, taskType };
+    });
+
+    const exact = createDurationHistogram();
+    for (let q = 0; q < queries; q++) {
+      const i = (q * 104_729) % count;
+      const started = performance.now();
+      const hit = await entries.get(keys.entry(i.toString(16).padStart(32, "0"), taskType));
+      recordMs(exact, performance.now() - started);
+      if (!hit) throw new Error(`entry ${i} missing`);
+    }
+
+    const single = async (idx: VectorIndex) => {
+      const histogram = createDurationHistogram();
+      const tops: string[][] = [];
+      for (const probe of probes) {
+        const started = performance.now();
+        const [matches = []] = await idx.knn([probe], 3);
+        recordMs(histogram, performance.now() - started);
+        tops.push(matches.map((m) => m.key));
+      }
+      return { summary: summarize(histogram), tops };
+    };
+    const hnswRun = await single(hnsw);
+    const flatRun = await single(flat);
+
+    let at1 = 0;
+    let at3 = 0;
+    for (let q = 0; q < queries; q++) {
+      const truth = flatRun.tops[q] ?? [];
+      const got = hnswRun.tops[q] ?? [];
+      if (truth[0] === undefined || got[0] === truth[0]) at1++;
+      at3 += truth.length === 0 ? 1 : truth.filter((key) => got.includes(key)).length / truth.length;
+    }
+
+    const batchStarted = performance.now();
+    for (let start = 0; start < probes.length; start += 64) await hnsw.knn(probes.slice(start, start + 64), 3);
+    const batchPerQuery = (performance.now() - batchStarted) / probes.length;
+
+    return {
+      entries: count,
+      dim,
+      load_seconds: round(loadSeconds),
+      index_seconds: round(indexSeconds),
+      exact_ms: summarize(exact),
+      semantic_hnsw_ms: hnswRun.summary,
+      semantic_flat_ms: flatRun.summary,
+      batch64_hnsw_ms_per_query: round(batchPerQuery, 4),
+      recall_at_1: round(at1 / queries, 4),
+      recall_at_3: round(at3 / queries, 4),
+    };
+  } finally {
+    await hnsw.drop();
+    await flat.drop();
+    let cursor = "0";
+    do {
+      const [next, found] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 5000);
+      cursor = next;
+      if (found.length > 0) await redis.unlink(...found);
+    } while (cursor !== "0");
+    await redis.quit();
+  }
+}
+
+const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      entries: { type: "string", default: "10000,100000" },
+      dims: { type: "string", default: "384,1536" },
+      queries: { type: "string", default: "2000" },
+      json: { type: "string" },
+    },
+  });
+  const config = loadConfig();
+  const results: CacheLookupResult[] = [];
+  for (const entries of (values.entries as string).split(",").map(Number)) {
+    for (const dim of (values.dims as string).split(",").map(Number)) {
+      console.log(`cache lookup: ${entries} entries × ${dim} dims`);
+      const result = await measureCacheLookup({
+        redisUrl: config.cache.redisUrl,
+        entries,
+        dim,
+        queries: Number(values.queries),
+        log: console.log,
+      });
+      results.push(result);
+      const q = (s: DurationSummary) => `${s.p50}/${s.p95}/${s.p99}`;
+      console.log(
+        `  exact P50/P95/P99 ${q(result.exact_ms)} ms · semantic HNSW ${q(result.semantic_hnsw_ms)} ms · FLAT ${q(result.semantic_flat_ms)} ms · ` +
+          `batch of 64: ${result.batch64_hnsw_ms_per_query} ms/query · recall@1 ${result.recall_at_1} · recall@3 ${result.recall_at_3}`,
+      );
+    }
+  }
+  if (values.json) await Bun.write(values.json, JSON.stringify({ machine: process.arch, results }, null, 2));
+}
