@@ -63,8 +63,16 @@ export function createVectorIndex(options: {
   embeddingModel: string;
   dim: number;
   algorithm: "HNSW" | "FLAT";
+  /** HNSW candidates examined per query: higher finds the true nearest more often, slower. */
+  efRuntime?: number;
+  /** Query Engine hybrid policy for the filtered KNN; unset lets it choose per query. */
+  hybridPolicy?: "BATCHES" | "ADHOC_BF";
 }): VectorIndex {
-  const { redis, keyPrefix, namePrefix, embeddingModel, dim, algorithm } = options;
+  const { redis, keyPrefix, namePrefix, embeddingModel, dim, algorithm, efRuntime, hybridPolicy } = options;
+  const knnOptions = [
+    ...(algorithm === "HNSW" && efRuntime ? [`EF_RUNTIME ${efRuntime}`] : []),
+    ...(hybridPolicy ? [`HYBRID_POLICY ${hybridPolicy}`] : []),
+  ].join(" ");
   const modelTag = `${safe(embeddingModel)}:${dim}`;
   const name = `${namePrefix}-idx:${safe(embeddingModel)}:${dim}`;
   let available = false;
@@ -133,7 +141,7 @@ export function createVectorIndex(options: {
         pipeline.call(
           "FT.SEARCH",
           name,
-          `(@task_type:{${safe(query.taskType)}} @scope:{${safe(query.scope)}})=>[KNN ${k} @embedding $vec AS distance]`,
+          `(@task_type:{${safe(query.taskType)}} @scope:{${safe(query.scope)}})=>[KNN ${k} @embedding $vec ${knnOptions} AS distance]`,
           "PARAMS",
           "2",
           "vec",

@@ -17,6 +17,14 @@ export async function renderPrometheus(snapshot: MetricsSnapshot): Promise<strin
     ["aies_llm_errors_total", "Failed LLM chat calls", snapshot.llm.errors],
     ["aies_cache_hits_total", "Tasks answered from the semantic cache", snapshot.cache.hits],
     ["aies_cache_misses_total", "Tasks that needed the LLM", snapshot.cache.misses],
+    [
+      "aies_cache_guard_refusals_total",
+      "Semantic hits refused: numbers or negation differ",
+      snapshot.cache.guard_refusals,
+    ],
+    ["aies_cache_errors_total", "Cache failures that sent a task to the LLM", snapshot.cache.errors],
+    ["aies_embedding_calls_total", "Embeddings calls", snapshot.cache.embedding_calls],
+    ["aies_embedding_inputs_total", "Texts embedded", snapshot.cache.embedding_inputs],
     ["aies_kafka_events_consumed_total", "Kafka events consumed", snapshot.kafka.events_consumed],
   ];
   for (const [name, help, value] of counters) new Counter({ name, help, registers }).inc(value);
@@ -24,6 +32,12 @@ export async function renderPrometheus(snapshot: MetricsSnapshot): Promise<strin
     ["aies_tasks_active", "Tasks being processed", snapshot.active_tasks],
     ["aies_tasks_per_second", "Tasks ended per second over the last 10 s", snapshot.tasks_per_second],
     ["aies_uptime_seconds", "Seconds since the answering process started", snapshot.uptime],
+    ["aies_cache_hit_ratio", "Cache hits / lookups (bypasses excluded)", snapshot.cache.hit_rate],
+    [
+      "aies_cache_cost_saved_usd",
+      "Estimated LLM cost saved by the cache, net of embeddings",
+      snapshot.cache.estimated_cost_saved_usd,
+    ],
   ];
   for (const [name, help, value] of gauges) new Gauge({ name, help, registers }).set(value);
 
