@@ -166,7 +166,7 @@ const EnvSchema = T.Object({
   EMBED_MEMO_SIZE: T.Integer({
     minimum: 0,
     maximum: 1_000_000,
-    default: 10_000,
+    default: 2048,
     description: "an integer 0..1000000 (recent embeddings kept in memory per process)",
   }),
   LLM_PRICE_INPUT_PER_MTOK: price("prompt", 0.15),
@@ -189,6 +189,9 @@ const EnvSchema = T.Object({
   ),
 });
 type Env = Static<typeof EnvSchema>;
+
+/** Every variable the configuration reads. */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(EnvSchema.properties);
 
 /** Embedding dimension when EMBEDDING_DIM is unset: the OpenAI model's, or the simulated provider's. */
 const DEFAULT_EMBEDDING_DIM = { openai: 1536, simulated: 384 } as const;

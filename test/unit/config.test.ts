@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ConfigError, describeConfig, loadConfig } from "../../src/config";
+import { CONFIG_VARIABLES, ConfigError, describeConfig, loadConfig } from "../../src/config";
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -103,10 +103,36 @@ describe("config", () => {
     ["LLM_RATE_LIMIT", "60 per minute"],
     ["API_KEYS", "no-colon-here"],
     ["LOG_LEVEL", "verbose"],
+    ["CACHE_SIMILARITY_THRESHOLDS", "translation=1.2"],
+    ["CACHE_SIMILARITY_THRESHOLDS", "Translation=0.9"],
+    ["CACHE_TTL_EXTEND_ON_HIT", "yes"],
+    ["CACHE_INDEX_ALGORITHM", "IVF"],
+    ["CACHE_REDIS_URL", "localhost:6379"],
+    ["CACHE_PREFIX", "cache:x"],
+    ["EMBED_BATCH_MAX", "0"],
+    ["LLM_PRICE_INPUT_PER_MTOK", "-1"],
   ])("%s=%p is rejected, naming the variable, the value and what is accepted", (name, value) => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toStartWith(`${name}="${value}" is not valid: expected `);
+  });
+
+  test("cache settings: per task type thresholds, booleans and the cache's own Redis", () => {
+    const config = loadConfig({
+      CACHE_SIMILARITY_THRESHOLDS: "translation=0.97,summarization=1",
+      CACHE_TTL_EXTEND_ON_HIT: "true",
+      CACHE_FALSE_HIT_GUARD: "0",
+      CACHE_REDIS_URL: "redis://:secret@cache-host:6380/0",
+    });
+    expect([...config.cache.thresholds]).toEqual([
+      ["translation", 0.97],
+      ["summarization", 1],
+    ]);
+    expect(config.cache.extendTtlOnHit).toBe(true);
+    expect(config.cache.falseHitGuard).toBe(false);
+    expect(config.cache.redisUrl).toBe("redis://:secret@cache-host:6380/0");
+    expect(JSON.stringify(describeConfig(config))).not.toContain("secret");
+    expect(loadConfig({ REDIS_URL: "redis://r:1/2" }).cache.redisUrl).toBe("redis://r:1/2");
   });
 
   test("every invalid variable is reported at once", () => {
@@ -132,5 +158,17 @@ describe("config", () => {
     expect(summary).not.toContain("tenant-secret-1");
     expect(summary).not.toContain("redis-secret");
     expect(summary).toContain("acme");
+  });
+});
+
+describe("documentation of the configuration", () => {
+  test("every variable the configuration reads is in .env.example and in the README's table", async () => {
+    const root = `${import.meta.dir}/../..`;
+    const example = await Bun.file(`${root}/.env.example`).text();
+    const readme = await Bun.file(`${root}/README.md`).text();
+    const missing = CONFIG_VARIABLES.filter(
+      (name) => !new RegExp(`^${name}=`, "m").test(example) || !readme.includes(`| \`${name}\``),
+    );
+    expect(missing).toEqual([]);
   });
 });
