@@ -161,6 +161,7 @@ const EnvSchema = T.Object({
     description: "HNSW or FLAT",
   }),
   CACHE_FALSE_HIT_GUARD: T.String({ ...BOOLEAN, default: "true" }),
+  CACHE_HNSW_EF_RUNTIME: positiveInt("an integer 1..4096 (HNSW candidates examined per query)", 4096, 64),
   EMBED_BATCH_WINDOW_MS: T.Integer({ minimum: 0, maximum: 1000, default: 2, description: "an integer 0..1000 (ms)" }),
   EMBED_BATCH_MAX: positiveInt("an integer 1..2048 (texts per embeddings call)", 2048, 64),
   EMBED_MEMO_SIZE: T.Integer({
@@ -257,6 +258,8 @@ export interface Config {
     readonly extendTtlOnHit: boolean;
     readonly maxTemperature: number;
     readonly indexAlgorithm: "HNSW" | "FLAT";
+    /** HNSW EF_RUNTIME: recall of near-duplicates against latency (BENCHMARKS.md). */
+    readonly efRuntime: number;
     readonly falseHitGuard: boolean;
     readonly embedBatch: { readonly windowMs: number; readonly maxSize: number; readonly memoSize: number };
     /** USD per million tokens, for the estimated cost saved. */
@@ -422,6 +425,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       extendTtlOnHit: isTrue(env.CACHE_TTL_EXTEND_ON_HIT),
       maxTemperature: env.CACHE_MAX_TEMPERATURE,
       indexAlgorithm: env.CACHE_INDEX_ALGORITHM,
+      efRuntime: env.CACHE_HNSW_EF_RUNTIME,
       falseHitGuard: isTrue(env.CACHE_FALSE_HIT_GUARD),
       embedBatch: { windowMs: env.EMBED_BATCH_WINDOW_MS, maxSize: env.EMBED_BATCH_MAX, memoSize: env.EMBED_MEMO_SIZE },
       prices: {

@@ -70,6 +70,7 @@ function createStorage(redis: Redis, config: CacheConfig, embedding: { model: st
     embeddingModel: embedding.model,
     dim: embedding.dim,
     algorithm: config.indexAlgorithm,
+    efRuntime: config.efRuntime,
   });
   return { keys, entries, index };
 }
