@@ -161,6 +161,10 @@ const EnvSchema = T.Object({
     description: "HNSW or FLAT",
   }),
   CACHE_FALSE_HIT_GUARD: T.String({ ...BOOLEAN, default: "true" }),
+  CACHE_HYBRID_POLICY: T.Union([T.Literal("auto"), T.Literal("BATCHES"), T.Literal("ADHOC_BF")], {
+    default: "auto",
+    description: "auto, BATCHES or ADHOC_BF",
+  }),
   CACHE_HNSW_EF_RUNTIME: positiveInt("an integer 1..4096 (HNSW candidates examined per query)", 4096, 64),
   EMBED_BATCH_WINDOW_MS: T.Integer({ minimum: 0, maximum: 1000, default: 2, description: "an integer 0..1000 (ms)" }),
   EMBED_BATCH_MAX: positiveInt("an integer 1..2048 (texts per embeddings call)", 2048, 64),
@@ -260,6 +264,8 @@ export interface Config {
     readonly indexAlgorithm: "HNSW" | "FLAT";
     /** HNSW EF_RUNTIME: recall of near-duplicates against latency (BENCHMARKS.md). */
     readonly efRuntime: number;
+    /** How the Query Engine combines the scope filter with the KNN search; undefined: its own choice per query. */
+    readonly hybridPolicy: "BATCHES" | "ADHOC_BF" | undefined;
     readonly falseHitGuard: boolean;
     readonly embedBatch: { readonly windowMs: number; readonly maxSize: number; readonly memoSize: number };
     /** USD per million tokens, for the estimated cost saved. */
@@ -426,6 +432,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       maxTemperature: env.CACHE_MAX_TEMPERATURE,
       indexAlgorithm: env.CACHE_INDEX_ALGORITHM,
       efRuntime: env.CACHE_HNSW_EF_RUNTIME,
+      hybridPolicy: env.CACHE_HYBRID_POLICY === "auto" ? undefined : env.CACHE_HYBRID_POLICY,
       falseHitGuard: isTrue(env.CACHE_FALSE_HIT_GUARD),
       embedBatch: { windowMs: env.EMBED_BATCH_WINDOW_MS, maxSize: env.EMBED_BATCH_MAX, memoSize: env.EMBED_MEMO_SIZE },
       prices: {

@@ -71,6 +71,7 @@ function createStorage(redis: Redis, config: CacheConfig, embedding: { model: st
     dim: embedding.dim,
     algorithm: config.indexAlgorithm,
     efRuntime: config.efRuntime,
+    ...(config.hybridPolicy ? { hybridPolicy: config.hybridPolicy } : {}),
   });
   return { keys, entries, index };
 }
