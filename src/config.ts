@@ -4,6 +4,7 @@
  * the variable and what it accepts; a bad value is never replaced by a default.
  */
 
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { type Static, Type as T, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
@@ -188,6 +189,26 @@ const EnvSchema = T.Object({
     default: "",
     description: "comma-separated name:key pairs (keys of 8+ characters), or empty for no auth",
   }),
+  API_KEYS_FILE: T.String({
+    default: "",
+    description: "a path to a file of name:key lines (# comments), or empty",
+  }),
+  API_ADMINS: T.String({
+    pattern: "^$|^[a-zA-Z0-9_.-]+(,[a-zA-Z0-9_.-]+)*$",
+    default: "",
+    description: "comma-separated API key names allowed to delete cache entries, or empty",
+  }),
+  API_RATE_LIMIT: T.String({
+    pattern: `^$|^[0-9]+/${DURATION}$`,
+    default: "",
+    description: "requests per period per API key (per address without keys), such as 100/1s, or empty for none",
+  }),
+  API_MAX_PENDING_TASKS: T.Integer({
+    minimum: 0,
+    maximum: 100_000_000,
+    default: 0,
+    description: "an integer ≥ 0 (tasks per API key accepted but not finished; 0: no cap)",
+  }),
   LOG_LEVEL: T.Union(
     LOG_LEVELS.map((l) => T.Literal(l)),
     { default: "info", description: LOG_LEVELS.join(", ") },
@@ -273,6 +294,12 @@ export interface Config {
   };
   readonly resultTtlSeconds: number;
   readonly apiKeys: readonly ApiKey[];
+  /** Tenants (API key names) that may administer the cache when auth is on. */
+  readonly apiAdmins: ReadonlySet<string>;
+  /** Per client: requests per period (burst of a whole period allowed); undefined: no limit. */
+  readonly apiRateLimit: { readonly calls: number; readonly periodMs: number } | undefined;
+  /** Tasks per API key accepted but not finished; 0: no cap. */
+  readonly apiMaxPendingTasks: number;
   readonly logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -326,9 +353,19 @@ function checkSemantics(env: Env): string[] {
   if (env.LLM_PROVIDER === "openai" && !env.OPENAI_API_KEY) {
     problems.push("LLM_PROVIDER=openai needs OPENAI_API_KEY (set it, or use LLM_PROVIDER=simulated)");
   }
-  const names = env.API_KEYS === "" ? [] : env.API_KEYS.split(",").map((pair) => pair.split(":")[0]);
-  const duplicate = names.find((name, i) => names.indexOf(name) !== i);
-  if (duplicate) problems.push(`API_KEYS: the name "${duplicate}" appears twice; each name is one tenant`);
+  const apiLimit = parseRateLimit(env.API_RATE_LIMIT);
+  if (apiLimit && (apiLimit.calls === 0 || apiLimit.periodMs === 0)) {
+    problems.push(`API_RATE_LIMIT="${env.API_RATE_LIMIT}": calls and period must both be greater than 0`);
+  }
+  try {
+    const names = apiKeysOf(env).map((k) => k.name);
+    const duplicate = names.find((name, i) => names.indexOf(name) !== i);
+    if (duplicate) problems.push(`API_KEYS: the name "${duplicate}" appears twice; each name is one tenant`);
+    const unknown = env.API_ADMINS === "" ? [] : env.API_ADMINS.split(",").filter((n) => !names.includes(n));
+    if (unknown.length > 0) problems.push(`API_ADMINS names no API key: ${unknown.join(", ")}`);
+  } catch (error) {
+    problems.push(error instanceof Error ? error.message : String(error));
+  }
   const [low = 0, high = low] = env.SIMULATED_LATENCY_MS.split("-").map(Number);
   if (high < low)
     problems.push(`SIMULATED_LATENCY_MS="${env.SIMULATED_LATENCY_MS}": the upper bound is below the lower`);
@@ -348,9 +385,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   for (const key of Object.keys(EnvSchema.properties)) {
     const value = source[key];
     if (value === undefined) continue;
-    // KAFKA_TOPIC_OUT, LLM_RATE_LIMIT and API_KEYS give "" a meaning; elsewhere
+    // KAFKA_TOPIC_OUT, LLM_RATE_LIMIT, API_KEYS and API_RATE_LIMIT give "" a meaning; elsewhere
     // an empty variable is treated as unset, as shells and .env files produce it.
-    if (value.trim() === "" && !["KAFKA_TOPIC_OUT", "LLM_RATE_LIMIT", "API_KEYS"].includes(key)) continue;
+    if (value.trim() === "" && !["KAFKA_TOPIC_OUT", "LLM_RATE_LIMIT", "API_KEYS", "API_RATE_LIMIT"].includes(key))
+      continue;
     raw[key] = value.trim();
   }
   const converted = Value.Default(EnvSchema, toNumbers(raw)) as Record<string, unknown>;
@@ -442,13 +480,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       },
     },
     resultTtlSeconds: env.RESULT_TTL_SECONDS,
-    apiKeys:
-      env.API_KEYS === ""
-        ? []
-        : env.API_KEYS.split(",").map((pair) => {
-            const separator = pair.indexOf(":");
-            return { name: pair.slice(0, separator), key: pair.slice(separator + 1) };
-          }),
+    apiKeys: apiKeysOf(env),
+    apiAdmins: new Set(env.API_ADMINS === "" ? [] : env.API_ADMINS.split(",")),
+    apiRateLimit: parseRateLimit(env.API_RATE_LIMIT),
+    apiMaxPendingTasks: env.API_MAX_PENDING_TASKS,
     logLevel: env.LOG_LEVEL,
   };
 }
@@ -459,6 +494,32 @@ export const BASE_QUEUES = ["default", "ai_processing", "kafka_events"] as const
 function workerQueues(spec: string, routes: ReadonlyMap<string, string>): string[] {
   if (spec !== "") return [...new Set(spec.split(","))];
   return [...new Set([...BASE_QUEUES, ...routes.values()])];
+}
+
+const PAIR = new RegExp(`^${API_KEY_PAIR}$`);
+
+/** API_KEYS and the lines of API_KEYS_FILE, as name/key pairs. Throws naming the file and line of a bad one. */
+function apiKeysOf(env: Env): ApiKey[] {
+  const pairs = env.API_KEYS === "" ? [] : env.API_KEYS.split(",");
+  if (env.API_KEYS_FILE !== "") {
+    let text: string;
+    try {
+      text = readFileSync(env.API_KEYS_FILE, "utf8");
+    } catch (error) {
+      throw new Error(`API_KEYS_FILE="${env.API_KEYS_FILE}" cannot be read: ${(error as Error).message}`);
+    }
+    for (const [i, raw] of text.split("\n").entries()) {
+      const line = raw.trim();
+      if (line === "" || line.startsWith("#")) continue;
+      // The line is never echoed: it holds a secret.
+      if (!PAIR.test(line)) throw new Error(`API_KEYS_FILE line ${i + 1} is not name:key (a key of 8+ characters)`);
+      pairs.push(line);
+    }
+  }
+  return pairs.map((pair) => {
+    const separator = pair.indexOf(":");
+    return { name: pair.slice(0, separator), key: pair.slice(separator + 1) };
+  });
 }
 
 const isTrue = (value: string) => value === "true" || value === "1";
@@ -485,6 +546,9 @@ export function describeConfig(config: Config): Record<string, unknown> {
     },
     resultTtlSeconds: config.resultTtlSeconds,
     apiKeys: config.apiKeys.map((k) => k.name),
+    apiAdmins: [...config.apiAdmins],
+    apiRateLimit: config.apiRateLimit,
+    apiMaxPendingTasks: config.apiMaxPendingTasks,
     logLevel: config.logLevel,
   };
 }

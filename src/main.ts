@@ -6,6 +6,8 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { createApp } from "./api/app";
+import { createKeyring } from "./api/auth";
+import { createPendingCap } from "./api/client-limits";
 import { createCacheAdmin } from "./cache";
 import { BASE_QUEUES, type Config, ConfigError, describeConfig, loadConfig } from "./config";
 import { AppError, errorMessage } from "./errors";
@@ -136,6 +138,7 @@ async function main(): Promise<void> {
       logger: logger.child({ component: "enqueue" }),
     });
     lifecycle.onShutdown("enqueue", () => enqueuer.flush());
+    const keyring = createKeyring(config.apiKeys);
     const app = createApp({
       logger: logger.child({ component: "api" }),
       probes,
@@ -150,9 +153,24 @@ async function main(): Promise<void> {
         bus,
         routes: config.routes,
         taskTypes: new Set(Object.keys(loadPrompts(config.promptsFile))),
+        tenantOf: keyring.tenantOf,
+        pendingCap: createPendingCap({
+          redis,
+          max: config.apiMaxPendingTasks,
+          resultTtlSeconds: config.resultTtlSeconds,
+        }),
       },
+      access: { keyring, redis, rateLimit: config.apiRateLimit },
       operations: { redis, queues: queueNames, ...(supervisor ? { supervisor: supervisor.counts } : {}) },
-      cache: { admin: cacheAdmin, logger: logger.child({ component: "cache" }) },
+      cache: {
+        admin: cacheAdmin,
+        logger: logger.child({ component: "cache" }),
+        mayAdminister: (request) => {
+          if (!keyring.enabled) return true;
+          const tenant = keyring.tenantOf(request);
+          return tenant !== undefined && config.apiAdmins.has(tenant);
+        },
+      },
     });
     try {
       app.listen({ port: config.port, hostname: "0.0.0.0" });

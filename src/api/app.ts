@@ -1,11 +1,14 @@
 /** The Elysia application: route groups, request limits, the error shape and the OpenAPI document. */
 import { swagger } from "@elysiajs/swagger";
 import { Elysia, ParseError } from "elysia";
+import type Redis from "ioredis";
 import { AppError } from "../errors";
 import type { HealthProbe } from "../health";
 import type { Logger } from "../log";
 import { APP_VERSION } from "../version";
+import { authGuard, type Keyring } from "./auth";
 import { type CacheRoutesDeps, cacheRoutes } from "./cache";
+import { clientIdentity, rateLimitGuard } from "./client-limits";
 import { errorHandler, errorResponse } from "./errors";
 import { healthRoutes } from "./health";
 import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
@@ -24,6 +27,12 @@ export interface AppDeps {
   operations?: OperationsRoutesDeps;
   /** DELETE /cache/clear, DELETE /cache/:id. */
   cache?: CacheRoutesDeps;
+  /** API keys (every route but /health needs one when any is configured) and per-client request rate. */
+  access?: {
+    keyring: Keyring;
+    redis: Redis;
+    rateLimit: { calls: number; periodMs: number } | undefined;
+  };
 }
 
 /** 1 MiB: a maximal task (10,000 characters, 4 bytes each in UTF-8) is 40 KB. */
@@ -35,8 +44,23 @@ export function createApp(deps: AppDeps) {
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   // Bun's own limit is only a backstop (it answers a bare 413): declared sizes are refused below in the JSON
   // error shape, and a chunked body is counted as it is read.
-  return new Elysia({ name: "ai-eventstream", serve: { maxRequestBodySize: maxBodyBytes * 4 } })
+  const access = deps.access;
+  // The server exists once the app listens; the rate limit reads the remote address through it.
+  const listening: { server?: { requestIP(request: Request): { address: string } | null } | null } = {};
+  const app = new Elysia({ name: "ai-eventstream", serve: { maxRequestBodySize: maxBodyBytes * 4 } })
     .use(errorHandler(deps.logger))
+    // Before anything reads a body: a request without a key, or over its rate, costs no parsing.
+    .use(access ? authGuard(access.keyring, deps.logger) : new Elysia({ name: "auth" }))
+    .use(
+      access
+        ? rateLimitGuard({
+            redis: access.redis,
+            limit: access.rateLimit,
+            clientOf: clientIdentity(access.keyring, (request) => listening.server?.requestIP(request)?.address),
+            logger: deps.logger,
+          })
+        : new Elysia({ name: "rate-limit" }),
+    )
     .onRequest(({ request }) => {
       if (!WITH_BODY.has(request.method)) return;
       // Refused before the body is read: a declared oversize body, or one that is not JSON.
@@ -91,7 +115,11 @@ export function createApp(deps: AppDeps) {
     .use(healthRoutes({ probes: deps.probes, roles: deps.roles, startedAt: deps.startedAt ?? Date.now() }))
     .use(deps.tasks ? taskRoutes(deps.tasks) : new Elysia({ name: "tasks" }))
     .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }))
-    .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }));
+    .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }))
+    .onStart(({ server }) => {
+      listening.server = server;
+    });
+  return app;
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -7,11 +7,24 @@ import type { Logger } from "../log";
 export interface CacheRoutesDeps {
   admin: CacheAdmin;
   logger: Logger;
+  /**
+   * Whether a request may delete entries. With API keys on, entries of every
+   * tenant live in one keyspace: only the keys named in API_ADMINS may.
+   */
+  mayAdminister?: (request: Request) => boolean;
 }
 
 export function cacheRoutes(deps: CacheRoutesDeps) {
-  const { admin, logger } = deps;
+  const { admin, logger, mayAdminister = () => true } = deps;
   return new Elysia({ name: "cache" })
+    .onBeforeHandle(({ request }) => {
+      if (mayAdminister(request)) return;
+      logger.info(
+        { route: `${request.method} ${new URL(request.url).pathname}` },
+        "request rejected: not a cache admin",
+      );
+      throw new AppError("FORBIDDEN", "deleting cache entries needs an API key named in API_ADMINS", { status: 403 });
+    })
     .delete(
       "/cache/clear",
       async ({ query }) => {

@@ -13,6 +13,7 @@ import { routeTask } from "../queue/queues";
 import { newTaskId, type TaskJob } from "../queue/task-job";
 import { TASK_STATUSES, type TaskState, type TaskStore, TERMINAL } from "../store/task-store";
 import type { TaskWaiter } from "../store/task-waiter";
+import type { PendingCap } from "./client-limits";
 
 export const ProcessBody = t.Object({
   text: t.String({ minLength: 1, maxLength: 10_000, description: "the text to process" }),
@@ -84,6 +85,8 @@ export interface TaskRoutesDeps {
   taskTypes: ReadonlySet<string>;
   /** The tenant of a request (the API key's name), or undefined when auth is off. */
   tenantOf?: (request: Request) => string | undefined;
+  /** API_MAX_PENDING_TASKS per tenant; absent: no cap. */
+  pendingCap?: PendingCap;
 }
 
 function view(state: TaskState) {
@@ -96,7 +99,7 @@ function view(state: TaskState) {
 }
 
 export function taskRoutes(deps: TaskRoutesDeps) {
-  const { redis, enqueuer, store, waiter, bus, routes, taskTypes, tenantOf = () => undefined } = deps;
+  const { redis, enqueuer, store, waiter, bus, routes, taskTypes, tenantOf = () => undefined, pendingCap } = deps;
 
   /** Claims an Idempotency-Key for a new task id, or answers the task id that already holds it. */
   const claimIdempotencyKey = async (tenant: string | undefined, key: string, taskId: string) => {
@@ -147,9 +150,16 @@ export function taskRoutes(deps: TaskRoutesDeps) {
           accepted_at: Date.now(),
         };
         try {
+          await pendingCap?.reserve(tenant, taskId);
+        } catch (error) {
+          if (claim) await redis.del(claim.redisKey).catch(() => {});
+          throw error;
+        }
+        try {
           await enqueuer.enqueue(queue, job);
         } catch (error) {
           if (claim) await redis.del(claim.redisKey).catch(() => {});
+          await pendingCap?.release(tenant, taskId).catch(() => {});
           throw error;
         }
         bus.emit("task.accepted", { task_id: taskId, queue, task_type: body.task_type, source: "api" });

@@ -40,6 +40,18 @@ export interface RateLimiter {
 
 export const UNLIMITED: RateLimiter = { waitForSlot: async () => 0 };
 
+/**
+ * One GCRA decision: 0 when a call under `key` may go now (and books it),
+ * else the ms until it may. `tolerance` is the burst allowed, in ms of
+ * intervals: 0 spaces calls evenly; (calls - 1) × interval admits a burst of
+ * the whole period's calls.
+ */
+export function createGcra(redis: Redis): (key: string, intervalMs: number, toleranceMs: number) => Promise<number> {
+  if (!("llmRateLimit" in redis)) redis.defineCommand("llmRateLimit", { numberOfKeys: 1, lua: GCRA_SCRIPT });
+  const client = redis as ScriptClient;
+  return async (key, intervalMs, toleranceMs) => Number(await client.llmRateLimit(key, intervalMs, toleranceMs));
+}
+
 export function createRateLimiter(deps: {
   redis: Redis;
   /** Undefined: no limit, and no Redis round trip. */
@@ -48,8 +60,7 @@ export function createRateLimiter(deps: {
 }): RateLimiter {
   const { redis, limit, key = "llm:ratelimit" } = deps;
   if (!limit) return UNLIMITED;
-  if (!("llmRateLimit" in redis)) redis.defineCommand("llmRateLimit", { numberOfKeys: 1, lua: GCRA_SCRIPT });
-  const client = redis as ScriptClient;
+  const attempt = createGcra(redis);
   const interval = limit.periodMs / limit.calls;
 
   return {
@@ -57,7 +68,7 @@ export function createRateLimiter(deps: {
       const started = performance.now();
       for (;;) {
         signal?.throwIfAborted();
-        const wait = Number(await client.llmRateLimit(key, interval, 0));
+        const wait = await attempt(key, interval, 0);
         if (wait <= 0) return performance.now() - started;
         // A little jitter so that waiters woken together do not all ask at the same millisecond.
         await sleep(wait + Math.random() * Math.min(interval, 10), signal);

@@ -167,7 +167,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
               completion_tokens: resolution.answer.usage.completionTokens,
             },
           };
-      await store.succeed(task.task_id, result, finishedAt);
+      await store.succeed(task.task_id, result, finishedAt, task.tenant);
       bus.emit("task.succeeded", {
         task_id: task.task_id,
         queue,
@@ -194,7 +194,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
       } else {
         // Bee-Queue retries any error while retries remain: a non-retriable one must fail now.
         options.retries = 0;
-        await store.fail(task.task_id, recorded);
+        await store.fail(task.task_id, recorded, Date.now(), task.tenant);
         bus.emit("task.failed", { task_id: task.task_id, queue, code: recorded.code });
         log.warn({ code: recorded.code, error: recorded.message }, "task failed");
       }

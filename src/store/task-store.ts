@@ -86,16 +86,22 @@ export interface TaskStore {
     queue: string,
     now?: number,
   ): Promise<{ status: "STARTED"; attempt: number } | { status: TaskStatus }>;
-  succeed(taskId: string, result: TaskResult, now?: number): Promise<void>;
+  /** Records the result; with a tenant, the task also leaves the tenant's pending set (API_MAX_PENDING_TASKS). */
+  succeed(taskId: string, result: TaskResult, now?: number, tenant?: string): Promise<void>;
   /** A failed attempt that will be retried. */
   retry(taskId: string, error: TaskError): Promise<void>;
-  fail(taskId: string, error: TaskError, now?: number): Promise<void>;
+  fail(taskId: string, error: TaskError, now?: number, tenant?: string): Promise<void>;
   /** The task's state, or undefined when no such task exists (or it belongs to another tenant). */
   get(taskId: string, tenant?: string): Promise<TaskState | undefined>;
 }
 
 export function resultKey(taskId: string): string {
   return `result:${taskId}`;
+}
+
+/** Sorted set of a tenant's accepted, unfinished task ids, scored by acceptance time. */
+export function pendingKey(tenant: string): string {
+  return `tenant:${tenant}:pending`;
 }
 
 function parse<T>(value: string | undefined): T | undefined {
@@ -117,18 +123,14 @@ export function createTaskStore(deps: {
   if (!("taskStart" in redis)) redis.defineCommand("taskStart", { numberOfKeys: 1, lua: START_SCRIPT });
   const client = redis as ScriptClient;
 
-  const finish = async (taskId: string, fields: Record<string, string | number>) => {
+  const finish = async (taskId: string, fields: Record<string, string | number>, tenant: string | undefined) => {
     const key = resultKey(taskId);
-    await redis
-      .pipeline()
-      .hset(key, fields)
-      .expire(key, resultTtlSeconds)
-      .publish(DONE_CHANNEL, taskId)
-      .exec()
-      .then((replies) => {
-        const failed = replies?.find(([error]) => error);
-        if (failed?.[0]) throw failed[0];
-      });
+    const pipeline = redis.pipeline().hset(key, fields).expire(key, resultTtlSeconds).publish(DONE_CHANNEL, taskId);
+    if (tenant) pipeline.zrem(pendingKey(tenant), taskId);
+    await pipeline.exec().then((replies) => {
+      const failed = replies?.find(([error]) => error);
+      if (failed?.[0]) throw failed[0];
+    });
   };
 
   return {
@@ -144,14 +146,14 @@ export function createTaskStore(deps: {
       );
       return status === "STARTED" ? { status: "STARTED", attempt } : { status: status as TaskStatus };
     },
-    succeed(taskId, result, now = Date.now()) {
-      return finish(taskId, { status: "SUCCESS", result: JSON.stringify(result), finished_at: now });
+    succeed(taskId, result, now = Date.now(), tenant = undefined) {
+      return finish(taskId, { status: "SUCCESS", result: JSON.stringify(result), finished_at: now }, tenant);
     },
     async retry(taskId, error) {
       await redis.hset(resultKey(taskId), { status: "RETRY", error: JSON.stringify(error) });
     },
-    fail(taskId, error, now = Date.now()) {
-      return finish(taskId, { status: "FAILURE", error: JSON.stringify(error), finished_at: now });
+    fail(taskId, error, now = Date.now(), tenant = undefined) {
+      return finish(taskId, { status: "FAILURE", error: JSON.stringify(error), finished_at: now }, tenant);
     },
     async get(taskId, tenant) {
       const hash = await redis.hgetall(resultKey(taskId));

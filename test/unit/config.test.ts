@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { tmpdir } from "node:os";
 import { CONFIG_VARIABLES, ConfigError, describeConfig, loadConfig } from "../../src/config";
 
 function problemsOf(env: Record<string, string>): string[] {
@@ -111,6 +112,9 @@ describe("config", () => {
     ["CACHE_PREFIX", "cache:x"],
     ["EMBED_BATCH_MAX", "0"],
     ["LLM_PRICE_INPUT_PER_MTOK", "-1"],
+    ["API_RATE_LIMIT", "100 per second"],
+    ["API_MAX_PENDING_TASKS", "-1"],
+    ["API_ADMINS", "ops team"],
   ])("%s=%p is rejected, naming the variable, the value and what is accepted", (name, value) => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
@@ -133,6 +137,25 @@ describe("config", () => {
     expect(config.cache.redisUrl).toBe("redis://:secret@cache-host:6380/0");
     expect(JSON.stringify(describeConfig(config))).not.toContain("secret");
     expect(loadConfig({ REDIS_URL: "redis://r:1/2" }).cache.redisUrl).toBe("redis://r:1/2");
+  });
+
+  test("API keys come from API_KEYS and API_KEYS_FILE; admins must name a key; a bad file line is refused without echoing it", async () => {
+    const file = `${tmpdir()}/ai-eventstream-api-keys-${process.pid}.txt`;
+    await Bun.write(file, "# keys\nops:ops-secret-1234\n\nbilling:billing-secret-99\n");
+    try {
+      const config = loadConfig({ API_KEYS: "acme:acme-secret-1", API_KEYS_FILE: file, API_ADMINS: "ops" });
+      expect(config.apiKeys.map((k) => k.name)).toEqual(["acme", "ops", "billing"]);
+      expect([...config.apiAdmins]).toEqual(["ops"]);
+      expect(problemsOf({ API_KEYS: "acme:acme-secret-1", API_ADMINS: "root" })).toEqual([
+        "API_ADMINS names no API key: root",
+      ]);
+      await Bun.write(file, "ops:short\n");
+      const problems = problemsOf({ API_KEYS_FILE: file });
+      expect(problems).toEqual(["API_KEYS_FILE line 1 is not name:key (a key of 8+ characters)"]);
+      expect(problemsOf({ API_KEYS_FILE: `${file}.missing` })[0]).toContain("cannot be read");
+    } finally {
+      await Bun.file(file).delete();
+    }
   });
 
   test("every invalid variable is reported at once", () => {

@@ -1,0 +1,60 @@
+/**
+ * API keys (API_KEYS / API_KEYS_FILE). When any is configured, every route
+ * but /health needs `Authorization: Bearer <key>`; the key's name is the
+ * tenant, which scopes tasks (another tenant's task is a 404) and cache
+ * entries. Keys are compared in constant time (SHA-256 digests, every key
+ * checked, no early exit) and never logged: logs name the tenant or the
+ * reason, never the presented value.
+ */
+import { timingSafeEqual } from "node:crypto";
+import { Elysia } from "elysia";
+import type { ApiKey } from "../config";
+import type { Logger } from "../log";
+import { errorResponse } from "./errors";
+
+/** Routes a client may call without a key: liveness probes of orchestrators have none. */
+const PUBLIC_PATHS = new Set(["/health"]);
+
+const digest = (value: string) => new Bun.CryptoHasher("sha256").update(value).digest();
+
+export interface Keyring {
+  /** True when keys are configured, i.e. auth is on. */
+  readonly enabled: boolean;
+  /** The tenant of a request's bearer key; undefined without a (valid) key. */
+  tenantOf(request: Request): string | undefined;
+}
+
+export function createKeyring(keys: readonly ApiKey[]): Keyring {
+  const digests = keys.map((k) => ({ name: k.name, digest: digest(k.key) }));
+  return {
+    enabled: digests.length > 0,
+    tenantOf(request) {
+      const header = request.headers.get("authorization");
+      const match = header ? /^Bearer[ ]+(\S+)\s*$/i.exec(header) : null;
+      if (!match) return undefined;
+      const presented = digest(match[1] as string);
+      let tenant: string | undefined;
+      for (const entry of digests) {
+        // No early exit: the time taken never says which key, or how much of one, matched.
+        if (timingSafeEqual(presented, entry.digest)) tenant = entry.name;
+      }
+      return tenant;
+    },
+  };
+}
+
+/** Refuses requests without a valid key (401, in the one error shape) before their body is read. */
+export function authGuard(keyring: Keyring, logger: Logger) {
+  const plugin = new Elysia({ name: "auth" });
+  if (!keyring.enabled) return plugin;
+  return plugin.onRequest(({ request }) => {
+    const path = new URL(request.url).pathname;
+    if (PUBLIC_PATHS.has(path)) return;
+    if (keyring.tenantOf(request) !== undefined) return;
+    const reason = request.headers.has("authorization") ? "invalid API key" : "missing API key";
+    logger.info({ route: `${request.method} ${path}`, reason }, "request rejected: unauthorized");
+    const response = errorResponse(401, "UNAUTHORIZED", `${reason}: send Authorization: Bearer <key> (API_KEYS)`);
+    response.headers.set("www-authenticate", 'Bearer realm="ai-eventstream"');
+    return response;
+  });
+}
