@@ -16,7 +16,7 @@
  *                             [--ef 10,64,128] [--policy BATCHES|ADHOC_BF] [--json out.json]
  *
  * Needs the Query Engine on database 0 (`bun run services:up`). Loads into
- * keys `bench-cache-*` and removes them (and its indexes) afterwards.
+ * keys `cachebench-*` and removes them (and its indexes) afterwards.
  */
 import { parseArgs } from "node:util";
 import { createCacheEntries } from "../src/cache/cache-entries";
@@ -105,7 +105,7 @@ export async function measureCacheLookup(options: {
   const { entries: count, dim, queries } = options;
   const log = options.log ?? (() => {});
   const redis = await connectRedis(options.redisUrl);
-  const prefix = `bench-cache-${dim}-${count}-${process.pid}`;
+  const prefix = `cachebench-${dim}-${count}-${process.pid}`;
   const keys = cacheKeys(prefix);
   const entries = createCacheEntries({ redis, keys, ttlSeconds: 3600 });
   const index = (algorithm: "HNSW" | "FLAT", efRuntime?: number) =>
@@ -145,8 +145,9 @@ export async function measureCacheLookup(options: {
     const loadSeconds = (performance.now() - loadStarted) / 1000;
     log(`  loaded ${count} entries × ${dim} in ${loadSeconds.toFixed(1)} s; indexing (HNSW and FLAT)…`);
     const indexStarted = performance.now();
-    await hnsw.ensure();
-    await flat.ensure();
+    for (const idx of [hnsw, flat]) {
+      if (!(await idx.ensure())) throw new Error(`cannot create ${idx.status().name}: ${idx.status().reason}`);
+    }
     await waitIndexed(redis, hnsw.status().name, count);
     await waitIndexed(redis, flat.status().name, count);
     const indexSeconds = (performance.now() - indexStarted) / 1000;

@@ -47,8 +47,10 @@ export function createApp(deps: AppDeps) {
   const access = deps.access;
   // The server exists once the app listens; the rate limit reads the remote address through it.
   const listening: { server?: { requestIP(request: Request): { address: string } | null } | null } = {};
+  // Filled once every route is registered; the error handler answers 405 from it.
+  const routeTable: { routes: readonly { method: string; path: string }[] } = { routes: [] };
   const app = new Elysia({ name: "ai-eventstream", serve: { maxRequestBodySize: maxBodyBytes * 4 } })
-    .use(errorHandler(deps.logger))
+    .use(errorHandler(deps.logger, (path) => allowedMethods(routeTable.routes, path)))
     // Before anything reads a body: a request without a key, or over its rate, costs no parsing.
     .use(access ? authGuard(access.keyring, deps.logger) : new Elysia({ name: "auth" }))
     .use(
@@ -63,6 +65,8 @@ export function createApp(deps: AppDeps) {
     )
     .onRequest(({ request }) => {
       if (!WITH_BODY.has(request.method)) return;
+      // A method the path does not have is the error handler's 405, whatever its body.
+      if (!allowedMethods(routeTable.routes, new URL(request.url).pathname).includes(request.method)) return;
       // Refused before the body is read: a declared oversize body, or one that is not JSON.
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > maxBodyBytes) {
@@ -95,6 +99,9 @@ export function createApp(deps: AppDeps) {
         throw new ParseError();
       }
     })
+    .onAfterHandle({ as: "global" }, ({ request, response }) => {
+      if (new URL(request.url).pathname === SPEC_PATH) return cleanOpenApi(response, deps.tasks?.taskTypes);
+    })
     .use(
       swagger({
         path: "/swagger",
@@ -119,7 +126,80 @@ export function createApp(deps: AppDeps) {
     .onStart(({ server }) => {
       listening.server = server;
     });
+  routeTable.routes = app.routes;
   return app;
 }
 
 export type App = ReturnType<typeof createApp>;
+
+const SPEC_PATH = "/swagger/json";
+
+/**
+ * The OpenAPI document as clients should read it. Elysia documents every
+ * body as JSON, form data or text, and every integer as "an integer or a
+ * numeric string" (it coerces query strings); the API takes JSON bodies and
+ * numbers, so those alternatives are dropped. A property with a default is
+ * not required (the default fills it in), and task_type lists the task types
+ * this deployment knows. Fuzzers (schemathesis) then test the contract the
+ * API actually has.
+ */
+export function cleanOpenApi(document: unknown, taskTypes?: ReadonlySet<string>): unknown {
+  const visit = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(visit);
+    if (node === null || typeof node !== "object") return node;
+    const entries = Object.entries(node as Record<string, unknown>);
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of entries) out[key] = visit(value);
+    const anyOf = out.anyOf as Record<string, unknown>[] | undefined;
+    if (Array.isArray(anyOf)) {
+      const real = anyOf.filter(
+        (option) =>
+          !(
+            option.type === "string" &&
+            typeof option.format === "string" &&
+            /^(integer|numeric|number|boolean)$/.test(option.format)
+          ),
+      );
+      if (real.length === 1 && real.length < anyOf.length) {
+        delete out.anyOf;
+        Object.assign(out, real[0]);
+      }
+    }
+    const properties = out.properties as Record<string, Record<string, unknown>> | undefined;
+    if (properties && Array.isArray(out.required)) {
+      out.required = (out.required as string[]).filter((name) => properties[name]?.default === undefined);
+    }
+    if (taskTypes && properties?.task_type?.pattern !== undefined) {
+      properties.task_type = { ...properties.task_type, enum: [...taskTypes].sort() };
+    }
+    const content = out.content as Record<string, unknown> | undefined;
+    if (content && typeof content === "object" && "application/json" in content) {
+      out.content = { "application/json": content["application/json"] };
+    }
+    return out;
+  };
+  return visit(document);
+}
+
+const patterns = new Map<string, RegExp>();
+
+/** The methods of the routes whose path pattern (`/task/:id`) matches `path`; HEAD comes with GET. */
+function allowedMethods(routes: readonly { method: string; path: string }[], path: string): string[] {
+  const methods = new Set<string>();
+  for (const route of routes) {
+    let pattern = patterns.get(route.path);
+    if (!pattern) {
+      const source = route.path
+        .split("/")
+        .map((part) =>
+          part.startsWith(":") ? "[^/]+" : part === "*" ? ".*" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"),
+        )
+        .join("/");
+      pattern = new RegExp(`^${source}$`);
+      patterns.set(route.path, pattern);
+    }
+    if (pattern.test(path)) methods.add(route.method);
+  }
+  if (methods.has("GET")) methods.add("HEAD");
+  return [...methods].sort();
+}

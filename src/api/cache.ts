@@ -3,6 +3,7 @@ import { Elysia, t } from "elysia";
 import type { CacheAdmin } from "../cache";
 import { AppError } from "../errors";
 import type { Logger } from "../log";
+import { COMMON_ERRORS, errorResponses } from "./errors";
 
 export interface CacheRoutesDeps {
   admin: CacheAdmin;
@@ -47,6 +48,7 @@ export function cacheRoutes(deps: CacheRoutesDeps) {
             deleted: t.Integer({ minimum: 0, description: "entries removed" }),
             task_type: t.Optional(t.String()),
           }),
+          ...errorResponses(403, 422, ...COMMON_ERRORS),
         },
         detail: { summary: "Delete every cached answer, or one task type's", tags: ["cache"] },
       },
@@ -67,7 +69,10 @@ export function cacheRoutes(deps: CacheRoutesDeps) {
             description: "the entry id, as results give it in cache_id",
           }),
         }),
-        response: { 200: t.Object({ deleted: t.Literal(1), id: t.String() }) },
+        response: {
+          200: t.Object({ deleted: t.Literal(1), id: t.String() }),
+          ...errorResponses(403, 404, 422, ...COMMON_ERRORS),
+        },
         detail: { summary: "Delete one cached answer by its id (a result's cache_id)", tags: ["cache"] },
       },
     );

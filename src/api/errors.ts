@@ -2,13 +2,33 @@
  * The one JSON shape of every 4xx/5xx: `{ error: { code, message, details? } }`,
  * and the one function that maps a thrown value to it.
  */
-import { Elysia, ParseError, ValidationError } from "elysia";
+import { Elysia, ParseError, t, ValidationError } from "elysia";
 import { AppError, errorMessage } from "../errors";
 import type { Logger } from "../log";
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
 }
+
+/** The error shape in the OpenAPI document. */
+export const ErrorSchema = t.Object(
+  {
+    error: t.Object({ code: t.String(), message: t.String(), details: t.Optional(t.Unknown()) }),
+  },
+  { description: "the one error shape of every 4xx/5xx" },
+);
+
+/**
+ * The error statuses a route can answer, for its `response` map, so the
+ * OpenAPI document lists every status a client may see. Errors are answered
+ * by the error handler, so these schemas only document.
+ */
+export function errorResponses<S extends number>(...statuses: S[]): Record<S, typeof ErrorSchema> {
+  return Object.fromEntries(statuses.map((status) => [status, ErrorSchema])) as Record<S, typeof ErrorSchema>;
+}
+
+/** What any route may answer besides its own: no key, over the rate limit, Redis away. */
+export const COMMON_ERRORS = [401, 429, 503] as const;
 
 export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
   return { error: details === undefined ? { code, message } : { code, message, details } };
@@ -39,7 +59,7 @@ function validationDetails(error: ValidationError): { field: string; message: st
  * Maps errors to responses. Unexpected errors are logged with their stack and
  * answered with a generic 500 that leaks nothing of the internals.
  */
-export function errorHandler(logger: Logger) {
+export function errorHandler(logger: Logger, allowedMethods: (path: string) => string[] = () => []) {
   return new Elysia({ name: "error-handler" }).onError({ as: "global" }, ({ code, error: thrown, request }) => {
     let error = thrown;
     const route = `${request.method} ${new URL(request.url).pathname}`;
@@ -57,8 +77,18 @@ export function errorHandler(logger: Logger) {
       return jsonResponse(error.status, errorBody(error.code, error.message, error.details), headers);
     }
     switch (code) {
-      case "NOT_FOUND":
+      case "NOT_FOUND": {
+        // A known path with another method is 405 with Allow, as HTTP asks; only an unknown path is 404.
+        const allowed = allowedMethods(new URL(request.url).pathname);
+        if (allowed.length > 0 && !allowed.includes(request.method)) {
+          return jsonResponse(
+            405,
+            errorBody("METHOD_NOT_ALLOWED", `${request.method} is not allowed here; use ${allowed.join(", ")}`),
+            { allow: allowed.join(", ") },
+          );
+        }
         return jsonResponse(404, errorBody("NOT_FOUND", `no route for ${route}`));
+      }
       case "PARSE":
         logger.info({ route, reason: errorMessage(error) }, "request rejected: unparseable body");
         return jsonResponse(

@@ -5,6 +5,7 @@ import type Redis from "ioredis";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../store/metrics-prometheus";
 import { MetricsSnapshotSchema, readMetrics } from "../store/metrics-snapshot";
 import { listWorkers, WorkerSchema } from "../store/worker-registry";
+import { COMMON_ERRORS, errorResponses } from "./errors";
 
 export interface OperationsRoutesDeps {
   redis: Redis;
@@ -18,7 +19,7 @@ export function operationsRoutes(deps: OperationsRoutesDeps) {
   const { redis, queues } = deps;
   return new Elysia({ name: "operations" })
     .get("/metrics", () => readMetrics({ redis, queues }), {
-      response: { 200: MetricsSnapshotSchema },
+      response: { 200: MetricsSnapshotSchema, ...errorResponses(...COMMON_ERRORS) },
       detail: { summary: "Counters, latency percentiles, queue depths, cache and Kafka figures", tags: ["operations"] },
     })
     .get(
@@ -42,6 +43,7 @@ export function operationsRoutes(deps: OperationsRoutesDeps) {
             workers: t.Array(WorkerSchema),
             supervisor: t.Optional(t.Object({ recycled: t.Integer(), restarted: t.Integer() })),
           }),
+          ...errorResponses(...COMMON_ERRORS),
         },
         detail: { summary: "Live worker processes, from heartbeats that expire", tags: ["operations"] },
       },

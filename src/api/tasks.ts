@@ -14,6 +14,7 @@ import { newTaskId, type TaskJob } from "../queue/task-job";
 import { TASK_STATUSES, type TaskState, type TaskStore, TERMINAL } from "../store/task-store";
 import type { TaskWaiter } from "../store/task-waiter";
 import type { PendingCap } from "./client-limits";
+import { COMMON_ERRORS, errorResponses } from "./errors";
 
 export const ProcessBody = t.Object({
   text: t.String({ minLength: 1, maxLength: 10_000, description: "the text to process" }),
@@ -169,7 +170,7 @@ export function taskRoutes(deps: TaskRoutesDeps) {
       {
         body: ProcessBody,
         headers: t.Object({ "idempotency-key": t.Optional(t.String({ minLength: 1, maxLength: 200 })) }),
-        response: { 202: AcceptedSchema },
+        response: { 202: AcceptedSchema, ...errorResponses(400, 413, 415, 422, ...COMMON_ERRORS) },
         detail: {
           summary: "Submit a text for processing",
           description:
@@ -203,7 +204,7 @@ export function taskRoutes(deps: TaskRoutesDeps) {
             t.Integer({ minimum: 0, maximum: MAX_WAIT_MS, description: "ms to hold the request until the task ends" }),
           ),
         }),
-        response: { 200: TaskSchema },
+        response: { 200: TaskSchema, ...errorResponses(404, 422, ...COMMON_ERRORS) },
         detail: { summary: "A task's status and result", tags: ["tasks"] },
       },
     );

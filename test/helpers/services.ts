@@ -53,6 +53,12 @@ export async function requireKafka(): Promise<{ kafka: Kafka; admin: Admin }> {
   }
 }
 
+/** Drops every Query Engine index whose name starts with prefix (not its documents). */
+export async function dropIndexesByPrefix(redis: Redis, prefix: string): Promise<void> {
+  const names = (await redis.call("FT._LIST").catch(() => [])) as string[];
+  for (const name of names.filter((n) => n.startsWith(prefix))) await redis.call("FT.DROPINDEX", name).catch(() => {});
+}
+
 /** Deletes every key that starts with prefix (SCAN, never KEYS). */
 export async function deleteByPrefix(redis: Redis, prefix: string): Promise<number> {
   let cursor = "0";

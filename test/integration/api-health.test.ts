@@ -81,6 +81,16 @@ describe("GET /health", () => {
 });
 
 describe("errors and docs", () => {
+  test("a known path with a method it does not have answers 405 with Allow, before any body check", async () => {
+    const app = createApp({ logger, probes: [redisProbe(redis)], roles: ["api"] });
+    for (const method of ["PUT", "DELETE", "TRACE"]) {
+      const response = await app.handle(new Request("http://localhost/health", { method }));
+      expect(response.status, method).toBe(405);
+      expect(response.headers.get("allow")).toBe("GET, HEAD");
+      expect((await json<ErrorBody>(response)).error.code).toBe("METHOD_NOT_ALLOWED");
+    }
+  });
+
   test("an unknown route answers 404 in the one error shape", async () => {
     const app = createApp({ logger, probes: [], roles: ["api"] });
     const response = await get(app, "/no/such/route");

@@ -10,7 +10,15 @@ import type { TaskSchema } from "../../src/api/tasks";
 import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
 import type { MetricsSnapshot } from "../../src/store/metrics-snapshot";
 import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
-import { deleteByPrefix, json, requireRedis, testConfig, uniquePrefix, waitFor } from "../helpers/services";
+import {
+  deleteByPrefix,
+  dropIndexesByPrefix,
+  json,
+  requireRedis,
+  testConfig,
+  uniquePrefix,
+  waitFor,
+} from "../helpers/services";
 
 type Task = Static<typeof TaskSchema>;
 const prefix = uniquePrefix("cache-e2e");
@@ -35,7 +43,7 @@ afterAll(async () => {
   await app?.stop();
   mock.stop();
   const redis = await requireRedis();
-  await redis.call("FT.DROPINDEX", `${prefix}-idx:text-embedding-3-small:256`).catch(() => {});
+  await dropIndexesByPrefix(redis, prefix);
   await deleteByPrefix(redis, prefix);
   await redis.quit();
 });

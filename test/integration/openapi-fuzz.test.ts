@@ -1,0 +1,74 @@
+/**
+ * The HTTP API fuzzed from its own OpenAPI document by schemathesis (every
+ * check: no 5xx, responses match the documented schemas and statuses, valid
+ * requests accepted, invalid ones refused, 405 for undeclared methods, auth
+ * not ignored), with API keys on, against the real app and Redis. Bounded:
+ * a fixed number of examples per operation, deterministic generation.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { tmpdir } from "node:os";
+import { ensureSchemathesis } from "../../scripts/tools/schemathesis";
+import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
+import { deleteByPrefix, dropIndexesByPrefix, requireRedis, testConfig, uniquePrefix } from "../helpers/services";
+
+const KEY = `fuzz-${crypto.randomUUID()}`;
+const cachePrefix = uniquePrefix("fuzz-cache");
+let app: AppProcess;
+let st: string;
+
+beforeAll(async () => {
+  st = await ensureSchemathesis((line) => console.log(line));
+  app = await startApp({
+    REDIS_URL: await isolatedRedisUrl(1),
+    CACHE_REDIS_URL: testConfig.redisUrl,
+    CACHE_PREFIX: cachePrefix,
+    LLM_PROVIDER: "simulated",
+    SIMULATED_LATENCY_MS: "1",
+    API_KEYS: `fuzzer:${KEY}`,
+    API_ADMINS: "fuzzer",
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await app?.stop();
+  const redis = await requireRedis();
+  await dropIndexesByPrefix(redis, cachePrefix);
+  await deleteByPrefix(redis, cachePrefix);
+  await redis.quit();
+});
+
+test("schemathesis finds no 5xx and no response outside the documented contract", async () => {
+  const proc = Bun.spawn(
+    [
+      st,
+      "run",
+      `${app.url}/swagger/json`,
+      "--checks",
+      "all",
+      "--max-examples",
+      "40",
+      "--generation-deterministic",
+      "--workers",
+      "2",
+      "--header",
+      `Authorization: Bearer ${KEY}`,
+      // The coverage phase of schemathesis 4.32.5 crashes inside hypothesis (KeyError in
+      // get_pretty_function_description) on header parameters; fuzzing and stateful cover the contract.
+      "--phases",
+      "examples,fuzzing,stateful",
+      "--no-color",
+    ],
+    // Its own working directory: schemathesis keeps a .schemathesis/ cache where it runs.
+    { stdout: "pipe", stderr: "pipe", cwd: tmpdir(), env: { ...process.env, SCHEMATHESIS_HOOKS: "" } },
+  );
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  const summary = out.slice(out.lastIndexOf("SUMMARY"));
+  console.log(`schemathesis:\n${summary.trim()}`);
+  expect(code, `${out.slice(-4000)}\n${err}`).toBe(0);
+  expect(out).toMatch(/\d+ generated, \d+ passed/);
+  expect(app.output()).not.toContain(KEY);
+}, 240_000);
