@@ -104,6 +104,25 @@ describe("POST /process", () => {
     expect(task).toEqual({ task_id: body.task_id, status: "PENDING" });
   });
 
+  test("any Unicode is accepted and queued exactly: emoji, right-to-left, NUL, a lone surrogate, combining marks", async () => {
+    const texts = [
+      "Great product 👍🏽👨‍👩‍👧 — 10/10",
+      "المنتج ممتاز جدا ‏(right-to-left)‏ עברית",
+      "before\u0000after NUL",
+      "lone surrogate \ud800 here",
+      "Zalgo c̷̢̛o̵̗͠m̸̡̛b̴i̷n̶i̸n̷g̵ ﷽",
+    ];
+    for (const text of texts) {
+      // As a client's JSON encoder sends it: JSON.stringify escapes the lone surrogate.
+      const response = await post({ text });
+      expect(response.status, JSON.stringify(text)).toBe(202);
+      const { task_id } = await json<Accepted>(response);
+      createdIds.push(task_id);
+      const stored = JSON.parse((await redis.hget(`${keyPrefix}:ai_processing:jobs`, task_id)) ?? "null");
+      expect(stored.data.text).toBe(text);
+    }
+  });
+
   test("defaults apply, and a routed task type goes to its own queue", async () => {
     const body = await json<Accepted>(await post({ text: "Long report ...", task_type: "summarization" }));
     expect(await redis.hexists(`${keyPrefix}:heavy:jobs`, body.task_id)).toBe(1);
