@@ -5,6 +5,7 @@
 import { Elysia, ParseError, t, ValidationError } from "elysia";
 import { AppError, errorMessage } from "../errors";
 import type { Logger } from "../log";
+import { isRedisUnavailable } from "../store/redis";
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
@@ -99,6 +100,14 @@ export function errorHandler(logger: Logger, allowedMethods: (path: string) => s
       case "INVALID_FILE_TYPE":
         return jsonResponse(400, errorBody("BAD_REQUEST", errorMessage(error)));
       default: {
+        if (isRedisUnavailable(error)) {
+          logger.warn({ route, error: errorMessage(error) }, "Redis unavailable; answering 503");
+          return jsonResponse(
+            503,
+            errorBody("SERVICE_UNAVAILABLE", "Redis is unavailable; retry shortly", { service: "Redis" }),
+            { "retry-after": "1" },
+          );
+        }
         const status =
           typeof (error as { status?: unknown }).status === "number" ? (error as { status: number }).status : 500;
         if (status < 500) return jsonResponse(status, errorBody("BAD_REQUEST", errorMessage(error)));

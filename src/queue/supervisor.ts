@@ -101,6 +101,9 @@ export function createSupervisor(deps: {
           logger.info({ worker_id: workerId, code: exitCode }, "worker process exited");
           return;
         }
+        // Backoff is for crash loops: a process that dies before it is ready doubles its slot's delay;
+        // one that was serving (killed -9, OOM-killed) is replaced after the base delay.
+        if (child.info.state === "ready") restartDelay.delete(slot);
         const delay = restartDelay.get(slot) ?? 500;
         restartDelay.set(slot, Math.min(delay * 2, 30_000));
         counts.restarted++;

@@ -28,6 +28,26 @@ export class RedisClient extends Redis {
   }
 }
 
+/**
+ * Whether an error means "Redis is not answering" (down, restarting,
+ * unreachable) rather than a bad command: ioredis gives up on a command after
+ * maxRetriesPerRequest reconnections, or fails it at once on a closed
+ * connection. Callers answer those with 503, never 500.
+ */
+export function isRedisUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  return (
+    error.name === "MaxRetriesPerRequestError" ||
+    /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Reached the max retries per request limit|LOADING Redis is loading/.test(
+      error.message,
+    ) ||
+    code === "ECONNREFUSED" ||
+    code === "ECONNRESET" ||
+    code === "EPIPE"
+  );
+}
+
 export interface RedisConnectOptions extends Omit<RedisOptions, "replyMapping"> {
   /** How long the first connection may take before connectRedis gives up. */
   connectTimeoutMs?: number;
