@@ -7,7 +7,7 @@ import { expect } from "bun:test";
 import type { MockOpenAiServer } from "../../src/llm/mock-openai-server";
 import type { MetricsSnapshot } from "../../src/store/metrics-snapshot";
 import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
-import { json, testConfig, waitFor } from "../helpers/services";
+import { json, testConfig } from "../helpers/services";
 
 export type Task = { task_id: string; status: string; result?: { response: string }; error?: { code: string } };
 

@@ -58,7 +58,7 @@ test("Redis restarted under load: 503 with Retry-After while it is away, recover
       if (performance.now() - started > 4000) slow++;
       const status = response?.status ?? 0;
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
-      if (status === 202) accepted.push(((await response?.json()) as { task_id: string }).task_id);
+      if (response && status === 202) accepted.push(((await response.json()) as { task_id: string }).task_id);
       else if (status === 503) {
         expect(Number(response?.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
         await Bun.sleep(50);
