@@ -50,13 +50,14 @@ export interface HttpPoolOptions {
 
 interface Pending {
   bytes: Uint8Array;
+  sentAt: number;
   resolve: (result: HttpResult) => void;
   reject: (error: TransportError) => void;
 }
 
 interface Connection {
   socket: Bun.Socket<undefined> | undefined;
-  current: (Pending & { sentAt: number }) | undefined;
+  current: Pending | undefined;
   buffer: Uint8Array;
   unsent: Uint8Array | undefined;
   dead: boolean;
@@ -120,7 +121,8 @@ export function createHttpPool(options: HttpPoolOptions): HttpPool {
   };
 
   const send = (connection: Connection, pending: Pending) => {
-    connection.current = { ...pending, sentAt: now() };
+    pending.sentAt = now();
+    connection.current = pending;
     write(connection, pending.bytes);
   };
 
@@ -217,7 +219,7 @@ export function createHttpPool(options: HttpPoolOptions): HttpPool {
     request(bytes) {
       return new Promise<HttpResult>((resolve, reject) => {
         if (closed) return reject(new TransportError("closed", "the pool is closed"));
-        const pending = { bytes, resolve, reject };
+        const pending: Pending = { bytes, sentAt: 0, resolve, reject };
         const connection = idle.pop();
         if (connection) return send(connection, pending);
         queue.push(pending);

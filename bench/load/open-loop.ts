@@ -6,6 +6,7 @@
  * correction); a closed-loop tool would simply send fewer requests.
  */
 import type { Outcome, Recorder } from "../measure/recorder";
+import { startPacer } from "./pacer";
 
 export type Operation = (index: number) => Promise<Outcome>;
 
@@ -73,7 +74,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<LoadRun> {
     operation(index).then(settle, (error: unknown) => settle({ ok: false, kind: errorKind(error) }));
   };
 
-  /** Sends everything that is due; called by a 1 ms timer and after every completion burst. */
+  /** Sends everything that is due; called by the pacer and after every completion. */
   const pump = () => {
     const t = now();
     if (stoppedAt !== undefined) return;
@@ -85,6 +86,11 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<LoadRun> {
     }
   };
 
+  const pacer = startPacer({
+    nextDueAt: () => (next < total ? start + next * intervalMs : undefined),
+    fire: pump,
+    now,
+  });
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
       pump();
@@ -100,9 +106,10 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<LoadRun> {
       if (next >= total || signal?.aborted) {
         stoppedAt = Math.min(t, end);
         clearInterval(timer);
+        pacer.stop();
         resolve();
       }
-    }, 1);
+    }, 20); // housekeeping only: sends are paced by the pacer
     pump();
   });
 

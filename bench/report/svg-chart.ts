@@ -68,7 +68,9 @@ export function lineChart(spec: ChartSpec): string {
         `<line x1="${M.left}" x2="${W - M.right}" y1="${y}" y2="${y}" class="grid"/><text x="${M.left - 6}" y="${y}" dy="4" text-anchor="end">${label(t)}</text>`,
       );
     }
-    const xTicks = spec.xTicks ?? niceTicks(xMin, xMax, 8).map((at) => ({ at, label: label(at) }));
+    const xTicks = (spec.xTicks ?? niceTicks(xMin, xMax, 8).map((at) => ({ at, label: label(at) }))).filter(
+      (t) => t.at >= xMin && t.at <= xMax,
+    );
     for (const t of xTicks) {
       const x = px(t.at).toFixed(1);
       body.push(
