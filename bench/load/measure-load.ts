@@ -42,7 +42,7 @@ export async function measurePart(
   concurrency = request.options.concurrency,
 ): Promise<PartResult> {
   const { options, progress, signal, operation } = request;
-  const generator = createResourceSampler(process.pid);
+  const generator = createResourceSampler(process.pid, { withChildren: false });
   const target = request.targetPid === undefined ? undefined : createResourceSampler(request.targetPid);
   const onTick: Parameters<typeof runOpenLoop>[0]["onTick"] = (state) => progress.update(name, state);
   let warmupMs = options.warmupMs;

@@ -45,11 +45,14 @@ export function processTree(pid: number): number[] {
 }
 
 /** Total CPU seconds (user + system) and RSS (MiB) of a tree; undefined when the root is gone. */
-export function readTree(pid: number): { cpuSeconds: number; rssMiB: number; processes: number } | undefined {
+export function readTree(
+  pid: number,
+  withChildren = true,
+): { cpuSeconds: number; rssMiB: number; processes: number } | undefined {
   if (read(`/proc/${pid}/stat`) === undefined) return undefined;
   let ticks = 0;
   let rssKiB = 0;
-  const pids = processTree(pid);
+  const pids = withChildren ? processTree(pid) : [pid];
   for (const p of pids) {
     const stat = read(`/proc/${p}/stat`);
     if (stat) {
@@ -70,14 +73,21 @@ export interface ResourceSampler {
   summary(): ResourceSummary | undefined;
 }
 
-export function createResourceSampler(pid: number, now: () => number = () => performance.now()): ResourceSampler {
+/**
+ * `withChildren: false` for the generator itself: the app or server it
+ * started are its children, and their CPU belongs to the target's figure.
+ */
+export function createResourceSampler(
+  pid: number,
+  { withChildren = true, now = () => performance.now() }: { withChildren?: boolean; now?: () => number } = {},
+): ResourceSampler {
   let first: { at: number; cpu: number } | undefined;
   let last: { at: number; cpu: number } | undefined;
   let peakCpu = 0;
   let peakRss = 0;
   let processes = 0;
   const sample = () => {
-    const tree = readTree(pid);
+    const tree = readTree(pid, withChildren);
     if (!tree) return;
     const at = now();
     if (last && at - last.at > 200)
