@@ -54,7 +54,7 @@ export const DEFAULTS = {
   rate: "1000",
   duration: "10s",
   warmup: "2s",
-  connections: "64",
+  connections: "256",
   concurrency: "64",
   timeout: "5s",
   steps: "1000:30000:1000",
