@@ -3,7 +3,6 @@
  * the summary and writes the JSON and HTML report. Ctrl-C aborts the run
  * cleanly (partial results are still written); a second Ctrl-C exits at once.
  */
-import { readFileSync } from "node:fs";
 import { helpText } from "./help";
 import { describeMachine } from "./machine";
 import { parseCommand, UsageError } from "./options";
@@ -86,9 +85,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** The package version, for the error line's prefix. */
-const NAME = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { name: string }).name;
-
 if (import.meta.main) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
@@ -97,7 +93,7 @@ if (import.meta.main) {
         process.stderr.write(`bun bench: ${error.message}\n`);
         process.exit(error.exitCode);
       }
-      process.stderr.write(`bun bench (${NAME}): ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(`bun bench: ${error instanceof Error ? error.message : String(error)}\n`);
       process.exit(1);
     },
   );

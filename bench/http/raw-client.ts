@@ -170,7 +170,8 @@ export function createHttpPool(options: HttpPoolOptions): HttpPool {
         data(_socket, chunk) {
           connection.buffer = concat(connection.buffer, chunk);
           const current = connection.current;
-          if (!current) return; // bytes nobody asked for; dropped with the connection's next use
+          // One request in flight per connection: bytes with none pending mean the stream is out of step.
+          if (!current) return fail(connection, "reset", "unexpected bytes with no request pending");
           const parsed = parseResponse(connection.buffer);
           if (parsed === undefined) return;
           if (parsed === "invalid") return fail(connection, "reset", "unparseable HTTP response");

@@ -98,6 +98,17 @@ export function renderHtml(result: RunResult): string {
 ${escapeXml(`${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, ${m.os}, Bun ${m.bun}, load average at start ${m.loadAvg.join(" ")}`)}</p>
 <table><thead><tr><th>part</th><th>mode</th><th>throughput</th><th>P50 ms</th><th>P95 ms</th><th>P99 ms</th><th>P99.9 ms</th><th>max ms</th><th>errors</th></tr></thead>
 <tbody>${result.parts.map(partRow).join("\n")}</tbody></table>
+${result.parts
+  .filter((p) => p.extra)
+  .map(
+    (p) =>
+      `<p>${escapeXml(p.name)}: ${escapeXml(
+        Object.entries(p.extra ?? {})
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", "),
+      )}</p>`,
+  )
+  .join("\n")}
 ${result.step ? `<p>Highest rate held with P99 ≤ ${result.step.p99TargetMs} ms: <b>${result.step.highestHeld === undefined ? "none" : `${fmt(result.step.highestHeld, 0)}/s`}</b></p>` : ""}
 ${latency}
 ${throughput}
