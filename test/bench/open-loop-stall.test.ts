@@ -36,7 +36,8 @@ describe("open loop against a server that stalls for 1 s", () => {
     expect(latency.p99).toBeGreaterThan(800);
     expect(latency.p50).toBeLessThan(200);
     // Only the 8 requests on the wire during the stall were slow on the wire: < 1 % of them.
-    expect(service.p99).toBeLessThan(100);
+    // (300 ms, not ~1 ms: the shared CI box may deschedule the test; the stall is 1,000 ms.)
+    expect(service.p99).toBeLessThan(300);
     // The per-second timeline shows the stall where it happened.
     expect(Math.max(...run.recorder.timeline.map((s) => s.p99))).toBeGreaterThan(800);
   });
@@ -54,7 +55,7 @@ describe("open loop against a server that stalls for 1 s", () => {
     pool.close();
     // It sent nothing while the server was stuck, so only 8 of thousands of requests saw the stall.
     expect(run.recorder.completed).toBeGreaterThan(2000);
-    expect(percentiles(run.recorder.latency).p99).toBeLessThan(100);
+    expect(percentiles(run.recorder.latency).p99).toBeLessThan(300);
     expect(percentiles(run.recorder.latency).max).toBeGreaterThan(800);
   });
 });
