@@ -20,7 +20,16 @@ function chromium(args: string[]): string {
   const binary = Bun.which("chromium");
   if (!binary) throw new Error(`chromium is not on PATH. ${HOW_TO_FIX}`);
   const run = Bun.spawnSync(
-    [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", ...args],
+    [
+      binary,
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      // A profile of its own: CI may have no writable HOME, and a user's running Chromium must not be disturbed.
+      `--user-data-dir=${join(dir, "profile")}`,
+      ...args,
+    ],
     { stderr: "pipe", timeout: 30_000 },
   );
   if (run.exitCode !== 0)
