@@ -15,6 +15,7 @@ export async function redisBaselines(
   serverPid?: number,
 ): Promise<PartResult[]> {
   const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: true });
+  redis.on("error", () => {}); // a failed command rejects with the reason; no second report
   await redis.connect().catch((error: unknown) => {
     throw new Error(
       `Redis at ${options.redisUrl} is not reachable (${String(error)}); start it with \`bun run services:up\``,

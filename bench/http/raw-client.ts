@@ -144,8 +144,14 @@ export function createHttpPool(options: HttpPoolOptions): HttpPool {
     connection.current = undefined;
     current?.reject(new TransportError(kind, message));
     connection.socket?.end();
+    if (closed || queueHead >= queue.length) return;
+    // The target refuses connections and none is left: the waiting requests fail as a client's would, at once.
+    if (kind === "connect" && all.size === 0) {
+      for (let next = takeQueued(); next; next = takeQueued()) next.reject(new TransportError("connect", message));
+      return;
+    }
     // Requests still waiting need a connection: open a replacement.
-    if (!closed && queueHead < queue.length) open();
+    open();
   };
 
   const open = () => {

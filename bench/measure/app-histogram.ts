@@ -15,6 +15,7 @@ export interface AppHistogramReader {
 
 export function createAppHistogramReader(redisUrl: string, prefix = "metrics"): AppHistogramReader {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2, connectTimeout: 2000 });
+  redis.on("error", () => {}); // a failed command rejects with the reason; no second report
   const key = metricsKeys(prefix).histogram("latency");
   return {
     async snapshot() {

@@ -36,7 +36,7 @@ export function renderSummary(result: RunResult): string {
     const details: string[] = [];
     const errors = Object.entries(part.errors);
     if (errors.length > 0) details.push(`errors: ${errors.map(([kind, n]) => `${kind} ${n}`).join(", ")}`);
-    if (part.serviceMs && part.mode === "open")
+    if (part.serviceMs && part.serviceMs.count > 0 && part.mode === "open")
       details.push(
         `service time (from the real send) P99 ${fmt(part.serviceMs.p99)} ms; generator send lag P99 ${fmt(part.sendLagMs?.p99)} ms`,
       );

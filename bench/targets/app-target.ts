@@ -24,6 +24,7 @@ const ROOT = join(import.meta.dir, "..", "..");
 
 async function emptyDatabase(redisUrl: string): Promise<void> {
   const client = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 });
+  client.on("error", () => {}); // reported once, below, with the way out
   try {
     await client.connect();
     await client.flushdb();

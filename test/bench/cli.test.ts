@@ -96,6 +96,32 @@ describe("bun bench CLI", () => {
     expect(bad.stderr).toContain("missing.json");
   });
 
+  test("a target that refuses connections gives connect errors at once, not a hang", async () => {
+    const out = join(dir, "refused");
+    const port = Bun.serve({ port: 0, fetch: () => new Response() });
+    const url = `http://127.0.0.1:${port.port}`;
+    port.stop(true);
+    const { code } = await bench(
+      "http",
+      "--url",
+      url,
+      "--rate",
+      "100",
+      "--duration",
+      "1s",
+      "--warmup",
+      "0",
+      "--out",
+      out,
+      "--quiet",
+    );
+    expect(code).toBe(0);
+    const part = results(out)[0]?.parts[0];
+    expect(part?.errors).toEqual({ connect: 100 });
+    expect(part?.completed).toBe(0);
+    expect(part?.latencyMs?.p99).toBeLessThan(1000);
+  });
+
   test("`http` starts the app, measures POST /process and writes JSON and HTML", async () => {
     await (await requireRedis()).quit();
     const out = join(dir, "http");
