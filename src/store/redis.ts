@@ -48,6 +48,23 @@ export function isRedisUnavailable(error: unknown): boolean {
   );
 }
 
+/**
+ * Empties the client's database key by key (SCAN + UNLINK), never FLUSHDB:
+ * the Query Engine drops every index of the server, database 0's included,
+ * on a FLUSHDB of any database (Redis Stack 7.4, search 2.10), which would
+ * take the semantic cache's index from under a running deployment.
+ */
+export async function emptyDatabase(client: Redis): Promise<number> {
+  let cursor = "0";
+  let deleted = 0;
+  do {
+    const [next, keys] = await client.scan(cursor, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) deleted += await client.unlink(...keys);
+  } while (cursor !== "0");
+  return deleted;
+}
+
 export interface RedisConnectOptions extends Omit<RedisOptions, "replyMapping"> {
   /** How long the first connection may take before connectRedis gives up. */
   connectTimeoutMs?: number;

@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import Redis from "ioredis";
+import { emptyDatabase } from "../../src/store/redis";
 import { testConfig, waitFor } from "./services";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -16,13 +17,13 @@ export function freePort(): number {
   return port;
 }
 
-/** REDIS_URL of the test Redis with another database number; the database is emptied. */
+/** REDIS_URL of the test Redis with another database number; the database is emptied (key by key, see emptyDatabase). */
 export async function isolatedRedisUrl(db: number): Promise<string> {
   const url = new URL(testConfig.redisUrl);
   url.pathname = `/${db}`;
   const client = new Redis(url.toString(), { protocol: 2, lazyConnect: true });
   await client.connect();
-  await client.flushdb();
+  await emptyDatabase(client);
   await client.quit();
   return url.toString();
 }

@@ -1,0 +1,50 @@
+/** `bun bench --help`. */
+
+import { DEFAULTS } from "./options";
+import { SCENARIOS } from "./scenarios";
+import { isPending } from "./scenarios/scenario";
+
+export function helpText(): string {
+  const scenarios = SCENARIOS.map(
+    (s) =>
+      `  ${s.name.padEnd(9)} ${s.description}${isPending(s) ? ` (not available yet: arrives with issue ${s.arrivesWith.issue})` : ""}`,
+  ).join("\n");
+  return `bun bench [scenario] [flags]     load-test AI-EventStream (default scenario: http)
+bun bench compare a.json b.json  b's figures as ratios of a's
+bun bench report result.json     (re)write the HTML report of a result
+
+Scenarios:
+${scenarios}
+
+Load model:
+  --mode open|closed|step   open: constant rate, latency from the intended send time (coordinated
+                            omission corrected, as wrk2); closed: --concurrency callers back to back;
+                            step: open loop at rising rates, finds the highest held under --p99-target
+                            [${DEFAULTS.mode}]
+  --rate N                  requests (tasks) per second in open mode [${DEFAULTS.rate}]
+  --duration D              measured phase, e.g. 30s, 2m, 500ms [${DEFAULTS.duration}]
+  --warmup D                unmeasured warm-up before it [${DEFAULTS.warmup}]
+  --concurrency N           closed-loop callers [${DEFAULTS.concurrency}]
+  --steps S:M:I             step mode: start:max:increment in /s [${DEFAULTS.steps}]
+  --p99-target MS           step mode: a step holds if P99 ≤ this, errors ≤ 0.1 %, throughput ≥ 97 % [${DEFAULTS["p99-target"]}]
+  --connections N           keep-alive connections at most [${DEFAULTS.connections}] (e2e: at least 256)
+  --timeout D               an answer later than this is an error [${DEFAULTS.timeout}]
+
+Target (default: the harness starts the app: bun src/main.ts):
+  --url http://host:port    a running deployment instead; --pid N samples its CPU/RSS
+  --redis-url URL           database of the app the harness starts; it is EMPTIED [${DEFAULTS["redis-url"]}]
+  --llm simulated|mock      simulated provider, or the project's mock OpenAI server [${DEFAULTS.llm}]
+  --latency MS|MIN-MAX      LLM latency of either [${DEFAULTS.latency}]
+  --workers N|auto          WORKER_CONCURRENCY of the app [${DEFAULTS.workers}]
+  --brokers H:P[,H:P]       Kafka (baseline) [${DEFAULTS.brokers}]
+  --text T, --task-type T   the request body [a 79-character review, ${DEFAULTS["task-type"]}]
+  --wait D                  e2e: GET /task/:id?wait= [${DEFAULTS.wait}]
+
+Output:
+  --out DIR                 JSON + HTML report [${DEFAULTS.out}]
+  --name LABEL              added to the file names
+  --quiet                   no progress line
+
+Ctrl-C stops the run, drains briefly and still writes the partial results.
+Exit codes: 0 done, 1 the run failed, 2 bad usage or scenario not available, 130 interrupted.`;
+}

@@ -1,0 +1,201 @@
+/**
+ * `bun bench` flags: parsed strictly (an unknown flag or a bad value is a
+ * UsageError naming the flag, exit code 2), never replaced by a default.
+ */
+import { parseArgs } from "node:util";
+
+export class UsageError extends Error {
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export type LoadMode = "open" | "closed" | "step";
+export type LlmChoice = "simulated" | "mock";
+
+export interface StepPlan {
+  start: number;
+  max: number;
+  increment: number;
+}
+
+export interface BenchOptions {
+  mode: LoadMode;
+  rate: number;
+  durationMs: number;
+  warmupMs: number;
+  connections: number;
+  concurrency: number;
+  timeoutMs: number;
+  steps: StepPlan;
+  p99TargetMs: number;
+  /** A running deployment; undefined: the harness starts the app itself. */
+  url: string | undefined;
+  /** Process (tree) of the system under test to sample, when --url is given. */
+  pid: number | undefined;
+  brokers: string[];
+  redisUrl: string;
+  llm: LlmChoice;
+  /** LLM latency for the app the harness starts: "50" or "20-80" (ms). */
+  latency: string;
+  workers: string;
+  text: string;
+  taskType: string;
+  waitMs: number;
+  outDir: string;
+  name: string | undefined;
+  quiet: boolean;
+}
+
+export const DEFAULTS = {
+  mode: "open",
+  rate: "1000",
+  duration: "10s",
+  warmup: "2s",
+  connections: "256",
+  concurrency: "64",
+  timeout: "5s",
+  steps: "1000:30000:1000",
+  "p99-target": "10",
+  brokers: "127.0.0.1:9092",
+  "redis-url": "redis://127.0.0.1:6379/6",
+  llm: "simulated",
+  latency: "50",
+  workers: "2",
+  text: "The delivery was fast and the product works well, but the manual is confusing.",
+  "task-type": "sentiment_analysis",
+  wait: "30s",
+  out: "bench/results",
+} as const;
+
+const FLAGS = {
+  mode: { type: "string", default: DEFAULTS.mode },
+  rate: { type: "string", default: DEFAULTS.rate },
+  duration: { type: "string", default: DEFAULTS.duration },
+  warmup: { type: "string", default: DEFAULTS.warmup },
+  connections: { type: "string", default: DEFAULTS.connections },
+  concurrency: { type: "string", default: DEFAULTS.concurrency },
+  timeout: { type: "string", default: DEFAULTS.timeout },
+  steps: { type: "string", default: DEFAULTS.steps },
+  "p99-target": { type: "string", default: DEFAULTS["p99-target"] },
+  url: { type: "string" },
+  pid: { type: "string" },
+  brokers: { type: "string", default: DEFAULTS.brokers },
+  "redis-url": { type: "string", default: DEFAULTS["redis-url"] },
+  llm: { type: "string", default: DEFAULTS.llm },
+  latency: { type: "string", default: DEFAULTS.latency },
+  workers: { type: "string", default: DEFAULTS.workers },
+  text: { type: "string", default: DEFAULTS.text },
+  "task-type": { type: "string", default: DEFAULTS["task-type"] },
+  wait: { type: "string", default: DEFAULTS.wait },
+  out: { type: "string", default: DEFAULTS.out },
+  name: { type: "string" },
+  quiet: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+/** "10s", "500ms", "2m", or a bare number of seconds. */
+export function parseDuration(flag: string, value: string, allowZero = false): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+  if (!match) throw new UsageError(`--${flag} "${value}": expected a duration such as 10s, 500ms or 2m`);
+  const ms = Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[(match[2] ?? "s") as "ms" | "s" | "m"];
+  if (ms === 0 && !allowZero) throw new UsageError(`--${flag} "${value}": must be greater than 0`);
+  return ms;
+}
+
+export function parsePositive(flag: string, value: string, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0) || n > max) {
+    throw new UsageError(
+      `--${flag} "${value}": expected a number greater than 0${max < Number.MAX_SAFE_INTEGER ? ` and at most ${max}` : ""}`,
+    );
+  }
+  return n;
+}
+
+function parseInteger(flag: string, value: string, max: number): number {
+  const n = parsePositive(flag, value, max);
+  if (!Number.isInteger(n)) throw new UsageError(`--${flag} "${value}": expected a whole number`);
+  return n;
+}
+
+function parseSteps(value: string): StepPlan {
+  const match = /^(\d+):(\d+):(\d+)$/.exec(value);
+  const [start, max, increment] = match ? [Number(match[1]), Number(match[2]), Number(match[3])] : [0, 0, 0];
+  if (!match || start <= 0 || increment <= 0 || max < start) {
+    throw new UsageError(`--steps "${value}": expected start:max:increment in requests/s, e.g. 1000:30000:1000`);
+  }
+  return { start, max, increment };
+}
+
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`--${flag} "${value}": expected one of ${allowed.join(", ")}`);
+  }
+  return value as T;
+}
+
+export interface ParsedCommand {
+  positionals: string[];
+  help: boolean;
+  options: BenchOptions;
+}
+
+export function parseCommand(argv: readonly string[]): ParsedCommand {
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof FLAGS; allowPositionals: true; strict: true }>>;
+  try {
+    parsed = parseArgs({ args: [...argv], options: FLAGS, allowPositionals: true, strict: true });
+  } catch (error) {
+    // node's messages name the flag ("Unknown option '--rat'"); keep them, add the way out.
+    throw new UsageError(`${error instanceof Error ? error.message : String(error)}. See \`bun bench --help\`.`);
+  }
+  const v = parsed.values;
+  const url = v.url;
+  if (url !== undefined && !/^http:\/\/[^/]+(:\d+)?\/?$/.test(url)) {
+    throw new UsageError(
+      `--url "${url}": expected http://host:port (the API's base URL, no path; https is not supported)`,
+    );
+  }
+  if (!/^rediss?:\/\//.test(v["redis-url"]))
+    throw new UsageError(`--redis-url "${v["redis-url"]}": expected redis://host:port/db`);
+  if (!/^\d{1,6}(-\d{1,6})?$/.test(v.latency))
+    throw new UsageError(`--latency "${v.latency}": expected ms, fixed (50) or a range (20-80)`);
+  if (!/^(auto|[1-9]\d{0,2})$/.test(v.workers))
+    throw new UsageError(`--workers "${v.workers}": expected 1..999 or auto`);
+  if (!/^[a-z_]+$/.test(v["task-type"]))
+    throw new UsageError(`--task-type "${v["task-type"]}": expected lowercase letters and _`);
+  if (v.text.length === 0) throw new UsageError("--text: must not be empty");
+  const brokers = v.brokers.split(",");
+  if (!brokers.every((b) => /^[\w.-]+:\d{1,5}$/.test(b)))
+    throw new UsageError(`--brokers "${v.brokers}": expected host:port[,host:port]`);
+  return {
+    positionals: parsed.positionals,
+    help: v.help,
+    options: {
+      mode: oneOf("mode", v.mode, ["open", "closed", "step"] as const),
+      rate: parsePositive("rate", v.rate, 1_000_000),
+      durationMs: parseDuration("duration", v.duration),
+      warmupMs: parseDuration("warmup", v.warmup, true),
+      connections: parseInteger("connections", v.connections, 10_000),
+      concurrency: parseInteger("concurrency", v.concurrency, 10_000),
+      timeoutMs: parseDuration("timeout", v.timeout),
+      steps: parseSteps(v.steps),
+      p99TargetMs: parsePositive("p99-target", v["p99-target"]),
+      url: url?.replace(/\/$/, ""),
+      pid: v.pid === undefined ? undefined : parseInteger("pid", v.pid, 4_194_304),
+      brokers,
+      redisUrl: v["redis-url"],
+      llm: oneOf("llm", v.llm, ["simulated", "mock"] as const),
+      latency: v.latency,
+      workers: v.workers,
+      text: v.text,
+      taskType: v["task-type"],
+      waitMs: parseDuration("wait", v.wait),
+      outDir: v.out,
+      name: v.name,
+      quiet: v.quiet,
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * `bun bench e2e`: POST /process → result available, through the whole
+ * pipeline (Bee-Queue, worker processes, the LLM, the result store). The
+ * result is awaited with GET /task/:id?wait=, which the app answers as soon
+ * as the worker publishes the end. Latency runs from the intended send time
+ * of the POST to the arrival of the result. Tasks bypass the semantic cache
+ * (use_cache: false): this scenario measures the pipeline with its LLM call.
+ *
+ * When the harness started the app, the app's own latency histogram for the
+ * same tasks is read from Redis and reported beside it (extra.app_*).
+ */
+import { buildRequest, createHttpPool } from "../http/raw-client";
+import { measureLoad } from "../load/measure-load";
+import type { Operation } from "../load/open-loop";
+import { createAppHistogramReader, windowOf } from "../measure/app-histogram";
+import { percentiles } from "../result";
+import { resolveTarget } from "../targets/app-target";
+import { processBody } from "./post-process";
+import type { Scenario } from "./scenario";
+
+const decoder = new TextDecoder();
+
+export const e2eScenario: Scenario = {
+  name: "e2e",
+  description: "POST /process → result (?wait=), the full pipeline, with the app's own percentiles beside",
+  async run({ options, progress, signal }) {
+    const target = await resolveTarget(options, progress, { roles: "api,worker" });
+    const base = new URL(target.url);
+    // Each task holds a connection for its whole LLM latency: more connections than for `http`.
+    const pool = createHttpPool({
+      url: target.url,
+      maxConnections: Math.max(options.connections, 256),
+      timeoutMs: options.waitMs + options.timeoutMs,
+    });
+    // Every request sends the same text: without use_cache false, all but the first would be exact cache hits
+    // and the run would measure the cache, not the pipeline with its LLM call.
+    const post = buildRequest("POST", base, "/process", processBody(options, { use_cache: false }), {
+      "Content-Type": "application/json",
+    });
+    const operation: Operation = async () => {
+      const accepted = await pool.request(post);
+      if (accepted.status !== 202) return { ok: false, kind: `http_${accepted.status}`, sentAt: accepted.sentAt };
+      const { task_id } = JSON.parse(decoder.decode(accepted.body)) as { task_id: string };
+      const get = buildRequest("GET", base, `/task/${task_id}?wait=${options.waitMs}`);
+      const answer = await pool.request(get);
+      if (answer.status !== 200) return { ok: false, kind: `http_${answer.status}`, sentAt: accepted.sentAt };
+      const { status } = JSON.parse(decoder.decode(answer.body)) as { status: string };
+      return status === "SUCCESS"
+        ? { ok: true, sentAt: accepted.sentAt }
+        : { ok: false, kind: `task_${status.toLowerCase()}`, sentAt: accepted.sentAt };
+    };
+    const app = target.redisUrl ? createAppHistogramReader(target.redisUrl) : undefined;
+    let before: Awaited<ReturnType<NonNullable<typeof app>["snapshot"]>> | undefined;
+    try {
+      const outcome = await measureLoad({
+        name: "POST /process → result",
+        unit: "tasks",
+        operation,
+        options,
+        progress,
+        signal,
+        ...(target.pid === undefined ? {} : { targetPid: target.pid }),
+        ...(app
+          ? {
+              beforeMeasure: async () => {
+                await Bun.sleep(1500); // the warm-up's last tasks reach the app's histogram (1 s flushes)
+                before = await app.snapshot();
+              },
+              afterMeasure: async (): Promise<Record<string, number>> => {
+                await Bun.sleep(1500);
+                if (!before) return {};
+                const p = percentiles(windowOf(before, await app.snapshot()));
+                return {
+                  app_count: p.count,
+                  app_p50_ms: p.p50,
+                  app_p95_ms: p.p95,
+                  app_p99_ms: p.p99,
+                  app_max_ms: p.max,
+                };
+              },
+            }
+          : {}),
+      });
+      return { target: target.describe, ...outcome };
+    } finally {
+      app?.close();
+      pool.close();
+      await target.stop();
+    }
+  },
+};
