@@ -38,6 +38,7 @@ Target (default: the harness starts the app: bun src/main.ts):
   --workers N|auto          WORKER_CONCURRENCY of the app [${DEFAULTS.workers}]
   --brokers H:P[,H:P]       Kafka (baseline) [${DEFAULTS.brokers}]
   --text T, --task-type T   the request body [a 79-character review, ${DEFAULTS["task-type"]}]
+  --mix M                   cache: shares of repeated, near-duplicate and new texts [${DEFAULTS.mix}]
   --wait D                  e2e: GET /task/:id?wait= [${DEFAULTS.wait}]
 
 Output:

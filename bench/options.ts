@@ -43,6 +43,8 @@ export interface BenchOptions {
   workers: string;
   text: string;
   taskType: string;
+  /** `cache`: shares of requests repeating a sent text, near-duplicating one, or new. */
+  cacheMix: { exact: number; near: number; unique: number };
   waitMs: number;
   outDir: string;
   name: string | undefined;
@@ -66,6 +68,7 @@ export const DEFAULTS = {
   workers: "2",
   text: "The delivery was fast and the product works well, but the manual is confusing.",
   "task-type": "sentiment_analysis",
+  mix: "exact=0.4,near=0.3,unique=0.3",
   wait: "30s",
   out: "bench/results",
 } as const;
@@ -89,6 +92,7 @@ const FLAGS = {
   workers: { type: "string", default: DEFAULTS.workers },
   text: { type: "string", default: DEFAULTS.text },
   "task-type": { type: "string", default: DEFAULTS["task-type"] },
+  mix: { type: "string", default: DEFAULTS.mix },
   wait: { type: "string", default: DEFAULTS.wait },
   out: { type: "string", default: DEFAULTS.out },
   name: { type: "string" },
@@ -192,10 +196,24 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
       workers: v.workers,
       text: v.text,
       taskType: v["task-type"],
+      cacheMix: parseMix(v.mix),
       waitMs: parseDuration("wait", v.wait),
       outDir: v.out,
       name: v.name,
       quiet: v.quiet,
     },
   };
+}
+
+/** "exact=0.4,near=0.3,unique=0.3": shares of the `cache` scenario's requests; they must add up to 1. */
+function parseMix(value: string): BenchOptions["cacheMix"] {
+  const mix = { exact: 0, near: 0, unique: 0 };
+  for (const part of value.split(",")) {
+    const match = /^(exact|near|unique)=(\d+(?:\.\d+)?)$/.exec(part.trim());
+    if (!match) throw new UsageError(`--mix "${value}": expected exact=S,near=S,unique=S with shares adding up to 1`);
+    mix[match[1] as keyof typeof mix] = Number(match[2]);
+  }
+  const total = mix.exact + mix.near + mix.unique;
+  if (Math.abs(total - 1) > 1e-9) throw new UsageError(`--mix "${value}": the shares add up to ${total}, not 1`);
+  return mix;
 }

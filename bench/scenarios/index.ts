@@ -1,5 +1,6 @@
 /** Every scenario `bun bench` knows, in the order --help lists them. Add a new one here. */
 import { baselineScenario } from "./baseline";
+import { cacheScenario } from "./cache";
 import { e2eScenario } from "./e2e";
 import { httpScenario } from "./http";
 import { nullScenario } from "./null";
@@ -13,11 +14,7 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     description: "produce → result latency and ingest throughput",
     arrivesWith: { issue: 6, feature: "Kafka ingestion (the consumer role)" },
   },
-  {
-    name: "cache",
-    description: "hit/miss mixes, lookup latency, embedding calls per request",
-    arrivesWith: { issue: 5, feature: "the semantic cache" },
-  },
+  cacheScenario,
   baselineScenario,
   nullScenario,
 ];

@@ -156,7 +156,14 @@ export function createTaskStore(deps: {
       return finish(taskId, { status: "FAILURE", error: JSON.stringify(error), finished_at: now }, tenant);
     },
     async get(taskId, tenant) {
-      const hash = await redis.hgetall(resultKey(taskId));
+      // One MULTI: the result and the queued jobs seen at the same instant. Read one after the other, a task
+      // answered from the cache in a millisecond could start and leave its queue in between, and read as 404.
+      const tx = redis.multi().hgetall(resultKey(taskId));
+      for (const queue of queues) tx.hget(`${queueKeyPrefix}:${queue}:jobs`, taskId);
+      const replies = (await tx.exec()) ?? [];
+      const failure = replies.find(([error]) => error)?.[0];
+      if (failure) throw failure;
+      const hash = (replies[0]?.[1] ?? {}) as Record<string, string>;
       if (hash.status) {
         if (tenant !== undefined && hash.tenant !== tenant) return undefined;
         return {
@@ -173,12 +180,9 @@ export function createTaskStore(deps: {
           tenant: hash.tenant,
         };
       }
-      // Not started yet: look for the job in the queues, in one pipeline.
-      const pipeline = redis.pipeline();
-      for (const queue of queues) pipeline.hget(`${queueKeyPrefix}:${queue}:jobs`, taskId);
-      const replies = (await pipeline.exec()) ?? [];
-      for (const [i, [error, raw]] of replies.entries()) {
-        if (error || typeof raw !== "string") continue;
+      // Not started yet: the job in one of the queues.
+      for (const [i, [, raw]] of replies.slice(1).entries()) {
+        if (typeof raw !== "string") continue;
         const job = (JSON.parse(raw) as { data: TaskJob }).data;
         if (tenant !== undefined && job.tenant !== tenant) return undefined;
         return {
