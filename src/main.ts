@@ -10,6 +10,7 @@ import { BASE_QUEUES, type Config, ConfigError, describeConfig, loadConfig } fro
 import { AppError, errorMessage } from "./errors";
 import { createEventBus } from "./events";
 import type { HealthProbe } from "./health";
+import { startConsumerRole } from "./ingest/consumer-role";
 import { connectAdmin, createKafka, ensureTopics, kafkaProbe, requiredTopics } from "./ingest/kafka";
 import { createLifecycle, handleSignals } from "./lifecycle";
 import { loadPrompts } from "./llm/prompts";
@@ -83,16 +84,22 @@ async function main(): Promise<void> {
     "connected",
   );
 
-  if (config.roles.has("consumer")) {
-    logger.warn(
-      { role: "consumer" },
-      "the 'consumer' role is not implemented in this version yet; only its connections are checked",
-    );
-  }
-
   const bus = createEventBus();
   const metrics = createMetricsRecorder({ redis, bus, processId: `${hostname()}-${process.pid}-main`, logger });
   lifecycle.onShutdown("metrics", () => metrics.close());
+
+  if (config.roles.has("consumer")) {
+    const consumer = await startConsumerRole({
+      config: config.kafka,
+      redis,
+      bus,
+      logger: logger.child({ component: "ingest" }),
+    }).catch((error: unknown) => die(`Kafka consumer threads did not start: ${errorMessage(error)}`));
+    // Registered after metrics, so it runs before: the threads' last stats are still recorded.
+    lifecycle.onShutdown("kafka consumer threads", () => consumer.stop(config.kafka.sessionTimeoutMs));
+    probes.push(consumer.probe);
+    logger.info({ threads: config.kafka.consumerThreads, topic: config.kafka.topicIn }, "kafka consumer running");
+  }
   // Producers add to every queue a route can name; workers consume config.worker.queues.
   const queueNames = [...new Set([...BASE_QUEUES, ...config.routes.values(), ...config.worker.queues])];
 

@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import { loadConfig } from "../config";
 import { errorMessage } from "../errors";
 import { createEventBus } from "../events";
+import { startResultPublisher, withResultsOut } from "../ingest/results-out";
 import { createLlmProvider } from "../llm";
 import { loadPrompts, promptFor } from "../llm/prompts";
 import { createRateLimiter } from "../llm/rate-limiter";
@@ -34,6 +35,8 @@ try {
   const limiter = createRateLimiter({ redis, limit: config.llm.rateLimit });
   const store = createTaskStore({ redis, resultTtlSeconds: config.resultTtlSeconds, queues: config.worker.queues });
   const metrics = createMetricsRecorder({ redis, bus, processId: workerId, logger });
+  // Results of Kafka events also go to KAFKA_TOPIC_OUT when it is set (issue 6).
+  const publisher = await startResultPublisher({ config: config.kafka, bus, logger });
 
   let recycleAsked = false;
   const askRecycle = (reason: "max_jobs" | "memory", processed: number) => {
@@ -46,16 +49,18 @@ try {
     redis,
     queues: config.worker.queues,
     concurrency: config.worker.jobsPerProcess,
-    process: createTaskProcessor({
-      provider,
-      systemPrompt: (taskType) => promptFor(prompts, taskType),
-      limiter,
-      store,
-      bus,
-      logger,
-      jobTimeoutMs: config.worker.jobTimeoutMs,
-      defaultModel: config.llm.model,
-    }),
+    process: ((processTask) => (publisher ? withResultsOut(processTask, { publisher, store }) : processTask))(
+      createTaskProcessor({
+        provider,
+        systemPrompt: (taskType) => promptFor(prompts, taskType),
+        limiter,
+        store,
+        bus,
+        logger,
+        jobTimeoutMs: config.worker.jobTimeoutMs,
+        defaultModel: config.llm.model,
+      }),
+    ),
     backoff: { baseMs: config.worker.backoffMs, maxMs: Math.max(config.worker.backoffMs, 60_000) },
     stallIntervalMs: config.worker.stallIntervalMs,
     logger,
@@ -87,6 +92,7 @@ try {
     draining ??= (async () => {
       logger.info({ reason, timeout_ms: timeoutMs, ...runner.stats() }, "draining");
       await runner.drain(timeoutMs);
+      await publisher?.close();
       await heartbeat.stop();
       await metrics.close();
       await redis.quit().catch(() => redis.disconnect());
