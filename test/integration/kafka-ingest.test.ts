@@ -14,7 +14,7 @@ import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/moc
 import type { MetricsSnapshot } from "../../src/store/metrics-snapshot";
 import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
 import { json, requireKafka, requireRedis, uniquePrefix, waitFor } from "../helpers/services";
-import { committedAtEnd, readTopic, sendEvents } from "./fixtures/kafka-ingest";
+import { committedAtEnd, countResults, ingestEnv, readTopic, sendEvents } from "./fixtures/kafka-ingest";
 
 const COUNT = Number(process.env.KAFKA_TEST_EVENTS ?? 10_000);
 const prefix = uniquePrefix("kafka-ingest").replaceAll("-", "_");
@@ -36,18 +36,7 @@ beforeAll(async () => {
   const { connectRedis } = await import("../../src/store/redis");
   redis = await connectRedis(redisUrl);
   mock = createMockOpenAiServer({ port: 0, latencyMs: 1 });
-  app = await startApp({
-    ROLES: "api,consumer,worker",
-    REDIS_URL: redisUrl,
-    KAFKA_TOPIC_IN: topicIn,
-    KAFKA_TOPIC_OUT: topicOut,
-    KAFKA_GROUP_ID: groupId,
-    KAFKA_CONSUMER_THREADS: "2",
-    LLM_PROVIDER: "openai",
-    OPENAI_API_KEY: "sk-test-not-a-real-key",
-    OPENAI_BASE_URL: mock.url,
-    WORKER_JOBS_PER_PROCESS: "200",
-  });
+  app = await startApp(ingestEnv({ prefix, redisUrl, llmUrl: mock.url }));
 }, 60_000);
 
 afterAll(async () => {
@@ -62,21 +51,6 @@ afterAll(async () => {
 });
 
 const metrics = async () => json<MetricsSnapshot>(await fetch(`${app.url}/metrics`));
-
-async function countResults(): Promise<{ success: number; other: number }> {
-  let cursor = "0";
-  const keys: string[] = [];
-  do {
-    const [next, found] = await redis.scan(cursor, "MATCH", "result:*", "COUNT", 5000);
-    cursor = next;
-    keys.push(...found);
-  } while (cursor !== "0");
-  const pipeline = redis.pipeline();
-  for (const key of keys) pipeline.hget(key, "status");
-  const statuses = ((await pipeline.exec()) ?? []).map(([, status]) => status);
-  const success = statuses.filter((s) => s === "SUCCESS").length;
-  return { success, other: statuses.length - success };
-}
 
 describe("Kafka ingestion", () => {
   const events = [...generateEvents({ count: COUNT, idPrefix: prefix, malformedShare: 0.01, duplicateShare: 0.2 })];
@@ -93,7 +67,7 @@ describe("Kafka ingestion", () => {
       90_000,
       250,
     );
-    const results = await countResults();
+    const results = await countResults(redis);
     expect(results).toEqual({ success: valid.length, other: 0 });
     await waitFor(
       () => committedAtEnd(admin, groupId, topicIn),
