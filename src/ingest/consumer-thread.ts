@@ -5,7 +5,9 @@
  * main thread. The main thread receives stats every STATS_INTERVAL_MS and
  * sends pause, resume and stop.
  */
+
 import { parentPort, threadId, workerData } from "node:worker_threads";
+import { Partitioners } from "kafkajs";
 import { loadConfig } from "../config";
 import { errorMessage } from "../errors";
 import { createLogger } from "../log";
@@ -54,7 +56,10 @@ try {
     heartbeatInterval: Math.max(100, Math.floor(config.kafka.sessionTimeoutMs / 10)),
     maxBytesPerPartition: config.kafka.maxBytesPerPartition,
   });
-  const producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: false });
+  const producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
   const handler = createBatchHandler({
     enqueuer: createIdempotentEnqueuer({
       redis,

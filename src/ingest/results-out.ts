@@ -6,7 +6,9 @@
  * to run twice) publishes the stored result instead. At-least-once: a crash
  * between produce and acknowledge may publish a result twice, never lose one.
  */
+
 import type BeeQueue from "bee-queue";
+import { Partitioners } from "kafkajs";
 import type { Config } from "../config";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
@@ -44,7 +46,10 @@ export async function startResultPublisher(deps: {
   const { config, bus, logger } = deps;
   if (!config.topicOut) return undefined;
   const kafka = createKafka(config, logger, { retry: { initialRetryTime: 300, maxRetryTime: 10_000, retries: 10 } });
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  const producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
   await producer.connect();
   return createResultPublisher({
     producer,
