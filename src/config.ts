@@ -63,6 +63,7 @@ const EnvSchema = T.Object({
     description: "a consumer group id",
   }),
   KAFKA_CONSUMER_THREADS: positiveInt("an integer 1..64 (consumer worker threads)", 64, 1),
+  KAFKA_PARTITIONS_CONCURRENTLY: positiveInt("an integer 1..64 (partitions one consumer thread works at once)", 64, 3),
   KAFKA_BATCH_SIZE: positiveInt("an integer 1..10000 (events per enqueue pipeline and commit)", 10_000, 500),
   KAFKA_QUEUE_HIGH_WATERMARK: positiveInt(
     "an integer 1..100000000 (kafka_events waiting jobs that pause consumption)",
@@ -198,6 +199,8 @@ export interface Config {
     readonly dlqTopic: string;
     readonly groupId: string;
     readonly consumerThreads: number;
+    /** Partitions one consumer thread works at once (their Redis and Kafka round trips overlap). */
+    readonly partitionsConcurrently: number;
     /** Events per enqueue pipeline and offset commit. */
     readonly batchSize: number;
     readonly queueHighWatermark: number;
@@ -364,6 +367,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       dlqTopic: `${env.KAFKA_TOPIC_IN}.dlq`,
       groupId: env.KAFKA_GROUP_ID,
       consumerThreads: env.KAFKA_CONSUMER_THREADS,
+      partitionsConcurrently: env.KAFKA_PARTITIONS_CONCURRENTLY,
       batchSize: env.KAFKA_BATCH_SIZE,
       queueHighWatermark: env.KAFKA_QUEUE_HIGH_WATERMARK,
       queueLowWatermark: env.KAFKA_QUEUE_LOW_WATERMARK,

@@ -140,7 +140,7 @@ try {
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
-    partitionsConsumedConcurrently: 1,
+    partitionsConsumedConcurrently: config.kafka.partitionsConcurrently,
     eachBatch: handler,
   });
   send({ type: "ready", thread: threadIndex });

@@ -6,7 +6,6 @@
  */
 import { type Static, Type as T } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { Value } from "@sinclair/typebox/value";
 import { ProcessBody } from "../api/tasks";
 import type { TaskJob } from "../queue/task-job";
 
@@ -22,6 +21,16 @@ export const KafkaEventSchema = T.Object({
 export type KafkaEvent = Static<typeof KafkaEventSchema>;
 
 const compiled = TypeCompiler.Compile(KafkaEventSchema);
+
+/**
+ * The schema's top-level defaults (task_type, use_cache, temperature,
+ * max_tokens), read from it once. Applying them by hand costs a tenth of
+ * Value.Default, which walks the schema for every event: on the hot path of
+ * tens of thousands of events per second that was half the parse time.
+ */
+const DEFAULTS: [string, unknown][] = Object.entries(KafkaEventSchema.properties)
+  .filter(([, schema]) => "default" in schema)
+  .map(([name, schema]) => [name, (schema as { default: unknown }).default]);
 
 export type RejectReason = "not_json" | "schema";
 
@@ -52,7 +61,8 @@ export function parseEvent(value: Buffer | null, origin: EventOrigin, acceptedAt
     return { ok: false, reason: "schema", detail: "the event is not a JSON object" };
   }
   // Defaults (task_type, use_cache, temperature, max_tokens) as the API applies them.
-  const event = Value.Default(KafkaEventSchema, raw);
+  const event = raw as Record<string, unknown>;
+  for (const [name, value] of DEFAULTS) if (event[name] === undefined) event[name] = value;
   if (!compiled.Check(event)) {
     const first = compiled.Errors(event).First();
     const eventId = (raw as { event_id?: unknown }).event_id;
