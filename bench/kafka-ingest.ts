@@ -154,6 +154,8 @@ export interface LatencyReport {
   p95: number;
   p99: number;
   max: number;
+  /** The app's own accepted (enqueued by the consumer) → result stored quantiles, from /metrics. */
+  inApp: { p50: number; p95: number; p99: number };
 }
 
 const quantile = (sorted: Float64Array, q: number) =>
@@ -228,6 +230,9 @@ export async function eventToResultLatency(options: {
     const report = await produceEvents({ producer, topic: topicIn, events, rate, recordTimesFor: count });
     await producer.disconnect();
     await waitUntil(() => resultsAt.size >= count, 300_000, `${count} results`);
+    const metrics = (await (await fetch(`http://127.0.0.1:${port}/metrics`)).json()) as {
+      latency_ms: { p50: number; p95: number; p99: number };
+    };
     const sentAt = report.sentAt ?? new Float64Array(count);
     const latencies = Float64Array.from(ids, (id, i) => (resultsAt.get(id) ?? Number.NaN) - (sentAt[i] ?? 0)).sort();
     return {
@@ -238,6 +243,7 @@ export async function eventToResultLatency(options: {
       p95: quantile(latencies, 0.95),
       p99: quantile(latencies, 0.99),
       max: latencies[latencies.length - 1] ?? 0,
+      inApp: { p50: metrics.latency_ms.p50, p95: metrics.latency_ms.p95, p99: metrics.latency_ms.p99 },
     };
   } finally {
     await reader.disconnect().catch(() => {});

@@ -16,7 +16,9 @@ import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-proc
 import { json, requireKafka, requireRedis, uniquePrefix, waitFor } from "../helpers/services";
 import { committedAtEnd, countResults, ingestEnv, readTopic, sendEvents } from "./fixtures/kafka-ingest";
 
+/** 10,000 in CI (about 20 s); KAFKA_TEST_EVENTS=100000 is the issue's full run (see BENCHMARKS.md). */
 const COUNT = Number(process.env.KAFKA_TEST_EVENTS ?? 10_000);
+const DEADLINE_MS = Math.max(90_000, COUNT * 3);
 const prefix = uniquePrefix("kafka-ingest").replaceAll("-", "_");
 const topicIn = `${prefix}_in`;
 const topicOut = `${prefix}_out`;
@@ -57,60 +59,69 @@ describe("Kafka ingestion", () => {
   const valid = events.filter((e) => e.malformed === undefined);
   const malformed = events.filter((e) => e.malformed !== undefined);
 
-  test("every valid event becomes exactly one result; malformed ones go to the DLQ with their reasons; offsets are committed to the end", async () => {
-    expect(malformed.length).toBeGreaterThan(0);
-    await sendEvents(kafka, topicIn, events);
+  test(
+    "every valid event becomes exactly one result; malformed ones go to the DLQ with their reasons; offsets are committed to the end",
+    async () => {
+      expect(malformed.length).toBeGreaterThan(0);
+      await sendEvents(kafka, topicIn, events);
 
-    await waitFor(
-      async () => (await metrics()).completed_tasks >= valid.length,
-      `${valid.length} completed tasks`,
-      90_000,
-      250,
-    );
-    const results = await countResults(redis);
-    expect(results).toEqual({ success: valid.length, other: 0 });
-    await waitFor(
-      () => committedAtEnd(admin, groupId, topicIn),
-      "committed offsets equal to the end offsets",
-      15_000,
-      200,
-    );
+      await waitFor(
+        async () => (await metrics()).completed_tasks >= valid.length,
+        `${valid.length} completed tasks`,
+        90_000,
+        250,
+      );
+      const results = await countResults(redis);
+      expect(results).toEqual({ success: valid.length, other: 0 });
+      await waitFor(
+        () => committedAtEnd(admin, groupId, topicIn),
+        "committed offsets equal to the end offsets",
+        15_000,
+        200,
+      );
 
-    const letters = await readTopic(kafka, dlq, malformed.length);
-    expect(letters).toHaveLength(malformed.length);
-    const reasons = letters.map((m) => m.headers?.[DLQ_HEADERS.reason]?.toString()).sort();
-    expect(reasons).toEqual(malformed.map((e) => e.malformed ?? "").sort());
-    for (const letter of letters) {
-      expect(letter.headers?.[DLQ_HEADERS.topic]?.toString()).toBe(topicIn);
-      expect(letter.headers?.[DLQ_HEADERS.offset]?.toString()).toMatch(/^[0-9]+$/);
-      expect(letter.headers?.[DLQ_HEADERS.partition]?.toString()).toMatch(/^[0-9]+$/);
-    }
+      const letters = await readTopic(kafka, dlq, malformed.length);
+      expect(letters).toHaveLength(malformed.length);
+      const reasons = letters.map((m) => m.headers?.[DLQ_HEADERS.reason]?.toString()).sort();
+      expect(reasons).toEqual(malformed.map((e) => e.malformed ?? "").sort());
+      for (const letter of letters) {
+        expect(letter.headers?.[DLQ_HEADERS.topic]?.toString()).toBe(topicIn);
+        expect(letter.headers?.[DLQ_HEADERS.offset]?.toString()).toMatch(/^[0-9]+$/);
+        expect(letter.headers?.[DLQ_HEADERS.partition]?.toString()).toMatch(/^[0-9]+$/);
+      }
 
-    // Results out: one per event at least (at-least-once), keyed like the input, no event missing.
-    const out = await readTopic(kafka, topicOut, valid.length);
-    const outIds = new Set(out.map((m) => (JSON.parse(m.value?.toString() ?? "{}") as { task_id: string }).task_id));
-    expect(outIds.size).toBe(valid.length);
-    const keyOf = new Map(valid.map((e) => [e.eventId, e.key]));
-    for (const m of out.slice(0, 100)) {
-      const { task_id } = JSON.parse(m.value?.toString() ?? "{}") as { task_id: string };
-      expect(m.key?.toString()).toBe(keyOf.get(task_id));
-    }
+      // Results out: one per event at least (at-least-once), keyed like the input, no event missing.
+      const out = await readTopic(kafka, topicOut, valid.length, DEADLINE_MS);
+      const outIds = new Set(out.map((m) => (JSON.parse(m.value?.toString() ?? "{}") as { task_id: string }).task_id));
+      expect(outIds.size).toBe(valid.length);
+      const keyOf = new Map(valid.map((e) => [e.eventId, e.key]));
+      for (const m of out.slice(0, 100)) {
+        const { task_id } = JSON.parse(m.value?.toString() ?? "{}") as { task_id: string };
+        expect(m.key?.toString()).toBe(keyOf.get(task_id));
+      }
 
-    await waitFor(async () => (await metrics()).kafka.events_consumed >= events.length, "consumed counter", 5000, 200);
-    const m = await metrics();
-    expect(m.kafka).toMatchObject({
-      events_consumed: events.length,
-      events_enqueued: valid.length,
-      dead_lettered: malformed.length,
-      duplicates: 0,
-      total_lag: 0,
-    });
-    expect(m.completed_tasks).toBe(valid.length);
-    const health = await json<{ checks: Record<string, { ok: boolean; info?: { alive: number } }> }>(
-      await fetch(`${app.url}/health`),
-    );
-    expect(health.checks.kafka_consumer).toMatchObject({ ok: true, info: { alive: 2 } });
-  }, 150_000);
+      await waitFor(
+        async () => (await metrics()).kafka.events_consumed >= events.length,
+        "consumed counter",
+        5000,
+        200,
+      );
+      const m = await metrics();
+      expect(m.kafka).toMatchObject({
+        events_consumed: events.length,
+        events_enqueued: valid.length,
+        dead_lettered: malformed.length,
+        duplicates: 0,
+        total_lag: 0,
+      });
+      expect(m.completed_tasks).toBe(valid.length);
+      const health = await json<{ checks: Record<string, { ok: boolean; info?: { alive: number } }> }>(
+        await fetch(`${app.url}/health`),
+      );
+      expect(health.checks.kafka_consumer).toMatchObject({ ok: true, info: { alive: 2 } });
+    },
+    DEADLINE_MS * 2,
+  );
 
   test("a redelivered event never becomes a second job, also after its first job finished and was removed", async () => {
     const again = valid.slice(0, 500);
