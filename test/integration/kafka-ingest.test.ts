@@ -68,7 +68,7 @@ describe("Kafka ingestion", () => {
       await waitFor(
         async () => (await metrics()).completed_tasks >= valid.length,
         `${valid.length} completed tasks`,
-        90_000,
+        DEADLINE_MS,
         250,
       );
       const results = await countResults(redis);
