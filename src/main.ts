@@ -88,18 +88,6 @@ async function main(): Promise<void> {
   const metrics = createMetricsRecorder({ redis, bus, processId: `${hostname()}-${process.pid}-main`, logger });
   lifecycle.onShutdown("metrics", () => metrics.close());
 
-  if (config.roles.has("consumer")) {
-    const consumer = await startConsumerRole({
-      config: config.kafka,
-      redis,
-      bus,
-      logger: logger.child({ component: "ingest" }),
-    }).catch((error: unknown) => die(`Kafka consumer threads did not start: ${errorMessage(error)}`));
-    // Registered after metrics, so it runs before: the threads' last stats are still recorded.
-    lifecycle.onShutdown("kafka consumer threads", () => consumer.stop(config.kafka.sessionTimeoutMs));
-    probes.push(consumer.probe);
-    logger.info({ threads: config.kafka.consumerThreads, topic: config.kafka.topicIn }, "kafka consumer running");
-  }
   // Producers add to every queue a route can name; workers consume config.worker.queues.
   const queueNames = [...new Set([...BASE_QUEUES, ...config.routes.values(), ...config.worker.queues])];
 
@@ -116,6 +104,19 @@ async function main(): Promise<void> {
     await supervisor.start().catch((error: unknown) => die(`worker processes did not start: ${errorMessage(error)}`));
   }
 
+  if (config.roles.has("consumer")) {
+    const consumer = await startConsumerRole({
+      config: config.kafka,
+      redis,
+      bus,
+      logger: logger.child({ component: "ingest" }),
+    }).catch((error: unknown) => die(`Kafka consumer threads did not start: ${errorMessage(error)}`));
+    // Registered after metrics and the worker processes, so it runs before both: ingestion stops first
+    // (each thread finishes its batch, commits, leaves the group), its last stats are still recorded.
+    lifecycle.onShutdown("kafka consumer threads", () => consumer.stop(10_000));
+    probes.push(consumer.probe);
+    logger.info({ threads: config.kafka.consumerThreads, topic: config.kafka.topicIn }, "kafka consumer running");
+  }
   if (config.roles.has("api")) {
     const queues = new Map(queueNames.map((name) => [name, createProducerQueue(name, { redis })]));
     await Promise.all([...queues.values()].map((queue) => queue.ready()));

@@ -139,4 +139,19 @@ describe("Kafka ingestion", () => {
     expect(m.completed_tasks).toBe(valid.length);
     expect(m.queues.kafka_events?.waiting).toBe(0);
   }, 60_000);
+
+  test("SIGTERM stops the consumer threads cleanly: exit 0, offsets committed, the group left (empty)", async () => {
+    const before = (await metrics()).kafka.events_consumed;
+    await sendEvents(kafka, topicIn, valid.slice(0, 200));
+    await waitFor(
+      async () => (await metrics()).kafka.events_consumed >= before + 200,
+      "200 more consumed",
+      30_000,
+      100,
+    );
+    expect(await app.stop()).toBe(0);
+    const { groups } = await admin.describeGroups([groupId]);
+    expect(groups[0]?.state).toBe("Empty");
+    expect(await committedAtEnd(admin, groupId, topicIn)).toBe(true);
+  }, 60_000);
 });
