@@ -5,6 +5,7 @@
  */
 import { hostname } from "node:os";
 import { join } from "node:path";
+import type { Admin } from "kafkajs";
 import { createApp } from "./api/app";
 import { BASE_QUEUES, type Config, ConfigError, describeConfig, loadConfig } from "./config";
 import { AppError, errorMessage } from "./errors";
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
   const probes: HealthProbe[] = [redisProbe(redis), vectorSearchProbe(redis)];
 
   let kafkaCluster: { brokers: number; created: string[] } | undefined;
+  let kafkaAdmin: Admin | undefined;
   if (needsKafka(config)) {
     // Few, quick retries: `bun start` must fail fast when the broker is away, and /health must answer quickly.
     const kafka = createKafka(config.kafka, logger, { retry: { retries: 2, initialRetryTime: 200 } });
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
     const cluster = await admin.describeCluster();
     kafkaCluster = { brokers: cluster.brokers.length, created };
     probes.push(kafkaProbe(admin, config.roles.has("consumer")));
+    kafkaAdmin = admin;
   }
   logger.info(
     {
@@ -110,6 +113,7 @@ async function main(): Promise<void> {
       redis,
       bus,
       logger: logger.child({ component: "ingest" }),
+      ...(kafkaAdmin ? { admin: kafkaAdmin } : {}),
     }).catch((error: unknown) => die(`Kafka consumer threads did not start: ${errorMessage(error)}`));
     // Registered after metrics and the worker processes, so it runs before both: ingestion stops first
     // (each thread finishes its batch, commits, leaves the group), its last stats are still recorded.

@@ -32,6 +32,8 @@ export interface ConsumerPool {
   pause(reason: PauseReason): void;
   resume(): void;
   status(): ConsumerPoolStatus;
+  /** Lag figures from elsewhere (the broker, read by the admin client); the newest per partition wins. */
+  recordLags(lags: readonly PartitionLag[]): void;
   stop(timeoutMs: number): Promise<void>;
 }
 
@@ -64,6 +66,13 @@ export function createConsumerPool(deps: {
   let stopping = false;
   let restarts = 0;
 
+  const recordLags = (reported: readonly PartitionLag[]) => {
+    for (const lag of reported) {
+      const key = `${lag.topic}:${lag.partition}`;
+      if ((lags.get(key)?.at ?? 0) <= lag.at) lags.set(key, lag);
+    }
+  };
+
   const post = (slot: Slot, message: ToConsumerThread) => slot.worker?.postMessage(message);
 
   const spawn = (index: number): void => {
@@ -84,7 +93,7 @@ export function createConsumerPool(deps: {
           bus.emit("ingest.thread", { thread: index, state: "ready" });
           break;
         case "stats":
-          for (const lag of message.lags) lags.set(`${lag.topic}:${lag.partition}`, lag);
+          recordLags(message.lags);
           bus.emit("ingest.batch", { thread: index, ...message.deltas, batch_ms: message.batch_ms });
           break;
         case "error":
@@ -146,6 +155,7 @@ export function createConsumerPool(deps: {
         lags: [...lags.values()].sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition),
       };
     },
+    recordLags,
     async stop(timeoutMs) {
       stopping = true;
       const exits = slots.map(async (slot) => {

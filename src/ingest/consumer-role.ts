@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import type Redis from "ioredis";
+import type { Admin } from "kafkajs";
 import type { Config } from "../config";
 import { errorMessage } from "../errors";
 import type { EventBus } from "../events";
@@ -16,6 +17,8 @@ import { createBackpressure } from "./backpressure";
 import { type ConsumerPool, createConsumerPool } from "./consumer-pool";
 
 const LAG_WRITE_INTERVAL_MS = 1000;
+/** The group's committed offsets against the log end, read by the admin client this often. */
+const LAG_POLL_INTERVAL_MS = 5000;
 /** Lag entries of partitions no thread reports any more (revoked, group gone) fade out. */
 const LAG_TTL_SECONDS = 300;
 
@@ -30,9 +33,14 @@ export async function startConsumerRole(deps: {
   redis: Redis;
   bus: EventBus;
   logger: Logger;
+  /**
+   * Reads the lag from the broker as well: threads report it only after a
+   * batch, so a paused or idle consumer would otherwise show a stale figure.
+   */
+  admin?: Pick<Admin, "fetchTopicOffsets" | "fetchOffsets">;
   env?: Record<string, string>;
 }): Promise<ConsumerRole> {
-  const { config, redis, bus, logger, env } = deps;
+  const { config, redis, bus, logger, env, admin } = deps;
   const pool = createConsumerPool({
     threads: config.consumerThreads,
     entry: join(import.meta.dir, "consumer-thread.ts"),
@@ -51,6 +59,22 @@ export async function startConsumerRole(deps: {
     logger,
   });
   const lagKey = metricsKeys().kafkaLag;
+  const pollLag = async () => {
+    if (!admin) return;
+    const [ends, [committed]] = await Promise.all([
+      admin.fetchTopicOffsets(config.topicIn),
+      admin.fetchOffsets({ groupId: config.groupId, topics: [config.topicIn] }),
+    ]);
+    const at = Date.now();
+    const lags = ends.map((end) => {
+      const offset = committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? "-1";
+      // -1: nothing committed yet; the whole partition (from its low watermark) is lag.
+      const from = offset === "-1" ? BigInt(end.low) : BigInt(offset);
+      const lag = Number(BigInt(end.high) - from);
+      return { topic: config.topicIn, partition: end.partition, lag: Math.max(0, lag), committed: offset, at };
+    });
+    pool.recordLags(lags);
+  };
   const writeLag = async () => {
     const lags = pool.status().lags;
     if (lags.length === 0) return;
@@ -64,6 +88,11 @@ export async function startConsumerRole(deps: {
       logger.warn({ error: errorMessage(error) }, "writing the consumer lag failed"),
     );
   }, LAG_WRITE_INTERVAL_MS);
+  const lagPollTimer = setInterval(() => {
+    pollLag().catch((error: unknown) =>
+      logger.debug({ error: errorMessage(error) }, "reading the consumer lag failed"),
+    );
+  }, LAG_POLL_INTERVAL_MS);
 
   await pool.start();
   backpressure.start();
@@ -88,6 +117,7 @@ export async function startConsumerRole(deps: {
     async stop(timeoutMs) {
       backpressure.stop();
       clearInterval(lagTimer);
+      clearInterval(lagPollTimer);
       await pool.stop(timeoutMs);
       await writeLag().catch(() => {});
     },
