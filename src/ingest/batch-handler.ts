@@ -59,51 +59,55 @@ export function createBatchHandler(deps: {
       ms: 0,
     };
     const messages = batch.messages;
-    for (let from = 0; from < messages.length; from += chunkSize) {
-      if (!isRunning() || isStale()) break;
-      const chunk = messages.slice(from, from + chunkSize);
-      const jobs: TaskJob[] = [];
-      const letters: DeadLetter[] = [];
-      const acceptedAt = now();
-      for (const message of chunk) {
-        const origin = { topic, partition, offset: message.offset, key: message.key?.toString("utf8") };
-        const parsed = parseEvent(message.value, origin, acceptedAt);
-        if (parsed.ok) jobs.push(parsed.job);
-        else {
-          log.warn(
-            { offset: message.offset, event_id: parsed.event_id, reason: parsed.reason, detail: parsed.detail },
-            "event rejected to the DLQ",
-          );
-          letters.push({
-            origin,
-            value: message.value,
-            headers: message.headers,
-            reason: parsed.reason,
-            detail: parsed.detail,
-          });
+    try {
+      for (let from = 0; from < messages.length; from += chunkSize) {
+        if (!isRunning() || isStale()) break;
+        const chunk = messages.slice(from, from + chunkSize);
+        const jobs: TaskJob[] = [];
+        const letters: DeadLetter[] = [];
+        const acceptedAt = now();
+        for (const message of chunk) {
+          const origin = { topic, partition, offset: message.offset, key: message.key?.toString("utf8") };
+          const parsed = parseEvent(message.value, origin, acceptedAt);
+          if (parsed.ok) jobs.push(parsed.job);
+          else {
+            log.warn(
+              { offset: message.offset, event_id: parsed.event_id, reason: parsed.reason, detail: parsed.detail },
+              "event rejected to the DLQ",
+            );
+            letters.push({
+              origin,
+              value: message.value,
+              headers: message.headers,
+              reason: parsed.reason,
+              detail: parsed.detail,
+            });
+          }
         }
+        // Both must be durable before the commit; they are independent, so they overlap.
+        const [result] = await Promise.all([enqueuer.enqueueBatch(jobs), deadLetters.send(letters)]);
+        if (result.duplicates > 0) {
+          log.info({ duplicates: result.duplicates, first: result.duplicateIds[0] }, "redelivered events skipped");
+        }
+        const last = (chunk[chunk.length - 1] as KafkaMessage).offset;
+        resolveOffset(last);
+        const next = (BigInt(last) + 1n).toString();
+        // The committed offset is the next one to read.
+        await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next }] }] });
+        outcome.consumed += chunk.length;
+        outcome.enqueued += result.added;
+        outcome.duplicates += result.duplicates;
+        outcome.dead_lettered += letters.length;
+        outcome.committed = next;
+        // Throws when the group is rebalancing: kafkajs rejoins, and what was committed above stays counted.
+        await heartbeat();
       }
-      // Both must be durable before the commit; they are independent, so they overlap.
-      const [result] = await Promise.all([enqueuer.enqueueBatch(jobs), deadLetters.send(letters)]);
-      if (result.duplicates > 0) {
-        log.info({ duplicates: result.duplicates, first: result.duplicateIds[0] }, "redelivered events skipped");
+    } finally {
+      if (outcome.committed !== undefined) {
+        outcome.lag = Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(outcome.committed)));
       }
-      const last = (chunk[chunk.length - 1] as KafkaMessage).offset;
-      resolveOffset(last);
-      const next = (BigInt(last) + 1n).toString();
-      // The committed offset is the next one to read.
-      await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next }] }] });
-      await heartbeat();
-      outcome.consumed += chunk.length;
-      outcome.enqueued += result.added;
-      outcome.duplicates += result.duplicates;
-      outcome.dead_lettered += letters.length;
-      outcome.committed = next;
+      outcome.ms = performance.now() - started;
+      if (outcome.consumed > 0) onOutcome(topic, partition, outcome);
     }
-    if (outcome.committed !== undefined) {
-      outcome.lag = Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(outcome.committed)));
-    }
-    outcome.ms = performance.now() - started;
-    if (outcome.consumed > 0) onOutcome(topic, partition, outcome);
   };
 }

@@ -18,7 +18,10 @@ function message(offset: number, value: string): KafkaMessage {
   };
 }
 
-function harness(values: string[], options: { staleAfter?: number; failEnqueue?: boolean } = {}) {
+function harness(
+  values: string[],
+  options: { staleAfter?: number; failEnqueue?: boolean; rebalancing?: boolean } = {},
+) {
   const calls: string[] = [];
   const enqueued: TaskJob[][] = [];
   const letters: DeadLetter[] = [];
@@ -49,6 +52,7 @@ function harness(values: string[], options: { staleAfter?: number; failEnqueue?:
     resolveOffset: (offset) => calls.push(`resolve:${offset}`),
     heartbeat: async () => {
       calls.push("heartbeat");
+      if (options.rebalancing) throw new Error("The group is rebalancing, so a rejoin is needed");
     },
     commitOffsetsIfNecessary: async (offsets) => {
       calls.push(`commit:${offsets?.topics[0]?.partitions[0]?.offset}`);
@@ -94,5 +98,11 @@ describe("the batch handler", () => {
     await h.run();
     expect(h.calls.filter((c) => c.startsWith("commit"))).toEqual(["commit:102"]);
     expect(h.outcomes[0]).toMatchObject({ consumed: 2, committed: "102", lag: 2 });
+  });
+
+  test("what it committed stays counted when the heartbeat says the group is rebalancing", async () => {
+    const h = harness([valid("a"), valid("b"), valid("c")], { rebalancing: true });
+    await expect(h.run()).rejects.toThrow("rebalancing");
+    expect(h.outcomes).toEqual([expect.objectContaining({ consumed: 2, enqueued: 2, committed: "102" })]);
   });
 });
