@@ -4,43 +4,34 @@
  * consumer restarts, a dead thread is restarted), /health reports the outage,
  * and every event still ends with exactly one result.
  *
- * It stops the broker of the running setup through the services module: the
- * one `bun run test` started in this clone's .services/, or the one in
- * AI_EVENTSTREAM_SERVICES_DIR (a worktree using another checkout's services).
+ * It stops the broker of the running setup through the services module (see
+ * fixtures/broker-control.ts for how it finds which one).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type Redis from "ioredis";
 import type { Admin, Kafka } from "kafkajs";
-import { RUNTIME_DIR } from "../../scripts/services/common";
-import { kafkaDown, kafkaStatus, kafkaTarget, kafkaUp } from "../../scripts/services/kafka";
 import { generateEvents } from "../../src/ingest/event-generator";
 import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
 import { connectRedis } from "../../src/store/redis";
 import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
 import { requireKafka, testConfig, uniquePrefix, waitFor } from "../helpers/services";
 import { committedAtEnd, countResults, ingestEnv, readTopic, sendEvents } from "../integration/fixtures/kafka-ingest";
+import { type BrokerControl, brokerControl } from "./fixtures/broker-control";
 
 const COUNT = 10_000;
 const OUTAGE_MS = 20_000;
 const prefix = uniquePrefix("kafka-outage").replaceAll("-", "_");
-const target = kafkaTarget(testConfig.kafka.brokers);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 let kafka: Kafka;
 let admin: Admin;
 let redis: Redis;
 let mock: MockOpenAiServer;
 let app: AppProcess | undefined;
+let broker: BrokerControl | undefined;
 
 beforeAll(async () => {
   ({ kafka, admin } = await requireKafka());
-  const status = await kafkaStatus(target);
-  if (status.ownedPid === undefined) {
-    throw new Error(
-      `the broker on ${target.host}:${target.port} was not started by services:up in ${RUNTIME_DIR}, so this test ` +
-        "cannot stop and restart it. Run `bun run test` (which starts it), or set AI_EVENTSTREAM_SERVICES_DIR " +
-        "to the .services directory of the checkout that started it.",
-    );
-  }
+  broker = await brokerControl(testConfig.kafka.brokers, log);
   const redisUrl = await isolatedRedisUrl(5);
   redis = await connectRedis(redisUrl);
   mock = createMockOpenAiServer({ port: 0, latencyMs: { min: 5, max: 30 } });
@@ -54,7 +45,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Whatever happened, the broker runs again for the tests after this one.
-  await kafkaUp(target, log);
+  await broker?.start();
   if (app && app.proc.exitCode === null) await app.stop();
   await mock?.stop();
   await admin.deleteGroups([`${prefix}_group`]).catch(() => {});
@@ -71,7 +62,7 @@ describe("the broker stopped for 20 s under load", () => {
     await waitFor(async () => (await countResults(redis)).success >= COUNT / 10, "a tenth of the results", 60_000, 50);
     expect(await committedAtEnd(admin, `${prefix}_group`, `${prefix}_in`)).toBe(false);
 
-    await kafkaDown(log);
+    await broker?.stop();
     let unhealthySeen = false;
     try {
       const until = Date.now() + OUTAGE_MS;
@@ -82,7 +73,7 @@ describe("the broker stopped for 20 s under load", () => {
         await Bun.sleep(500);
       }
     } finally {
-      await kafkaUp(target, log);
+      await broker?.start();
     }
     expect(unhealthySeen).toBe(true);
     const atRestart = (await countResults(redis)).success;
