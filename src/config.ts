@@ -63,7 +63,7 @@ const EnvSchema = T.Object({
     description: "a consumer group id",
   }),
   KAFKA_CONSUMER_THREADS: positiveInt("an integer 1..64 (consumer worker threads)", 64, 1),
-  KAFKA_PARTITIONS_CONCURRENTLY: positiveInt("an integer 1..64 (partitions one consumer thread works at once)", 64, 3),
+  KAFKA_PARTITIONS_AT_ONCE: positiveInt("an integer 1..64 (partitions one consumer thread works at once)", 64, 3),
   KAFKA_BATCH_SIZE: positiveInt("an integer 1..10000 (events per enqueue pipeline and commit)", 10_000, 500),
   KAFKA_QUEUE_HIGH_WATERMARK: positiveInt(
     "an integer 1..100000000 (kafka_events waiting jobs that pause consumption)",
@@ -79,7 +79,7 @@ const EnvSchema = T.Object({
     minimum: 0,
     maximum: 3_600_000,
     default: 30_000,
-    description: "an integer 0..3600000 (ms without LLM rate budget before consumption pauses; 0: never)",
+    description: "an integer 0..3600000 (ms with no LLM rate budget before pausing; 0: never)",
   }),
   KAFKA_DEDUP_TTL_SECONDS: positiveInt(
     "an integer 1..31536000 (seconds an event id is remembered against redelivery)",
@@ -367,7 +367,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       dlqTopic: `${env.KAFKA_TOPIC_IN}.dlq`,
       groupId: env.KAFKA_GROUP_ID,
       consumerThreads: env.KAFKA_CONSUMER_THREADS,
-      partitionsConcurrently: env.KAFKA_PARTITIONS_CONCURRENTLY,
+      partitionsConcurrently: env.KAFKA_PARTITIONS_AT_ONCE,
       batchSize: env.KAFKA_BATCH_SIZE,
       queueHighWatermark: env.KAFKA_QUEUE_HIGH_WATERMARK,
       queueLowWatermark: env.KAFKA_QUEUE_LOW_WATERMARK,
