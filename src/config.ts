@@ -74,6 +74,40 @@ const EnvSchema = T.Object({
     description: "a consumer group id",
   }),
   KAFKA_CONSUMER_THREADS: positiveInt("an integer 1..64 (consumer worker threads)", 64, 1),
+  KAFKA_PARTITIONS_AT_ONCE: positiveInt("an integer 1..64 (partitions one consumer thread works at once)", 64, 3),
+  KAFKA_BATCH_SIZE: positiveInt("an integer 1..10000 (events per enqueue pipeline and commit)", 10_000, 500),
+  KAFKA_QUEUE_HIGH_WATERMARK: positiveInt(
+    "an integer 1..100000000 (kafka_events waiting jobs that pause consumption)",
+    100_000_000,
+    20_000,
+  ),
+  KAFKA_QUEUE_LOW_WATERMARK: positiveInt(
+    "an integer 1..100000000 (kafka_events waiting jobs below which consumption resumes)",
+    100_000_000,
+    10_000,
+  ),
+  KAFKA_RATE_LIMIT_PAUSE_MS: T.Integer({
+    minimum: 0,
+    maximum: 3_600_000,
+    default: 30_000,
+    description: "an integer 0..3600000 (ms with no LLM rate budget before pausing; 0: never)",
+  }),
+  KAFKA_DEDUP_TTL_SECONDS: positiveInt(
+    "an integer 1..31536000 (seconds an event id is remembered against redelivery)",
+    31_536_000,
+    7 * 24 * 3600,
+  ),
+  KAFKA_SESSION_TIMEOUT_MS: positiveInt(
+    "an integer 6000..300000 (consumer group session timeout, ms)",
+    300_000,
+    30_000,
+  ),
+  KAFKA_RESULT_LINGER_MS: T.Integer({
+    minimum: 0,
+    maximum: 60_000,
+    default: 20,
+    description: "an integer 0..60000 (ms results wait to be produced together)",
+  }),
   WORKER_CONCURRENCY: T.String({
     pattern: "^(auto|[1-9][0-9]{0,2})$",
     default: "1",
@@ -240,6 +274,18 @@ export interface Config {
     readonly dlqTopic: string;
     readonly groupId: string;
     readonly consumerThreads: number;
+    /** Partitions one consumer thread works at once (their Redis and Kafka round trips overlap). */
+    readonly partitionsConcurrently: number;
+    /** Events per enqueue pipeline and offset commit. */
+    readonly batchSize: number;
+    readonly queueHighWatermark: number;
+    readonly queueLowWatermark: number;
+    /** 0: the rate limiter never pauses consumption. */
+    readonly rateLimitPauseMs: number;
+    readonly dedupTtlSeconds: number;
+    readonly sessionTimeoutMs: number;
+    readonly maxBytesPerPartition: number;
+    readonly resultLingerMs: number;
   };
   readonly worker: {
     /** Worker processes of the worker role. */
@@ -370,6 +416,10 @@ function checkSemantics(env: Env): string[] {
   if (high < low)
     problems.push(`SIMULATED_LATENCY_MS="${env.SIMULATED_LATENCY_MS}": the upper bound is below the lower`);
   if (env.JOB_STALL_INTERVAL_MS < 500) problems.push("JOB_STALL_INTERVAL_MS must be at least 500 ms");
+  if (env.KAFKA_QUEUE_LOW_WATERMARK >= env.KAFKA_QUEUE_HIGH_WATERMARK) {
+    problems.push("KAFKA_QUEUE_LOW_WATERMARK must be below KAFKA_QUEUE_HIGH_WATERMARK");
+  }
+  if (env.KAFKA_SESSION_TIMEOUT_MS < 6000) problems.push("KAFKA_SESSION_TIMEOUT_MS must be at least 6000 ms");
   if (env.KAFKA_TOPIC_OUT !== "" && env.KAFKA_TOPIC_OUT === env.KAFKA_TOPIC_IN) {
     problems.push("KAFKA_TOPIC_OUT must differ from KAFKA_TOPIC_IN, or results would be consumed as new events");
   }
@@ -428,6 +478,15 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       dlqTopic: `${env.KAFKA_TOPIC_IN}.dlq`,
       groupId: env.KAFKA_GROUP_ID,
       consumerThreads: env.KAFKA_CONSUMER_THREADS,
+      partitionsConcurrently: env.KAFKA_PARTITIONS_AT_ONCE,
+      batchSize: env.KAFKA_BATCH_SIZE,
+      queueHighWatermark: env.KAFKA_QUEUE_HIGH_WATERMARK,
+      queueLowWatermark: env.KAFKA_QUEUE_LOW_WATERMARK,
+      rateLimitPauseMs: env.KAFKA_RATE_LIMIT_PAUSE_MS,
+      dedupTtlSeconds: env.KAFKA_DEDUP_TTL_SECONDS,
+      sessionTimeoutMs: env.KAFKA_SESSION_TIMEOUT_MS,
+      maxBytesPerPartition: 1_048_576,
+      resultLingerMs: env.KAFKA_RESULT_LINGER_MS,
     },
     worker: {
       processes: env.WORKER_CONCURRENCY === "auto" ? availableParallelism() : Number(env.WORKER_CONCURRENCY),

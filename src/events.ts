@@ -54,6 +54,21 @@ export interface EventMap {
   /** Concurrent misses of one key: one leader calls the LLM, followers wait for its answer. */
   "cache.single_flight": { role: "leader" | "follower" };
   "llm.rate_limited": { wait_ms: number };
+  /** Counts of one consumer thread since its previous report (about every 500 ms). */
+  "ingest.batch": {
+    thread: number;
+    consumed: number;
+    enqueued: number;
+    duplicates: number;
+    dead_lettered: number;
+    batches: number;
+    batch_ms: number[];
+  };
+  "ingest.thread": { thread: number; state: "ready" | "died" };
+  "ingest.paused": { reason: "queue_high_watermark" | "llm_rate_limited" };
+  "ingest.resumed": Record<string, never>;
+  /** Results of Kafka events produced to KAFKA_TOPIC_OUT in one send. */
+  "ingest.results_out": { size: number; ms: number; ok: boolean };
 }
 
 export type EventName = keyof EventMap;

@@ -5,6 +5,7 @@
  */
 import { hostname } from "node:os";
 import { join } from "node:path";
+import type { Admin } from "kafkajs";
 import { createApp } from "./api/app";
 import { createKeyring } from "./api/auth";
 import { createPendingCap } from "./api/client-limits";
@@ -13,6 +14,7 @@ import { BASE_QUEUES, type Config, ConfigError, describeConfig, loadConfig } fro
 import { AppError, errorMessage } from "./errors";
 import { createEventBus } from "./events";
 import type { HealthProbe } from "./health";
+import { startConsumerRole } from "./ingest/consumer-role";
 import { connectAdmin, createKafka, ensureTopics, kafkaProbe, requiredTopics } from "./ingest/kafka";
 import { createLifecycle, handleSignals } from "./lifecycle";
 import { loadPrompts } from "./llm/prompts";
@@ -79,6 +81,7 @@ async function main(): Promise<void> {
   const probes: HealthProbe[] = [redisProbe(redis), cacheAdmin.probe()];
 
   let kafkaCluster: { brokers: number; created: string[] } | undefined;
+  let kafkaAdmin: Admin | undefined;
   if (needsKafka(config)) {
     // Few, quick retries: `bun start` must fail fast when the broker is away, and /health must answer quickly.
     const kafka = createKafka(config.kafka, logger, { retry: { retries: 2, initialRetryTime: 200 } });
@@ -90,6 +93,7 @@ async function main(): Promise<void> {
     const cluster = await admin.describeCluster();
     kafkaCluster = { brokers: cluster.brokers.length, created };
     probes.push(kafkaProbe(admin, config.roles.has("consumer")));
+    kafkaAdmin = admin;
   }
   logger.info(
     {
@@ -99,16 +103,10 @@ async function main(): Promise<void> {
     "connected",
   );
 
-  if (config.roles.has("consumer")) {
-    logger.warn(
-      { role: "consumer" },
-      "the 'consumer' role is not implemented in this version yet; only its connections are checked",
-    );
-  }
-
   const bus = createEventBus();
   const metrics = createMetricsRecorder({ redis, bus, processId: `${hostname()}-${process.pid}-main`, logger });
   lifecycle.onShutdown("metrics", () => metrics.close());
+
   // Producers add to every queue a route can name; workers consume config.worker.queues.
   const queueNames = [...new Set([...BASE_QUEUES, ...config.routes.values(), ...config.worker.queues])];
 
@@ -125,6 +123,20 @@ async function main(): Promise<void> {
     await supervisor.start().catch((error: unknown) => die(`worker processes did not start: ${errorMessage(error)}`));
   }
 
+  if (config.roles.has("consumer")) {
+    const consumer = await startConsumerRole({
+      config: config.kafka,
+      redis,
+      bus,
+      logger: logger.child({ component: "ingest" }),
+      ...(kafkaAdmin ? { admin: kafkaAdmin } : {}),
+    }).catch((error: unknown) => die(`Kafka consumer threads did not start: ${errorMessage(error)}`));
+    // Registered after metrics and the worker processes, so it runs before both: ingestion stops first
+    // (each thread finishes its batch, commits, leaves the group), its last stats are still recorded.
+    lifecycle.onShutdown("kafka consumer threads", () => consumer.stop(10_000));
+    probes.push(consumer.probe);
+    logger.info({ threads: config.kafka.consumerThreads, topic: config.kafka.topicIn }, "kafka consumer running");
+  }
   if (config.roles.has("api")) {
     const queues = new Map(queueNames.map((name) => [name, createProducerQueue(name, { redis })]));
     await Promise.all([...queues.values()].map((queue) => queue.ready()));

@@ -9,8 +9,13 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dir, "..", "..");
-/** Runtime data (databases, logs, pid files): inside the clone, ignored by git. */
-export const RUNTIME_DIR = join(ROOT, ".services");
+/**
+ * Runtime data (databases, logs, pid files): inside the clone, ignored by git.
+ * AI_EVENTSTREAM_SERVICES_DIR points at another clone's, so a worktree can
+ * see (status) and stop/start (the broker-outage test) the services another
+ * checkout started.
+ */
+export const RUNTIME_DIR = process.env.AI_EVENTSTREAM_SERVICES_DIR ?? join(ROOT, ".services");
 /**
  * Downloads: outside the clone, so a fresh clone on the same machine provisions
  * without the network. AI_EVENTSTREAM_CACHE overrides it.

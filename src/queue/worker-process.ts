@@ -9,6 +9,7 @@ import { createCache } from "../cache";
 import { loadConfig } from "../config";
 import { errorMessage } from "../errors";
 import { createEventBus } from "../events";
+import { startResultPublisher, withResultsOut } from "../ingest/results-out";
 import { createLlmProvider } from "../llm";
 import { loadPrompts, promptFor } from "../llm/prompts";
 import { createRateLimiter } from "../llm/rate-limiter";
@@ -46,6 +47,8 @@ try {
     jobTimeoutMs: config.worker.jobTimeoutMs,
   });
   await ensureCacheIndex();
+  // Results of Kafka events also go to KAFKA_TOPIC_OUT when it is set (issue 6).
+  const publisher = await startResultPublisher({ config: config.kafka, bus, logger });
 
   let recycleAsked = false;
   const askRecycle = (reason: "max_jobs" | "memory", processed: number) => {
@@ -58,17 +61,19 @@ try {
     redis,
     queues: config.worker.queues,
     concurrency: config.worker.jobsPerProcess,
-    process: createTaskProcessor({
-      provider,
-      systemPrompt: (taskType) => promptFor(prompts, taskType),
-      limiter,
-      store,
-      bus,
-      logger,
-      jobTimeoutMs: config.worker.jobTimeoutMs,
-      defaultModel: config.llm.model,
-      cache,
-    }),
+    process: ((processTask) => (publisher ? withResultsOut(processTask, { publisher, store }) : processTask))(
+      createTaskProcessor({
+        provider,
+        systemPrompt: (taskType) => promptFor(prompts, taskType),
+        limiter,
+        store,
+        bus,
+        logger,
+        jobTimeoutMs: config.worker.jobTimeoutMs,
+        defaultModel: config.llm.model,
+        cache,
+      }),
+    ),
     backoff: { baseMs: config.worker.backoffMs, maxMs: Math.max(config.worker.backoffMs, 60_000) },
     stallIntervalMs: config.worker.stallIntervalMs,
     logger,
@@ -100,6 +105,7 @@ try {
     draining ??= (async () => {
       logger.info({ reason, timeout_ms: timeoutMs, ...runner.stats() }, "draining");
       await runner.drain(timeoutMs);
+      await publisher?.close();
       await heartbeat.stop();
       await metrics.close();
       if (cacheRedis !== redis) await cacheRedis.quit().catch(() => cacheRedis.disconnect());

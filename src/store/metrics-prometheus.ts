@@ -26,6 +26,8 @@ export async function renderPrometheus(snapshot: MetricsSnapshot): Promise<strin
     ["aies_embedding_calls_total", "Embeddings calls", snapshot.cache.embedding_calls],
     ["aies_embedding_inputs_total", "Texts embedded", snapshot.cache.embedding_inputs],
     ["aies_kafka_events_consumed_total", "Kafka events consumed", snapshot.kafka.events_consumed],
+    ["aies_kafka_events_dead_lettered_total", "Kafka events sent to the DLQ", snapshot.kafka.dead_lettered],
+    ["aies_kafka_events_duplicate_total", "Redelivered Kafka events not enqueued again", snapshot.kafka.duplicates],
   ];
   for (const [name, help, value] of counters) new Counter({ name, help, registers }).inc(value);
   const gauges: [string, string, number][] = [
@@ -53,6 +55,13 @@ export async function renderPrometheus(snapshot: MetricsSnapshot): Promise<strin
   for (const [queue, depths] of Object.entries(snapshot.queues)) {
     for (const state of QUEUE_STATES) depth.set({ queue, state }, depths[state]);
   }
+  const lag = new Gauge({
+    name: "aies_kafka_consumer_lag",
+    help: "Messages after the committed offset, per partition",
+    labelNames: ["partition"],
+    registers,
+  });
+  for (const [partition, entry] of Object.entries(snapshot.kafka.lag)) lag.set({ partition }, entry.lag);
   const latency = new Gauge({
     name: "aies_task_latency_ms",
     help: "Accepted → result latency quantiles in ms, since the metrics began",

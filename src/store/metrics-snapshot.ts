@@ -46,7 +46,16 @@ export const MetricsSnapshotSchema = t.Object({
     t.Object({ waiting: Count, active: Count, delayed: Count, failed: Count, accepted: Count }),
   ),
   cache: CacheMetricsSchema,
-  kafka: t.Object({ events_consumed: Count }),
+  kafka: t.Object({
+    events_consumed: Count,
+    events_enqueued: Count,
+    duplicates: t.Integer({ minimum: 0, description: "redelivered events that were not enqueued again" }),
+    dead_lettered: t.Integer({ minimum: 0, description: "events sent to the DLQ topic" }),
+    lag: t.Record(t.String(), t.Object({ lag: Count, committed: t.String(), at: t.Number() }), {
+      description: "consumer lag per topic:partition, as last reported by a consumer thread",
+    }),
+    total_lag: Count,
+  }),
   enqueue: t.Object({ batches: Count, jobs: Count, avg_batch_size: t.Number() }),
 });
 export type MetricsSnapshot = typeof MetricsSnapshotSchema.static;
@@ -81,6 +90,7 @@ export async function readMetrics(deps: {
     const base = `${queueKeyPrefix}:${queue}`;
     pipeline.llen(`${base}:waiting`).llen(`${base}:active`).zcard(`${base}:delayed`).scard(`${base}:failed`);
   }
+  pipeline.hgetall(keys.kafkaLag);
   const replies = (await pipeline.exec()) ?? [];
   let cursor = 0;
   const next = <T>(): T => {
@@ -110,6 +120,11 @@ export async function readMetrics(deps: {
       number,
     ];
     depths[queue] = { waiting, active, delayed, failed, accepted: count(`tasks_accepted:${queue}`) };
+  }
+
+  const lag: MetricsSnapshot["kafka"]["lag"] = {};
+  for (const [partition, raw] of Object.entries(next<Record<string, string>>())) {
+    lag[partition] = JSON.parse(raw) as MetricsSnapshot["kafka"]["lag"][string];
   }
 
   const completed = count("tasks_completed");
@@ -145,7 +160,14 @@ export async function readMetrics(deps: {
     },
     queues: depths,
     cache,
-    kafka: { events_consumed: count(EXTERNAL_COUNTERS.kafkaEventsConsumed) },
+    kafka: {
+      events_consumed: count(EXTERNAL_COUNTERS.kafkaEventsConsumed),
+      events_enqueued: count(EXTERNAL_COUNTERS.kafkaEventsEnqueued),
+      duplicates: count(EXTERNAL_COUNTERS.kafkaEventsDuplicate),
+      dead_lettered: count(EXTERNAL_COUNTERS.kafkaEventsDeadLettered),
+      lag,
+      total_lag: Object.values(lag).reduce((sum, p) => sum + p.lag, 0),
+    },
     enqueue: { batches, jobs, avg_batch_size: ratio(jobs, batches) },
   };
 }

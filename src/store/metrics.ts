@@ -28,12 +28,17 @@ export const RATE_WINDOW_SECONDS = 10;
 /** Counter fields that other modules increment themselves in `{prefix}:counters` (HINCRBY). */
 export const EXTERNAL_COUNTERS = {
   kafkaEventsConsumed: "kafka_events_consumed",
+  kafkaEventsEnqueued: "kafka_events_enqueued",
+  kafkaEventsDuplicate: "kafka_events_duplicate",
+  kafkaEventsDeadLettered: "kafka_events_dead_lettered",
 } as const;
 
 export const metricsKeys = (prefix = "metrics") => ({
   counters: `${prefix}:counters`,
   rate: (epochSecond: number) => `${prefix}:rate:${epochSecond}`,
   histogram: (name: HistogramName) => `${prefix}:hist:${name}`,
+  /** Hash: field `topic:partition`, value the consumer lag JSON `{lag, committed, at}`, written by the consumer role. */
+  kafkaLag: `${prefix}:kafka_lag`,
 });
 
 export interface MetricsRecorder {
@@ -106,6 +111,15 @@ export function createMetricsRecorder(deps: {
     bus.on("llm.rate_limited", (e) => {
       add("rate_limited_waits");
       add("rate_limited_wait_ms", e.wait_ms);
+    }),
+    bus.on("ingest.batch", (e) => {
+      add(EXTERNAL_COUNTERS.kafkaEventsConsumed, e.consumed);
+      add(EXTERNAL_COUNTERS.kafkaEventsEnqueued, e.enqueued);
+      add(EXTERNAL_COUNTERS.kafkaEventsDuplicate, e.duplicates);
+      add(EXTERNAL_COUNTERS.kafkaEventsDeadLettered, e.dead_lettered);
+      // Consumer threads enqueue without the bus: their accepted tasks are counted here.
+      add("tasks_accepted", e.enqueued);
+      add("tasks_accepted:kafka_events", e.enqueued);
     }),
     bus.on("enqueue.batch", (e) => {
       add("enqueue_batches");

@@ -1,0 +1,172 @@
+/**
+ * The consumer role in the main thread: starts KAFKA_CONSUMER_THREADS
+ * consumer threads, restarts one that dies (with backoff, reported as an
+ * event), forwards pause/resume from the backpressure controller, adds up
+ * their stats, and stops them gracefully (each finishes its batch, commits
+ * and leaves the group).
+ */
+import { Worker } from "node:worker_threads";
+import { errorMessage } from "../errors";
+import type { EventBus } from "../events";
+import type { Logger } from "../log";
+import { retryDelay } from "../util/backoff";
+import type {
+  ConsumerThreadData,
+  FromConsumerThread,
+  PartitionLag,
+  PauseReason,
+  ToConsumerThread,
+} from "./consumer-protocol";
+
+export interface ConsumerPoolStatus {
+  threads: number;
+  alive: number;
+  restarts: number;
+  paused: PauseReason | undefined;
+  /** Latest lag reported for each partition, keyed `topic:partition`. */
+  lags: PartitionLag[];
+}
+
+export interface ConsumerPool {
+  start(): Promise<void>;
+  pause(reason: PauseReason): void;
+  resume(): void;
+  status(): ConsumerPoolStatus;
+  /** Lag figures from elsewhere (the broker, read by the admin client); the newest per partition wins. */
+  recordLags(lags: readonly PartitionLag[]): void;
+  stop(timeoutMs: number): Promise<void>;
+}
+
+interface Slot {
+  worker: Worker | undefined;
+  ready: boolean;
+  failures: number;
+  exited: Promise<void> | undefined;
+}
+
+export function createConsumerPool(deps: {
+  threads: number;
+  /** Path of consumer-thread.ts. */
+  entry: string;
+  bus: EventBus;
+  logger: Logger;
+  env?: Record<string, string>;
+  /** How long start() waits for every thread to join. */
+  startTimeoutMs?: number;
+}): ConsumerPool {
+  const { threads, entry, bus, logger, env, startTimeoutMs = 30_000 } = deps;
+  const slots: Slot[] = Array.from({ length: threads }, () => ({
+    worker: undefined,
+    ready: false,
+    failures: 0,
+    exited: undefined,
+  }));
+  const lags = new Map<string, PartitionLag>();
+  let paused: PauseReason | undefined;
+  let stopping = false;
+  let restarts = 0;
+
+  const recordLags = (reported: readonly PartitionLag[]) => {
+    for (const lag of reported) {
+      const key = `${lag.topic}:${lag.partition}`;
+      if ((lags.get(key)?.at ?? 0) <= lag.at) lags.set(key, lag);
+    }
+  };
+
+  const post = (slot: Slot, message: ToConsumerThread) => slot.worker?.postMessage(message);
+
+  const spawn = (index: number): void => {
+    const slot = slots[index] as Slot;
+    const log = logger.child({ thread: index });
+    const worker = new Worker(entry, {
+      workerData: { threadIndex: index, ...(env ? { env } : {}) } satisfies ConsumerThreadData,
+    });
+    slot.worker = worker;
+    slot.ready = false;
+    worker.on("message", (message: FromConsumerThread) => {
+      switch (message.type) {
+        case "ready":
+          slot.ready = true;
+          slot.failures = 0;
+          // A thread that (re)joins while the pool is paused starts paused.
+          if (paused) post(slot, { type: "pause", reason: paused });
+          bus.emit("ingest.thread", { thread: index, state: "ready" });
+          break;
+        case "stats":
+          recordLags(message.lags);
+          bus.emit("ingest.batch", { thread: index, ...message.deltas, batch_ms: message.batch_ms });
+          break;
+        case "error":
+          log.error({ error: message.message, fatal: message.fatal }, "consumer thread error");
+          break;
+        case "stopped":
+          // Committed and out of the group: nothing left worth waiting for (kafkajs may hold timers).
+          void worker.terminate();
+          break;
+      }
+    });
+    worker.on("error", (error) => log.error({ error: errorMessage(error) }, "consumer thread crashed"));
+    slot.exited = new Promise<void>((resolve) => {
+      worker.once("exit", (code) => {
+        slot.worker = undefined;
+        slot.ready = false;
+        resolve();
+        if (stopping) return;
+        slot.failures++;
+        restarts++;
+        const delay = retryDelay(slot.failures, 500, 30_000);
+        log.error({ code, restart_in_ms: Math.round(delay) }, "consumer thread died; restarting it");
+        bus.emit("ingest.thread", { thread: index, state: "died" });
+        setTimeout(() => {
+          if (!stopping) spawn(index);
+        }, delay).unref();
+      });
+    });
+  };
+
+  return {
+    async start() {
+      for (let i = 0; i < threads; i++) spawn(i);
+      const deadline = Date.now() + startTimeoutMs;
+      while (!slots.every((slot) => slot.ready)) {
+        if (Date.now() > deadline)
+          throw new Error(`the Kafka consumer threads did not join within ${startTimeoutMs} ms`);
+        await Bun.sleep(20);
+      }
+    },
+    pause(reason) {
+      if (paused === reason) return;
+      paused = reason;
+      for (const slot of slots) post(slot, { type: "pause", reason });
+      bus.emit("ingest.paused", { reason });
+    },
+    resume() {
+      if (!paused) return;
+      paused = undefined;
+      for (const slot of slots) post(slot, { type: "resume" });
+      bus.emit("ingest.resumed", {});
+    },
+    status() {
+      return {
+        threads,
+        alive: slots.filter((slot) => slot.ready).length,
+        restarts,
+        paused,
+        lags: [...lags.values()].sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition),
+      };
+    },
+    recordLags,
+    async stop(timeoutMs) {
+      stopping = true;
+      const exits = slots.map(async (slot) => {
+        const worker = slot.worker;
+        if (!worker) return;
+        post(slot, { type: "stop" });
+        const timer = setTimeout(() => void worker.terminate(), timeoutMs);
+        await slot.exited;
+        clearTimeout(timer);
+      });
+      await Promise.all(exits);
+    },
+  };
+}

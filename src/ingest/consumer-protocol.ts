@@ -1,0 +1,36 @@
+/** Messages between the main thread and the Kafka consumer threads (structured-clone safe). */
+
+/** What a consumer thread needs; the rest of its settings come from loadConfig() in the thread. */
+export interface ConsumerThreadData {
+  threadIndex: number;
+  /** Overrides for tests and benchmarks; the thread reads the environment otherwise. */
+  env?: Record<string, string>;
+}
+
+export type PauseReason = "queue_high_watermark" | "llm_rate_limited";
+
+export type ToConsumerThread = { type: "pause"; reason: PauseReason } | { type: "resume" } | { type: "stop" };
+
+/** Counts since the thread's previous stats message: the main thread adds them up. */
+export interface IngestDeltas {
+  consumed: number;
+  enqueued: number;
+  duplicates: number;
+  dead_lettered: number;
+  batches: number;
+}
+
+export interface PartitionLag {
+  topic: string;
+  partition: number;
+  /** Messages after the last committed offset, as of the batch's high watermark. */
+  lag: number;
+  committed: string;
+  at: number;
+}
+
+export type FromConsumerThread =
+  | { type: "ready"; thread: number }
+  | { type: "stats"; thread: number; deltas: IngestDeltas; lags: PartitionLag[]; batch_ms: number[] }
+  | { type: "error"; thread: number; message: string; fatal: boolean }
+  | { type: "stopped"; thread: number };

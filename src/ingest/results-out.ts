@@ -1,0 +1,61 @@
+/**
+ * Wraps a worker's task processor so that the result of a Kafka event also
+ * goes to KAFKA_TOPIC_OUT, without the pipeline knowing about Kafka. A job
+ * is acknowledged only once its result is on the topic: when producing fails
+ * the job fails and is retried, and the retry (which the task store refuses
+ * to run twice) publishes the stored result instead. At-least-once: a crash
+ * between produce and acknowledge may publish a result twice, never lose one.
+ */
+
+import type BeeQueue from "bee-queue";
+import { Partitioners } from "kafkajs";
+import type { Config } from "../config";
+import type { EventBus } from "../events";
+import type { Logger } from "../log";
+import type { TaskProcessor } from "../pipeline/process-task";
+import type { TaskJob } from "../queue/task-job";
+import type { TaskResult, TaskStore } from "../store/task-store";
+import { createKafka } from "./kafka";
+import { createResultPublisher, type ResultPublisher } from "./result-publisher";
+
+export function withResultsOut(
+  process: TaskProcessor,
+  deps: { publisher: ResultPublisher; store: Pick<TaskStore, "get"> },
+): TaskProcessor {
+  const { publisher, store } = deps;
+  return async (job: BeeQueue.Job<TaskJob>, queue: string): Promise<TaskResult | undefined> => {
+    const result = await process(job, queue);
+    if (job.data.source !== "kafka" || job.data.event === undefined) return result;
+    if (result) {
+      await publisher.publish(job.data, result);
+      return result;
+    }
+    // An earlier run finished the task (a crash after the result was stored): publish what it stored.
+    const state = await store.get(job.data.task_id);
+    if (state?.status === "SUCCESS" && state.result) await publisher.publish(job.data, state.result);
+    return result;
+  };
+}
+
+/** The producer-backed publisher of a worker process, or undefined when KAFKA_TOPIC_OUT is empty. */
+export async function startResultPublisher(deps: {
+  config: Config["kafka"];
+  bus: EventBus;
+  logger: Logger;
+}): Promise<ResultPublisher | undefined> {
+  const { config, bus, logger } = deps;
+  if (!config.topicOut) return undefined;
+  const kafka = createKafka(config, logger, { retry: { initialRetryTime: 300, maxRetryTime: 10_000, retries: 10 } });
+  const producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await producer.connect();
+  return createResultPublisher({
+    producer,
+    topic: config.topicOut,
+    lingerMs: config.resultLingerMs,
+    bus,
+    logger: logger.child({ component: "results-out" }),
+  });
+}

@@ -1,0 +1,108 @@
+import { describe, expect, test } from "bun:test";
+import type { Batch, KafkaMessage } from "kafkajs";
+import { type BatchOutcome, type BatchPayload, createBatchHandler } from "../../src/ingest/batch-handler";
+import type { DeadLetter } from "../../src/ingest/dead-letters";
+import { createLogger } from "../../src/log";
+import type { TaskJob } from "../../src/queue/task-job";
+
+const logger = createLogger({ level: "silent" });
+
+function message(offset: number, value: string): KafkaMessage {
+  return {
+    offset: String(offset),
+    key: Buffer.from("u"),
+    value: Buffer.from(value),
+    timestamp: "0",
+    attributes: 0,
+    headers: {},
+  };
+}
+
+function harness(
+  values: string[],
+  options: { staleAfter?: number; failEnqueue?: boolean; rebalancing?: boolean } = {},
+) {
+  const calls: string[] = [];
+  const enqueued: TaskJob[][] = [];
+  const letters: DeadLetter[] = [];
+  const outcomes: BatchOutcome[] = [];
+  let chunks = 0;
+  const handler = createBatchHandler({
+    enqueuer: {
+      async enqueueBatch(jobs) {
+        calls.push(`enqueue:${jobs.length}`);
+        if (options.failEnqueue) throw new Error("redis down");
+        enqueued.push([...jobs]);
+        return { added: jobs.length, duplicates: 0, duplicateIds: [] };
+      },
+    },
+    deadLetters: {
+      async send(batch) {
+        if (batch.length > 0) calls.push(`dlq:${batch.length}`);
+        letters.push(...batch);
+      },
+    },
+    logger,
+    chunkSize: 2,
+    onOutcome: (_topic, _partition, outcome) => outcomes.push(outcome),
+  });
+  const messages = values.map((v, i) => message(100 + i, v));
+  const payload: BatchPayload = {
+    batch: { topic: "t", partition: 0, highWatermark: String(100 + values.length), messages } as unknown as Batch,
+    resolveOffset: (offset) => calls.push(`resolve:${offset}`),
+    heartbeat: async () => {
+      calls.push("heartbeat");
+      if (options.rebalancing) throw new Error("The group is rebalancing, so a rejoin is needed");
+    },
+    commitOffsetsIfNecessary: async (offsets) => {
+      calls.push(`commit:${offsets?.topics[0]?.partitions[0]?.offset}`);
+      chunks++;
+    },
+    isRunning: () => true,
+    isStale: () => options.staleAfter !== undefined && chunks >= options.staleAfter,
+  };
+  return { run: () => handler(payload), calls, enqueued, letters, outcomes };
+}
+
+const valid = (id: string) => JSON.stringify({ event_id: id, text: `text ${id}` });
+
+describe("the batch handler", () => {
+  test("commits a chunk only after its jobs and its dead letters are durable, then heartbeats", async () => {
+    const h = harness([valid("a"), "not json", valid("b")]);
+    await h.run();
+    expect(h.calls).toEqual([
+      "enqueue:1",
+      "dlq:1",
+      "resolve:101",
+      "commit:102",
+      "heartbeat",
+      "enqueue:1",
+      "resolve:102",
+      "commit:103",
+      "heartbeat",
+    ]);
+    expect(h.letters[0]).toMatchObject({ reason: "not_json", origin: { partition: 0, offset: "101" } });
+    expect(h.outcomes).toEqual([
+      expect.objectContaining({ consumed: 3, enqueued: 2, dead_lettered: 1, committed: "103", lag: 0 }),
+    ]);
+  });
+
+  test("a failed enqueue commits nothing, so the events are redelivered", async () => {
+    const h = harness([valid("a"), valid("b")], { failEnqueue: true });
+    await expect(h.run()).rejects.toThrow("redis down");
+    expect(h.calls.filter((c) => c.startsWith("commit"))).toEqual([]);
+  });
+
+  test("stops between chunks when a rebalance took the partition away, keeping what it committed", async () => {
+    const h = harness([valid("a"), valid("b"), valid("c"), valid("d")], { staleAfter: 1 });
+    await h.run();
+    expect(h.calls.filter((c) => c.startsWith("commit"))).toEqual(["commit:102"]);
+    expect(h.outcomes[0]).toMatchObject({ consumed: 2, committed: "102", lag: 2 });
+  });
+
+  test("what it committed stays counted when the heartbeat says the group is rebalancing", async () => {
+    const h = harness([valid("a"), valid("b"), valid("c")], { rebalancing: true });
+    await expect(h.run()).rejects.toThrow("rebalancing");
+    expect(h.outcomes).toEqual([expect.objectContaining({ consumed: 2, enqueued: 2, committed: "102" })]);
+  });
+});

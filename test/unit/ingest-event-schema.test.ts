@@ -1,0 +1,49 @@
+import { describe, expect, test } from "bun:test";
+import { parseEvent, taskIdOf } from "../../src/ingest/event-schema";
+
+const origin = { topic: "datos_crudos", partition: 3, offset: "42", key: "user-7" };
+const parse = (value: string | null) => parseEvent(value === null ? null : Buffer.from(value), origin, 1000);
+
+describe("Kafka event parsing", () => {
+  test("a valid event becomes a job with the API's defaults, its event_id as task id and its Kafka origin", () => {
+    const parsed = parse(JSON.stringify({ event_id: "e-1", text: "hello", metadata: { a: 1 }, timestamp: 5 }));
+    expect(parsed).toEqual({
+      ok: true,
+      job: {
+        task_id: "e-1",
+        text: "hello",
+        task_type: "general_analysis",
+        use_cache: true,
+        temperature: 0.7,
+        max_tokens: 1000,
+        source: "kafka",
+        accepted_at: 1000,
+        event: { topic: "datos_crudos", partition: 3, offset: "42", key: "user-7", event_id: "e-1" },
+      },
+    });
+  });
+
+  test("an event without event_id gets a task id from its topic, partition and offset, which a redelivery repeats", () => {
+    const parsed = parse(JSON.stringify({ text: "hello" }));
+    expect(parsed.ok && parsed.job.task_id).toBe("kafka:datos_crudos:3:42");
+    expect(taskIdOf(undefined, origin)).toBe(taskIdOf(undefined, { ...origin, key: undefined }));
+  });
+
+  test("an event that is not JSON is rejected as not_json", () => {
+    expect(parse('{"text": ')).toMatchObject({ ok: false, reason: "not_json" });
+    expect(parse(null)).toMatchObject({ ok: false, reason: "not_json" });
+  });
+
+  test("an event that fails the HTTP API's schema is rejected as schema, naming the field", () => {
+    expect(parse(JSON.stringify({ text: "" }))).toMatchObject({
+      ok: false,
+      reason: "schema",
+      detail: expect.stringContaining("/text"),
+    });
+    expect(parse(JSON.stringify({ text: "x", temperature: 3 }))).toMatchObject({ ok: false, reason: "schema" });
+    expect(parse(JSON.stringify({ text: "x", task_type: "Bad-Type" }))).toMatchObject({ ok: false, reason: "schema" });
+    expect(parse(JSON.stringify({ text: "x", event_id: "has space" }))).toMatchObject({ ok: false, reason: "schema" });
+    expect(parse("[1,2]")).toMatchObject({ ok: false, reason: "schema" });
+    expect(parse("null")).toMatchObject({ ok: false, reason: "schema" });
+  });
+});
