@@ -23,7 +23,7 @@ import { createEnqueuer } from "./queue/enqueuer";
 import { createProducerQueue, JITTER_BACKOFF } from "./queue/queues";
 import { createSupervisor, type Supervisor } from "./queue/supervisor";
 import { createMetricsRecorder } from "./store/metrics";
-import { connectRedis, redisProbe, redisServerInfo } from "./store/redis";
+import { connectRedis, logConnectionErrors, redisProbe, redisServerInfo } from "./store/redis";
 import { createTaskStore } from "./store/task-store";
 import { createTaskWaiter } from "./store/task-waiter";
 import { APP_NAME, APP_VERSION } from "./version";
@@ -59,6 +59,8 @@ async function main(): Promise<void> {
   const hint = "start local services with `bun run services:up`, or point the variable at yours";
   const redis = await connectRedis(config.redisUrl).catch((error: unknown) => die(`${errorMessage(error)}; ${hint}`));
   lifecycle.onShutdown("redis", () => redis.quit());
+  const warn = logger.warn.bind(logger);
+  logConnectionErrors(redis, warn, "main");
   const redisInfo = await redisServerInfo(redis);
   if (!redisInfo.searchVersion) {
     logger.warn(
@@ -72,7 +74,10 @@ async function main(): Promise<void> {
       : await connectRedis(config.cache.redisUrl).catch((error: unknown) =>
           die(`${errorMessage(error).replace("REDIS_URL", "CACHE_REDIS_URL")}; ${hint}`),
         );
-  if (cacheRedis !== redis) lifecycle.onShutdown("cache redis", () => cacheRedis.quit());
+  if (cacheRedis !== redis) {
+    lifecycle.onShutdown("cache redis", () => cacheRedis.quit());
+    logConnectionErrors(cacheRedis, warn, "cache");
+  }
   const cacheAdmin = createCacheAdmin({
     redis: cacheRedis,
     config: config.cache,
@@ -139,6 +144,7 @@ async function main(): Promise<void> {
   }
   if (config.roles.has("api")) {
     const queues = new Map(queueNames.map((name) => [name, createProducerQueue(name, { redis })]));
+    for (const [name, queue] of queues) logConnectionErrors(queue, warn, `queue ${name}`);
     await Promise.all([...queues.values()].map((queue) => queue.ready()));
     lifecycle.onShutdown("producer queues", () => Promise.all([...queues.values()].map((queue) => queue.close())));
     const waiter = await createTaskWaiter({ redis, logger });

@@ -10,9 +10,10 @@
  * script for each job, all in one pipeline).
  */
 import type BeeQueue from "bee-queue";
-import { AppError, errorMessage } from "../errors";
+import { AppError, errorMessage, UnavailableError } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
+import { TimeoutError, withTimeout } from "../util/timeout";
 import type { TaskJob } from "./task-job";
 
 export interface EnqueueOptions {
@@ -54,8 +55,10 @@ export function createEnqueuer(deps: {
   maxBatch?: number;
   /** Batches of one queue on the wire at once; more jobs wait for the next. */
   maxInFlight?: number;
+  /** A batch not saved within this long fails its requests with 503. */
+  saveTimeoutMs?: number;
 }): Enqueuer {
-  const { queues, options, bus, logger, maxBatch = 1000, maxInFlight = 2 } = deps;
+  const { queues, options, bus, logger, maxBatch = 1000, maxInFlight = 2, saveTimeoutMs = 3000 } = deps;
   const lanes = new Map<string, Lane>();
 
   const laneOf = (name: string): Lane => {
@@ -81,7 +84,13 @@ export function createEnqueuer(deps: {
           .retries(options.retries)
           .backoff(options.backoffStrategy, options.backoffMs),
       );
-      const failures = await queue.saveAll(jobs);
+      // Bounded: while Redis restarts, a save can wait on the reconnection; the client gets a 503 to retry (with
+      // its Idempotency-Key, which makes the retry safe should the save still land), never a hang.
+      const failures = await withTimeout(queue.saveAll(jobs), saveTimeoutMs, "enqueue").catch((error: unknown) => {
+        throw error instanceof TimeoutError
+          ? new UnavailableError("Redis", `the enqueue did not complete within ${saveTimeoutMs} ms`, error)
+          : error;
+      });
       bus.emit("enqueue.batch", { queue: name, size: batch.length, ms: performance.now() - started });
       batch.forEach((pending, i) => {
         const job = jobs[i];

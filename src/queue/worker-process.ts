@@ -16,7 +16,7 @@ import { createRateLimiter } from "../llm/rate-limiter";
 import { createLogger } from "../log";
 import { createTaskProcessor } from "../pipeline/process-task";
 import { createMetricsRecorder } from "../store/metrics";
-import { connectRedis } from "../store/redis";
+import { connectRedis, logConnectionErrors } from "../store/redis";
 import { createTaskStore } from "../store/task-store";
 import { createWorkerHeartbeat } from "../store/worker-registry";
 import type { FromWorker, ToWorker } from "./worker-protocol";
@@ -30,6 +30,7 @@ const rssMb = () => Math.round(process.memoryUsage.rss() / 1024 / 1024);
 
 try {
   const redis = await connectRedis(config.redisUrl);
+  logConnectionErrors(redis, logger.warn.bind(logger), "worker");
   const bus = createEventBus();
   const provider = createLlmProvider(config.llm, { logger, simulatedLatencyMs: config.simulatedLatencyMs });
   const prompts = loadPrompts(config.promptsFile);

@@ -4,10 +4,12 @@
  * process died is re-run: acks-late), and retries with exponential backoff and
  * jitter that never wait less than the provider's Retry-After.
  */
+
 import type BeeQueue from "bee-queue";
 import { errorMessage } from "../errors";
 import type { Logger } from "../log";
 import type { RedisClient } from "../store/redis";
+import { logConnectionErrors } from "../store/redis";
 import { retryDelay } from "../util/backoff";
 import { createWorkerQueue } from "./queues";
 import type { TaskJob } from "./task-job";
@@ -51,7 +53,7 @@ export function createWorkerRunner(deps: {
     async start() {
       for (const name of queues) {
         const queue = createWorkerQueue(name, { redis, stallIntervalMs, backoff: backoffOf });
-        queue.on("error", (error) => logger.warn({ queue: name, error: errorMessage(error) }, "queue error"));
+        logConnectionErrors(queue, logger.warn.bind(logger), `queue ${name}`);
         queue.process(concurrency, async (job) => {
           stats.active++;
           try {

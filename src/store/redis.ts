@@ -65,6 +65,25 @@ export async function emptyDatabase(client: Redis): Promise<number> {
   return deleted;
 }
 
+/**
+ * Logs the connection errors of a Redis client or a Bee-Queue queue (which
+ * re-emits its clients' errors), at most one line per 10 s per source. An
+ * 'error' event without a listener would crash the process when Redis
+ * restarts; with one, ioredis reconnects and commands resume.
+ */
+export function logConnectionErrors(
+  source: { on(event: "error", listener: (error: Error) => void): unknown },
+  log: (fields: Record<string, unknown>, message: string) => void,
+  name: string,
+): void {
+  let last = 0;
+  source.on("error", (error) => {
+    if (Date.now() - last < 10_000) return;
+    last = Date.now();
+    log({ connection: name, error: errorMessage(error) }, "Redis connection error; reconnecting");
+  });
+}
+
 export interface RedisConnectOptions extends Omit<RedisOptions, "replyMapping"> {
   /** How long the first connection may take before connectRedis gives up. */
   connectTimeoutMs?: number;
