@@ -43,7 +43,8 @@ async function main(argv: string[]): Promise<number> {
   }
   if (isPending(entry)) {
     throw new UsageError(
-      `scenario "${entry.name}" is not available yet: arrives with issue ${entry.arrivesWith.issue} (${entry.arrivesWith.feature})`,
+      `scenario "${entry.name}" is not available yet: arrives with issue ${entry.arrivesWith.issue} (${entry.arrivesWith.feature})` +
+        (entry.meanwhile ? `; meanwhile: ${entry.meanwhile}` : ""),
     );
   }
 

@@ -3,17 +3,14 @@ import { baselineScenario } from "./baseline";
 import { cacheScenario } from "./cache";
 import { e2eScenario } from "./e2e";
 import { httpScenario } from "./http";
+import { kafkaScenario } from "./kafka";
 import { nullScenario } from "./null";
 import type { ScenarioEntry } from "./scenario";
 
 export const SCENARIOS: readonly ScenarioEntry[] = [
   httpScenario,
   e2eScenario,
-  {
-    name: "kafka",
-    description: "produce → result latency and ingest throughput",
-    arrivesWith: { issue: 6, feature: "Kafka ingestion (the consumer role)" },
-  },
+  kafkaScenario,
   cacheScenario,
   baselineScenario,
   nullScenario,

@@ -32,6 +32,8 @@ export interface PendingScenario {
   name: string;
   description: string;
   arrivesWith: { issue: number; feature: string };
+  /** What to run meanwhile, when the feature exists but its scenario does not yet. */
+  meanwhile?: string;
 }
 
 export type ScenarioEntry = Scenario | PendingScenario;

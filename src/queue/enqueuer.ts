@@ -61,6 +61,14 @@ export function createEnqueuer(deps: {
   const { queues, options, bus, logger, maxBatch = 1000, maxInFlight = 2, saveTimeoutMs = 3000 } = deps;
   const lanes = new Map<string, Lane>();
 
+  /** Fails with 503 (UnavailableError) when Redis has not taken the save within saveTimeoutMs. */
+  const bounded = <T>(promise: Promise<T>): Promise<T> =>
+    withTimeout(promise, saveTimeoutMs, "enqueue").catch((error: unknown) => {
+      throw error instanceof TimeoutError
+        ? new UnavailableError("Redis", `the enqueue did not complete within ${saveTimeoutMs} ms`, error)
+        : error;
+    });
+
   const laneOf = (name: string): Lane => {
     let lane = lanes.get(name);
     if (!lane) {
@@ -86,11 +94,7 @@ export function createEnqueuer(deps: {
       );
       // Bounded: while Redis restarts, a save can wait on the reconnection; the client gets a 503 to retry (with
       // its Idempotency-Key, which makes the retry safe should the save still land), never a hang.
-      const failures = await withTimeout(queue.saveAll(jobs), saveTimeoutMs, "enqueue").catch((error: unknown) => {
-        throw error instanceof TimeoutError
-          ? new UnavailableError("Redis", `the enqueue did not complete within ${saveTimeoutMs} ms`, error)
-          : error;
-      });
+      const failures = await bounded(queue.saveAll(jobs));
       bus.emit("enqueue.batch", { queue: name, size: batch.length, ms: performance.now() - started });
       batch.forEach((pending, i) => {
         const job = jobs[i];
@@ -123,7 +127,7 @@ export function createEnqueuer(deps: {
         return Promise.reject(new AppError("UNKNOWN_QUEUE", `no queue named '${name}' in this process`));
       }
       const lane = laneOf(name);
-      return new Promise<boolean>((resolve, reject) => {
+      const saved = new Promise<boolean>((resolve, reject) => {
         lane.buffer.push({ job, resolve, reject });
         if (lane.buffer.length >= maxBatch) return pump(name, lane);
         if (lane.scheduled) return;
@@ -134,6 +138,8 @@ export function createEnqueuer(deps: {
           pump(name, lane);
         });
       });
+      // The bound counts from the hand-over: a job queued behind stuck batches must not wait for each in turn.
+      return bounded(saved);
     },
     async flush() {
       const waits: Promise<void>[] = [];

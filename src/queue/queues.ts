@@ -4,6 +4,7 @@
  * kafka_events, maintenance → default, unless TASK_ROUTES sends a task type
  * to a queue of its own.
  */
+import { createRequire } from "node:module";
 import BeeQueue from "bee-queue";
 import type { RedisClient } from "../store/redis";
 import type { TaskJob } from "./task-job";
@@ -27,8 +28,31 @@ export interface QueueOptions {
   keyPrefix?: string;
 }
 
+/** Bee-Queue's Lua loader (internal, untyped): SCRIPT LOAD of every script it calls by EVALSHA. */
+const beeQueueLua = createRequire(import.meta.url)("bee-queue/lib/lua/index.js") as {
+  buildCache(client: RedisClient): Promise<unknown>;
+};
+const reloading = new WeakSet<RedisClient>();
+
+/**
+ * Bee-Queue loads its Lua scripts once, when a queue is created, and calls
+ * them by EVALSHA with no fallback; a Redis restart forgets them, and every
+ * enqueue would fail with NOSCRIPT from then on. Each time the client
+ * (re)connects, the scripts are loaded again (SCRIPT EXISTS, then LOAD of the
+ * missing ones). Requests in the moment between reconnect and reload get a
+ * 503 (see isRedisUnavailable).
+ */
+function reloadScriptsOnReconnect(client: RedisClient): void {
+  if (reloading.has(client)) return;
+  reloading.add(client);
+  client.on("ready", () => {
+    beeQueueLua.buildCache(client).catch(() => {});
+  });
+}
+
 /** Settings both sides share: our ioredis client (never quit by Bee-Queue), our key prefix, no pub/sub events. */
 function sharedSettings(options: QueueOptions): BeeQueue.QueueSettings {
+  reloadScriptsOnReconnect(options.redis);
   return {
     redis: options.redis,
     prefix: options.keyPrefix ?? QUEUE_KEY_PREFIX,

@@ -32,14 +32,15 @@ export class RedisClient extends Redis {
  * Whether an error means "Redis is not answering" (down, restarting,
  * unreachable) rather than a bad command: ioredis gives up on a command after
  * maxRetriesPerRequest reconnections, or fails it at once on a closed
- * connection. Callers answer those with 503, never 500.
+ * connection; a restarted Redis answers NOSCRIPT until the scripts are
+ * loaded again. Callers answer those with 503, never 500.
  */
 export function isRedisUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
   return (
     error.name === "MaxRetriesPerRequestError" ||
-    /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Reached the max retries per request limit|LOADING Redis is loading/.test(
+    /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Reached the max retries per request limit|LOADING Redis is loading|NOSCRIPT/.test(
       error.message,
     ) ||
     code === "ECONNREFUSED" ||

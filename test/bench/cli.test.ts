@@ -47,16 +47,6 @@ describe("bun bench CLI", () => {
     expect(stderr).toContain(message);
   });
 
-  test.each([["kafka", "issue 6"]])(
-    "`bun bench %s` says it is not available yet and which issue brings it, exit 2, no numbers",
-    async (name, issue) => {
-      const { stdout, stderr, code } = await bench(name);
-      expect(code).toBe(2);
-      expect(stderr).toContain(`not available yet: arrives with ${issue}`);
-      expect(stdout).toBe("");
-    },
-  );
-
   test("compare prints b's figures as ratios of a's", async () => {
     const part = (throughput: number, p99: number) => ({
       name: "POST /process",
@@ -171,6 +161,21 @@ describe("bun bench CLI", () => {
     // Every task waits the 20 ms of the simulated LLM, on both sides.
     expect(part?.latencyMs?.p50).toBeGreaterThanOrEqual(20);
     expect(Number(part?.extra?.app_p50_ms)).toBeGreaterThanOrEqual(20);
+  });
+
+  test("`kafka` produces events with their own ids and measures event → result through the consumer role", async () => {
+    const out = join(dir, "kafka");
+    const { code, stderr } = await bench(
+      "kafka",
+      ...["--rate", "50", "--duration", "3s", "--warmup", "1s", "--latency", "20"],
+      ...["--redis-url", "redis://127.0.0.1:6379/7", "--out", out, "--quiet"],
+    );
+    expect({ code, stderr: code === 0 ? "" : stderr }).toEqual({ code: 0, stderr: "" });
+    const part = results(out)[0]?.parts[0];
+    expect(part?.completed).toBe(150);
+    expect(part?.errors).toEqual({});
+    // Every event waits the 20 ms of the simulated LLM, plus the consumer's fetch.
+    expect(part?.latencyMs?.p50).toBeGreaterThanOrEqual(20);
   });
 
   test("`cache` runs a hit/miss mix and reports the app's hits per tier and embedding calls per request", async () => {

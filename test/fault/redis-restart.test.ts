@@ -59,6 +59,8 @@ test("Redis restarted under load: 503 with Retry-After while it is away, recover
       const status = response?.status ?? 0;
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
       if (response && status === 202) accepted.push(((await response.json()) as { task_id: string }).task_id);
+      else if (response && status >= 500 && status !== 503)
+        console.log(`[fault] redis restart: ${status} ${await response.text()}`);
       else if (status === 503) {
         expect(Number(response?.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
         await Bun.sleep(50);
@@ -95,6 +97,11 @@ test("Redis restarted under load: 503 with Retry-After while it is away, recover
     reRuns: mock.counters().chat_requests - succeeded,
     extra: { statuses: Object.fromEntries(statuses), slow_answers: slow, down_ms: downFor },
   });
+  const unhandled = app
+    .output()
+    .split("\n")
+    .filter((line) => line.includes("unhandled error"));
+  if (unhandled.length > 0) console.log(`[fault] redis restart: app errors:\n${unhandled.slice(0, 3).join("\n")}`);
   expect(during.get(503) ?? 0).toBeGreaterThan(0);
   expect(statuses.get(500) ?? 0).toBe(0);
   expect(statuses.get(0) ?? 0).toBe(0);

@@ -1,0 +1,106 @@
+/**
+ * `bun bench kafka`: event produced to the input topic → its result
+ * available, through Kafka ingestion (consumer threads, idempotent enqueue),
+ * the queue, the workers and the LLM. One operation produces one event with
+ * its own event_id (the task id) and waits for the result with
+ * GET /task/:id?wait=; latency runs from the intended send time, as in every
+ * open-loop scenario. The app the harness starts reads a topic of its own
+ * (`bench-…`, deleted afterwards). Ingest throughput against a consume-only
+ * kafkajs rate is `bun bench/kafka-ingest.ts`.
+ */
+import { Partitioners } from "kafkajs";
+import { buildRequest, createHttpPool } from "../http/raw-client";
+import { kafkaClient } from "../kafka-common";
+import { measureLoad } from "../load/measure-load";
+import type { Operation } from "../load/open-loop";
+import { resolveTarget } from "../targets/app-target";
+import type { Scenario } from "./scenario";
+
+const decoder = new TextDecoder();
+
+export const kafkaScenario: Scenario = {
+  name: "kafka",
+  description: "event produced → result, through Kafka ingestion and the whole pipeline",
+  async run({ options, progress, signal }) {
+    const prefix = `bench-${process.pid}-${Date.now().toString(36)}`;
+    const topic = `${prefix}-in`;
+    const kafka = kafkaClient(options.brokers, "bench-kafka-scenario");
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 6 }], waitForLeaders: true });
+    const producer = kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+    });
+    await producer.connect();
+    const target = await resolveTarget(options, progress, {
+      roles: "api,consumer,worker",
+      env: {
+        KAFKA_BROKERS: options.brokers.join(","),
+        KAFKA_TOPIC_IN: topic,
+        KAFKA_GROUP_ID: `${prefix}-group`,
+        KAFKA_TOPIC_OUT: "",
+      },
+    });
+    const base = new URL(target.url);
+    const pool = createHttpPool({
+      url: target.url,
+      maxConnections: Math.max(options.connections, 256),
+      timeoutMs: options.waitMs + options.timeoutMs,
+    });
+    let sequence = 0;
+    const operation: Operation = async () => {
+      const id = `${prefix}-${sequence++}`;
+      const sentAt = performance.now();
+      // use_cache false: repeated texts would be answered by the cache, not the pipeline being measured.
+      const value = JSON.stringify({ event_id: id, text: options.text, task_type: options.taskType, use_cache: false });
+      try {
+        await producer.send({ topic, messages: [{ key: `user-${sequence % 1000}`, value }] });
+      } catch {
+        return { ok: false, kind: "produce_failed", sentAt };
+      }
+      const answer = await pool.request(
+        buildRequest("GET", base, `/task/${encodeURIComponent(id)}?wait=${options.waitMs}`),
+      );
+      if (answer.status === 404) {
+        // Not consumed yet: the task appears once the consumer has enqueued it; ask again.
+        for (let i = 0; i < 100 && !signal.aborted; i++) {
+          await Bun.sleep(20);
+          const again = await pool.request(
+            buildRequest("GET", base, `/task/${encodeURIComponent(id)}?wait=${options.waitMs}`),
+          );
+          if (again.status === 200) return outcome(again.body, sentAt);
+        }
+        return { ok: false, kind: "never_consumed", sentAt };
+      }
+      if (answer.status !== 200) return { ok: false, kind: `http_${answer.status}`, sentAt };
+      return outcome(answer.body, sentAt);
+    };
+    try {
+      const measured = await measureLoad({
+        name: "event produced → result",
+        unit: "events",
+        operation,
+        options,
+        progress,
+        signal,
+        ...(target.pid === undefined ? {} : { targetPid: target.pid }),
+      });
+      return { target: `${target.describe}; topic ${topic}`, ...measured };
+    } finally {
+      pool.close();
+      await producer.disconnect().catch(() => {});
+      await target.stop();
+      await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+      await admin.deleteGroups([`${prefix}-group`]).catch(() => {});
+      await admin.disconnect();
+    }
+  },
+};
+
+/** A result read after a wait: SUCCESS is a completed operation; anything else an error of its status. */
+function outcome(body: Uint8Array, sentAt: number) {
+  const { status } = JSON.parse(decoder.decode(body)) as { status: string };
+  if (status === "SUCCESS") return { ok: true as const, sentAt };
+  return { ok: false as const, kind: `task_${status.toLowerCase()}`, sentAt };
+}
