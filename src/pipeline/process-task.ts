@@ -29,6 +29,8 @@ export interface TaskProcessorDeps {
   defaultModel: string;
   /** The semantic cache; without it every task goes to the LLM. */
   cache?: SemanticCache;
+  /** Starts of one task beyond which it fails for good (retries and stall re-runs together); 0: no cap. */
+  maxAttempts?: number;
 }
 
 /** Job options that Bee-Queue persists with the job; the backoff strategy reads retryAfterMs. */
@@ -63,7 +65,18 @@ const round4 = (n: number) => Math.round(n * 10_000) / 10_000;
 export type TaskProcessor = (job: BeeQueue.Job<TaskJob>, queue: string) => Promise<TaskResult | undefined>;
 
 export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
-  const { provider, systemPrompt, limiter, store, bus, logger, jobTimeoutMs, defaultModel, cache } = deps;
+  const {
+    provider,
+    systemPrompt,
+    limiter,
+    store,
+    bus,
+    logger,
+    jobTimeoutMs,
+    defaultModel,
+    cache,
+    maxAttempts = 0,
+  } = deps;
 
   return async (job, queue) => {
     const task = job.data;
@@ -75,7 +88,22 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
       log.info({ status: start.status }, "task already finished by an earlier run; not running it again");
       return undefined;
     }
-    bus.emit("task.started", { task_id: task.task_id, queue, attempt: "attempt" in start ? start.attempt : 1 });
+    const attempt = "attempt" in start ? start.attempt : 1;
+    bus.emit("task.started", { task_id: task.task_id, queue, attempt });
+    if (maxAttempts > 0 && attempt > maxAttempts) {
+      // Stall detection re-runs the job of a process that died, and does not count it as a retry: a task that
+      // kills its worker every time (a poison job) would loop for ever. Past the cap it fails for good.
+      const recorded = {
+        code: "TOO_MANY_ATTEMPTS",
+        message: `the task was started ${attempt} times without finishing (its worker died each time?); not run again`,
+        retriable: false,
+      };
+      (job.options as TaskJobOptions).retries = 0;
+      await store.fail(task.task_id, recorded, Date.now(), task.tenant);
+      bus.emit("task.failed", { task_id: task.task_id, queue, code: recorded.code });
+      log.error({ attempt, max_attempts: maxAttempts }, recorded.message);
+      throw new AppError(recorded.code, recorded.message);
+    }
 
     let signal: AbortSignal | undefined;
     try {

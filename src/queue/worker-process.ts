@@ -73,6 +73,8 @@ try {
         jobTimeoutMs: config.worker.jobTimeoutMs,
         defaultModel: config.llm.model,
         cache,
+        // Every retry, plus three re-runs after a dead worker or a drain that gave the job back.
+        maxAttempts: config.worker.retries + 4,
       }),
     ),
     backoff: { baseMs: config.worker.backoffMs, maxMs: Math.max(config.worker.backoffMs, 60_000) },
