@@ -13,13 +13,13 @@
  * at 10k-100k entries is `bun bench/cache-lookup.ts`.
  */
 import Redis from "ioredis";
-import { buildRequest, createHttpPool } from "../http/raw-client";
+import { buildRequest } from "../http/raw-client";
 import { measureLoad } from "../load/measure-load";
 import type { Operation } from "../load/open-loop";
 import { resolveTarget } from "../targets/app-target";
 import type { Scenario } from "./scenario";
+import { postAndAwait, taskPool } from "./task-outcome";
 
-const decoder = new TextDecoder();
 const TOPICS = ["refund", "delivery", "invoice", "password", "warranty", "shipping", "discount", "account"];
 
 /** A sentence no earlier request used. */
@@ -61,11 +61,7 @@ export const cacheScenario: Scenario = {
       env: { CACHE_REDIS_URL: cacheDb.toString(), CACHE_PREFIX: prefix },
     });
     const base = new URL(target.url);
-    const pool = createHttpPool({
-      url: target.url,
-      maxConnections: Math.max(options.connections, 256),
-      timeoutMs: options.waitMs + options.timeoutMs,
-    });
+    const pool = taskPool(target.url, options);
     const sent: string[] = [];
     let unique = 0;
     const pick = (): string => {
@@ -78,19 +74,10 @@ export const cacheScenario: Scenario = {
       sent.push(text);
       return text;
     };
-    const operation: Operation = async () => {
+    const operation: Operation = () => {
       const body = JSON.stringify({ text: pick(), task_type: options.taskType });
-      const accepted = await pool.request(
-        buildRequest("POST", base, "/process", body, { "Content-Type": "application/json" }),
-      );
-      if (accepted.status !== 202) return { ok: false, kind: `http_${accepted.status}`, sentAt: accepted.sentAt };
-      const { task_id } = JSON.parse(decoder.decode(accepted.body)) as { task_id: string };
-      const answer = await pool.request(buildRequest("GET", base, `/task/${task_id}?wait=${options.waitMs}`));
-      if (answer.status !== 200) return { ok: false, kind: `http_${answer.status}`, sentAt: accepted.sentAt };
-      const { status } = JSON.parse(decoder.decode(answer.body)) as { status: string };
-      return status === "SUCCESS"
-        ? { ok: true, sentAt: accepted.sentAt }
-        : { ok: false, kind: `task_${status.toLowerCase()}`, sentAt: accepted.sentAt };
+      const post = buildRequest("POST", base, "/process", body, { "Content-Type": "application/json" });
+      return postAndAwait(pool, base, post, options.waitMs);
     };
     let before: CacheFigures = {};
     try {

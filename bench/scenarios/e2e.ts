@@ -9,7 +9,7 @@
  * When the harness started the app, the app's own latency histogram for the
  * same tasks is read from Redis and reported beside it (extra.app_*).
  */
-import { buildRequest, createHttpPool } from "../http/raw-client";
+import { buildRequest } from "../http/raw-client";
 import { measureLoad } from "../load/measure-load";
 import type { Operation } from "../load/open-loop";
 import { createAppHistogramReader, windowOf } from "../measure/app-histogram";
@@ -17,8 +17,7 @@ import { percentiles } from "../result";
 import { resolveTarget } from "../targets/app-target";
 import { processBody } from "./post-process";
 import type { Scenario } from "./scenario";
-
-const decoder = new TextDecoder();
+import { postAndAwait, taskPool } from "./task-outcome";
 
 export const e2eScenario: Scenario = {
   name: "e2e",
@@ -26,29 +25,13 @@ export const e2eScenario: Scenario = {
   async run({ options, progress, signal }) {
     const target = await resolveTarget(options, progress, { roles: "api,worker" });
     const base = new URL(target.url);
-    // Each task holds a connection for its whole LLM latency: more connections than for `http`.
-    const pool = createHttpPool({
-      url: target.url,
-      maxConnections: Math.max(options.connections, 256),
-      timeoutMs: options.waitMs + options.timeoutMs,
-    });
+    const pool = taskPool(target.url, options);
     // Every request sends the same text: without use_cache false, all but the first would be exact cache hits
     // and the run would measure the cache, not the pipeline with its LLM call.
     const post = buildRequest("POST", base, "/process", processBody(options, { use_cache: false }), {
       "Content-Type": "application/json",
     });
-    const operation: Operation = async () => {
-      const accepted = await pool.request(post);
-      if (accepted.status !== 202) return { ok: false, kind: `http_${accepted.status}`, sentAt: accepted.sentAt };
-      const { task_id } = JSON.parse(decoder.decode(accepted.body)) as { task_id: string };
-      const get = buildRequest("GET", base, `/task/${task_id}?wait=${options.waitMs}`);
-      const answer = await pool.request(get);
-      if (answer.status !== 200) return { ok: false, kind: `http_${answer.status}`, sentAt: accepted.sentAt };
-      const { status } = JSON.parse(decoder.decode(answer.body)) as { status: string };
-      return status === "SUCCESS"
-        ? { ok: true, sentAt: accepted.sentAt }
-        : { ok: false, kind: `task_${status.toLowerCase()}`, sentAt: accepted.sentAt };
-    };
+    const operation: Operation = () => postAndAwait(pool, base, post, options.waitMs);
     const app = target.redisUrl ? createAppHistogramReader(target.redisUrl) : undefined;
     let before: Awaited<ReturnType<NonNullable<typeof app>["snapshot"]>> | undefined;
     try {

@@ -9,14 +9,12 @@
  * kafkajs rate is `bun bench/kafka-ingest.ts`.
  */
 import { Partitioners } from "kafkajs";
-import { buildRequest, createHttpPool } from "../http/raw-client";
 import { kafkaClient } from "../kafka-common";
 import { measureLoad } from "../load/measure-load";
 import type { Operation } from "../load/open-loop";
 import { resolveTarget } from "../targets/app-target";
 import type { Scenario } from "./scenario";
-
-const decoder = new TextDecoder();
+import { awaitTask, taskPool } from "./task-outcome";
 
 export const kafkaScenario: Scenario = {
   name: "kafka",
@@ -43,11 +41,7 @@ export const kafkaScenario: Scenario = {
       },
     });
     const base = new URL(target.url);
-    const pool = createHttpPool({
-      url: target.url,
-      maxConnections: Math.max(options.connections, 256),
-      timeoutMs: options.waitMs + options.timeoutMs,
-    });
+    const pool = taskPool(target.url, options);
     let sequence = 0;
     const operation: Operation = async () => {
       const id = `${prefix}-${sequence++}`;
@@ -59,22 +53,13 @@ export const kafkaScenario: Scenario = {
       } catch {
         return { ok: false, kind: "produce_failed", sentAt };
       }
-      const answer = await pool.request(
-        buildRequest("GET", base, `/task/${encodeURIComponent(id)}?wait=${options.waitMs}`),
-      );
-      if (answer.status === 404) {
-        // Not consumed yet: the task appears once the consumer has enqueued it; ask again.
-        for (let i = 0; i < 100 && !signal.aborted; i++) {
-          await Bun.sleep(20);
-          const again = await pool.request(
-            buildRequest("GET", base, `/task/${encodeURIComponent(id)}?wait=${options.waitMs}`),
-          );
-          if (again.status === 200) return outcome(again.body, sentAt);
-        }
-        return { ok: false, kind: "never_consumed", sentAt };
+      // 404 until the consumer has enqueued the event: ask again, for up to 2 s.
+      for (let i = 0; i < 100 && !signal.aborted; i++) {
+        const { notFound, ...outcome } = await awaitTask(pool, base, id, { waitMs: options.waitMs, sentAt });
+        if (!notFound) return outcome;
+        await Bun.sleep(20);
       }
-      if (answer.status !== 200) return { ok: false, kind: `http_${answer.status}`, sentAt };
-      return outcome(answer.body, sentAt);
+      return { ok: false, kind: "never_consumed", sentAt };
     };
     try {
       const measured = await measureLoad({
@@ -97,10 +82,3 @@ export const kafkaScenario: Scenario = {
     }
   },
 };
-
-/** A result read after a wait: SUCCESS is a completed operation; anything else an error of its status. */
-function outcome(body: Uint8Array, sentAt: number) {
-  const { status } = JSON.parse(decoder.decode(body)) as { status: string };
-  if (status === "SUCCESS") return { ok: true as const, sentAt };
-  return { ok: false as const, kind: `task_${status.toLowerCase()}`, sentAt };
-}

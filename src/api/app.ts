@@ -48,7 +48,13 @@ export function createApp(deps: AppDeps) {
   // The server exists once the app listens; the rate limit reads the remote address through it.
   const listening: { server?: { requestIP(request: Request): { address: string } | null } | null } = {};
   // Filled once every route is registered; the error handler answers 405 from it.
-  const routeTable: { routes: readonly { method: string; path: string }[] } = { routes: [] };
+  const routeTable: { routes: readonly { method: string; path: string }[]; exact: ReadonlySet<string> } = {
+    routes: [],
+    exact: new Set(),
+  };
+  // POST /process is checked on every request: a Set lookup for routes without parameters, the patterns otherwise.
+  const isRoute = (method: string, path: string) =>
+    routeTable.exact.has(`${method} ${path}`) || allowedMethods(routeTable.routes, path).includes(method);
   const app = new Elysia({ name: "ai-eventstream", serve: { maxRequestBodySize: maxBodyBytes * 4 } })
     .use(errorHandler(deps.logger, (path) => allowedMethods(routeTable.routes, path)))
     // Before anything reads a body: a request without a key, or over its rate, costs no parsing.
@@ -66,7 +72,7 @@ export function createApp(deps: AppDeps) {
     .onRequest(({ request }) => {
       if (!WITH_BODY.has(request.method)) return;
       // A method the path does not have is the error handler's 405, whatever its body.
-      if (!allowedMethods(routeTable.routes, new URL(request.url).pathname).includes(request.method)) return;
+      if (!isRoute(request.method, new URL(request.url).pathname)) return;
       // Refused before the body is read: a declared oversize body, or one that is not JSON.
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > maxBodyBytes) {
@@ -127,6 +133,7 @@ export function createApp(deps: AppDeps) {
       listening.server = server;
     });
   routeTable.routes = app.routes;
+  routeTable.exact = new Set(app.routes.filter((r) => !/[:*]/.test(r.path)).map((r) => `${r.method} ${r.path}`));
   return app;
 }
 

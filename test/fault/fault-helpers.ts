@@ -4,39 +4,13 @@
  * came out (accepted, succeeded, failed, re-run, lost).
  */
 import { expect } from "bun:test";
-import type { MockOpenAiServer } from "../../src/llm/mock-openai-server";
 import type { MetricsSnapshot } from "../../src/store/metrics-snapshot";
-import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
-import { json, testConfig } from "../helpers/services";
+
+export { launchWithMock } from "../helpers/app-process";
+
+import { json } from "../helpers/services";
 
 export type Task = { task_id: string; status: string; result?: { response: string }; error?: { code: string } };
-
-export async function launchWithMock(
-  mock: MockOpenAiServer,
-  db: number,
-  env: Record<string, string> = {},
-  options: { keepDatabase?: boolean } = {},
-): Promise<AppProcess> {
-  let redisUrl: string;
-  if (options.keepDatabase) {
-    // A restarted app finds what the previous one left in its database.
-    const url = new URL(testConfig.redisUrl);
-    url.pathname = `/${db}`;
-    redisUrl = url.toString();
-  } else {
-    redisUrl = await isolatedRedisUrl(db);
-  }
-  return startApp({
-    REDIS_URL: redisUrl,
-    LLM_PROVIDER: "openai",
-    OPENAI_API_KEY: "sk-test-not-a-real-key",
-    OPENAI_BASE_URL: mock.url,
-    LLM_MODEL: "mock-model",
-    JOB_BACKOFF_MS: "100",
-    JOB_STALL_INTERVAL_MS: "1000",
-    ...env,
-  });
-}
 
 /** POSTs `count` distinct texts, `concurrency` at a time; returns the accepted ids and the other statuses seen. */
 export async function submitMany(

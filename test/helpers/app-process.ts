@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import Redis from "ioredis";
+import type { MockOpenAiServer } from "../../src/llm/mock-openai-server";
 import { emptyDatabase } from "../../src/store/redis";
 import { testConfig, waitFor } from "./services";
 
@@ -72,4 +73,32 @@ export async function startApp(env: Record<string, string>): Promise<AppProcess>
       return code;
     },
   };
+}
+
+/** The app with the LLM behind the project's mock OpenAI server, short retry and stall timings, its own database. */
+export async function launchWithMock(
+  mock: MockOpenAiServer,
+  db: number,
+  env: Record<string, string> = {},
+  options: { keepDatabase?: boolean } = {},
+): Promise<AppProcess> {
+  let redisUrl: string;
+  if (options.keepDatabase) {
+    // A restarted app finds what the previous one left in its database.
+    const url = new URL(testConfig.redisUrl);
+    url.pathname = `/${db}`;
+    redisUrl = url.toString();
+  } else {
+    redisUrl = await isolatedRedisUrl(db);
+  }
+  return startApp({
+    REDIS_URL: redisUrl,
+    LLM_PROVIDER: "openai",
+    OPENAI_API_KEY: "sk-test-not-a-real-key",
+    OPENAI_BASE_URL: mock.url,
+    LLM_MODEL: "mock-model",
+    JOB_BACKOFF_MS: "100",
+    JOB_STALL_INTERVAL_MS: "1000",
+    ...env,
+  });
 }

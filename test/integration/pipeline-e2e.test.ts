@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
-import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
+import { type AppProcess, launchWithMock } from "../helpers/app-process";
 import { json, waitFor } from "../helpers/services";
 
 type Accepted = { task_id: string; status: string };
@@ -40,16 +40,7 @@ afterEach(async () => {
 afterAll(() => mock.stop());
 
 async function launch(db: number, env: Record<string, string> = {}) {
-  app = await startApp({
-    REDIS_URL: await isolatedRedisUrl(db),
-    LLM_PROVIDER: "openai",
-    OPENAI_API_KEY: "sk-test-not-a-real-key",
-    OPENAI_BASE_URL: mock.url,
-    LLM_MODEL: "mock-model",
-    JOB_BACKOFF_MS: "100",
-    JOB_STALL_INTERVAL_MS: "1000",
-    ...env,
-  });
+  app = await launchWithMock(mock, db, env);
   return app;
 }
 
