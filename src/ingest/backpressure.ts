@@ -3,7 +3,9 @@
  * count passes the high watermark (resuming only below the low one, so it
  * does not flap), and while the LLM rate limiter has had no budget for
  * longer than rateLimitPauseMs. One pipelined round trip per check
- * (LLEN + GET of the limiter's theoretical arrival time).
+ * (LLEN + GET of the limiter's theoretical arrival time). Consumer threads
+ * also report the waiting count their enqueue saw (report()), so a pause
+ * does not wait for the next check.
  */
 import type Redis from "ioredis";
 import { errorMessage } from "../errors";
@@ -50,6 +52,8 @@ export interface Backpressure {
   stop(): void;
   /** One check now (the timer calls it). */
   check(): Promise<PauseReason | undefined>;
+  /** A waiting count seen elsewhere (after an enqueue): pauses at once when it is at or over the high watermark. */
+  report(waiting: number): void;
 }
 
 export function createBackpressure(deps: {
@@ -87,13 +91,15 @@ export function createBackpressure(deps: {
     };
     const empty = sample.limiterTat !== undefined && sample.limiterTat > sample.now;
     noBudgetSince = empty ? (noBudgetSince ?? sample.now) : undefined;
-    const next = decide(sample, current, noBudgetSince, settings);
-    if (next !== current) {
-      logger.info({ reason: next ?? "none", waiting }, next ? "backpressure: pausing" : "backpressure: resuming");
-      current = next;
-      onChange(next);
-    }
+    apply(decide(sample, current, noBudgetSince, settings), waiting);
     return current;
+  };
+
+  const apply = (next: PauseReason | undefined, waiting: number) => {
+    if (next === current) return;
+    logger.info({ reason: next ?? "none", waiting }, next ? "backpressure: pausing" : "backpressure: resuming");
+    current = next;
+    onChange(next);
   };
 
   return {
@@ -113,5 +119,8 @@ export function createBackpressure(deps: {
       timer = undefined;
     },
     check,
+    report(waiting) {
+      if (waiting >= settings.highWatermark) apply("queue_high_watermark", waiting);
+    },
   };
 }

@@ -9,7 +9,11 @@
  * Between chunks it heartbeats (a long batch keeps the group membership) and
  * stops when the consumer is stopping or the partition was taken away by a
  * rebalance (isStale): what it committed stays, the rest goes to the new
- * owner.
+ * owner. It also stops when the enqueue left the queue at or over the high
+ * watermark (the enqueue script returns the waiting count, so this costs no
+ * round trip): the rest of the batch is not resolved, so it is fetched again
+ * after the resume. A fetched batch can hold thousands of events, and a
+ * controller polling every 250 ms alone would let them all in at once.
  */
 import type { EachBatchPayload, KafkaMessage } from "kafkajs";
 import type { Logger } from "../log";
@@ -40,10 +44,13 @@ export function createBatchHandler(deps: {
   logger: Logger;
   /** Most events per enqueue pipeline and commit. */
   chunkSize: number;
+  /** Waiting jobs at which the batch stops and onHighWatermark is called; 0: never. */
+  highWatermark?: number;
+  onHighWatermark?: (waiting: number) => void;
   onOutcome: (topic: string, partition: number, outcome: BatchOutcome) => void;
   now?: () => number;
 }): (payload: BatchPayload) => Promise<void> {
-  const { enqueuer, deadLetters, logger, chunkSize, onOutcome, now = Date.now } = deps;
+  const { enqueuer, deadLetters, logger, chunkSize, onOutcome, now = Date.now, highWatermark = 0 } = deps;
 
   return async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
     const { topic, partition } = batch;
@@ -99,6 +106,10 @@ export function createBatchHandler(deps: {
         outcome.duplicates += result.duplicates;
         outcome.dead_lettered += letters.length;
         outcome.committed = next;
+        if (highWatermark > 0 && result.waiting >= highWatermark) {
+          deps.onHighWatermark?.(result.waiting);
+          break;
+        }
         // Throws when the group is rebalancing: kafkajs rejoins, and what was committed above stays counted.
         await heartbeat();
       }

@@ -53,6 +53,8 @@ export function createConsumerPool(deps: {
   env?: Record<string, string>;
   /** How long start() waits for every thread to join. */
   startTimeoutMs?: number;
+  /** A thread found the queue at or over the high watermark after an enqueue (and paused itself). */
+  onHighWatermark?: (waiting: number) => void;
 }): ConsumerPool {
   const { threads, entry, bus, logger, env, startTimeoutMs = 30_000 } = deps;
   const slots: Slot[] = Array.from({ length: threads }, () => ({
@@ -95,6 +97,9 @@ export function createConsumerPool(deps: {
         case "stats":
           recordLags(message.lags);
           bus.emit("ingest.batch", { thread: index, ...message.deltas, batch_ms: message.batch_ms });
+          break;
+        case "high_watermark":
+          deps.onHighWatermark?.(message.waiting);
           break;
         case "error":
           log.error({ error: message.message, fatal: message.fatal }, "consumer thread error");

@@ -47,6 +47,7 @@ export async function startConsumerRole(deps: {
     bus,
     logger,
     ...(env ? { env } : {}),
+    onHighWatermark: (waiting) => backpressure.report(waiting),
   });
   const backpressure = createBackpressure({
     redis,

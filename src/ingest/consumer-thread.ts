@@ -71,6 +71,12 @@ try {
     deadLetters: createDeadLetterSink({ producer, topic: config.kafka.dlqTopic }),
     logger,
     chunkSize: config.kafka.batchSize,
+    highWatermark: config.kafka.queueHighWatermark,
+    onHighWatermark: (waiting) => {
+      // Pause now, before kafkajs hands over the next batch; the pool's controller owns the resume.
+      consumer.pause([{ topic: config.kafka.topicIn }]);
+      send({ type: "high_watermark", thread: threadIndex, waiting });
+    },
     onOutcome: (topic, partition, outcome) => {
       deltas.consumed += outcome.consumed;
       deltas.enqueued += outcome.enqueued;

@@ -18,7 +18,8 @@ import type { TaskJob } from "../queue/task-job";
  * KEYS[1] bq:{queue}:jobs   KEYS[2] bq:{queue}:waiting
  * ARGV[1] marker key prefix ("ingest:seen:")   ARGV[2] marker TTL seconds
  * ARGV[3..] pairs: task id, job record (JSON)
- * Returns one flag per job: 1 added, 0 seen before (marker present, or the id still in the queue).
+ * Returns one flag per job: 1 added, 0 seen before (marker present, or the id still in the queue),
+ * then the waiting list's length after the push (backpressure reads it at no extra round trip).
  * One script call for the whole chunk: a call per job cost ~3x the time in
  * Redis command overhead. The marker keys are not in KEYS: Bee-Queue itself
  * needs a non-cluster Redis (its scripts touch keys across slots), so this
@@ -37,7 +38,9 @@ for i = 3, #ARGV, 2 do
   end
   added[#added + 1] = flag
 end
-if #ids > 0 then redis.call("LPUSH", KEYS[2], unpack(ids)) end
+local waiting
+if #ids > 0 then waiting = redis.call("LPUSH", KEYS[2], unpack(ids)) else waiting = redis.call("LLEN", KEYS[2]) end
+added[#added + 1] = waiting
 return added
 `;
 
@@ -50,6 +53,8 @@ export interface BatchEnqueueResult {
   duplicates: number;
   /** The task ids that were already known, in input order. */
   duplicateIds: string[];
+  /** Jobs waiting in the queue right after this batch went in. */
+  waiting: number;
 }
 
 export interface IdempotentEnqueuer {
@@ -89,7 +94,8 @@ export function createIdempotentEnqueuer(deps: {
 
   return {
     async enqueueBatch(jobs) {
-      if (jobs.length === 0) return { added: 0, duplicates: 0, duplicateIds: [] };
+      if (jobs.length === 0)
+        return { added: 0, duplicates: 0, duplicateIds: [], waiting: await redis.llen(waitingKey) };
       const now = Date.now();
       const pipeline = client.pipeline() as unknown as Pick<ScriptClient, "ingestAddOnce"> & {
         exec(): ReturnType<Redis["exec"]>;
@@ -101,13 +107,16 @@ export function createIdempotentEnqueuer(deps: {
       }
       const replies = (await pipeline.exec()) ?? [];
       const flags: number[] = [];
+      let waiting = 0;
       for (const [error, reply] of replies) {
         if (error) throw error;
-        flags.push(...(reply as number[]));
+        const values = reply as number[];
+        waiting = values[values.length - 1] ?? 0;
+        for (let i = 0; i < values.length - 1; i++) flags.push(values[i] as number);
       }
       if (flags.length !== jobs.length) throw new Error(`Redis answered ${flags.length} of ${jobs.length} jobs`);
       const duplicateIds = jobs.filter((_, i) => flags[i] !== 1).map((job) => job.task_id);
-      return { added: jobs.length - duplicateIds.length, duplicates: duplicateIds.length, duplicateIds };
+      return { added: jobs.length - duplicateIds.length, duplicates: duplicateIds.length, duplicateIds, waiting };
     },
   };
 }

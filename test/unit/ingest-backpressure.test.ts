@@ -1,5 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { decide } from "../../src/ingest/backpressure";
+import type Redis from "ioredis";
+import { createBackpressure, decide } from "../../src/ingest/backpressure";
+import type { PauseReason } from "../../src/ingest/consumer-protocol";
+import { createLogger } from "../../src/log";
 
 const settings = { highWatermark: 100, lowWatermark: 50, rateLimitPauseMs: 1000 };
 const sample = (waiting: number, now = 10_000) => ({ waiting, limiterTat: undefined, now });
@@ -17,5 +20,41 @@ describe("backpressure", () => {
     expect(decide(sample(0, 10_000), undefined, 9_000, settings)).toBe("llm_rate_limited");
     expect(decide(sample(0, 10_000), "llm_rate_limited", undefined, settings)).toBeUndefined();
     expect(decide(sample(0, 10_000), undefined, 0, { ...settings, rateLimitPauseMs: 0 })).toBeUndefined();
+  });
+
+  test("a waiting count reported by a consumer thread pauses at once, and only at or over the high watermark", async () => {
+    const changes: (PauseReason | undefined)[] = [];
+    let waiting = 0;
+    const redis = {
+      pipeline: () => ({
+        llen: function () {
+          return this;
+        },
+        get: function () {
+          return this;
+        },
+        exec: async () => [
+          [null, waiting],
+          [null, null],
+        ],
+      }),
+    } as unknown as Redis;
+    const backpressure = createBackpressure({
+      redis,
+      settings,
+      onChange: (reason) => changes.push(reason),
+      logger: createLogger({ level: "silent" }),
+    });
+    backpressure.report(99);
+    expect(changes).toEqual([]);
+    backpressure.report(100);
+    backpressure.report(180);
+    expect(changes).toEqual(["queue_high_watermark"]);
+    // The controller's own checks own the resume: still over the low watermark, then under it.
+    waiting = 60;
+    await backpressure.check();
+    waiting = 40;
+    await backpressure.check();
+    expect(changes).toEqual(["queue_high_watermark", undefined]);
   });
 });

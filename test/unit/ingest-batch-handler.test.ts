@@ -20,20 +20,22 @@ function message(offset: number, value: string): KafkaMessage {
 
 function harness(
   values: string[],
-  options: { staleAfter?: number; failEnqueue?: boolean; rebalancing?: boolean } = {},
+  options: { staleAfter?: number; failEnqueue?: boolean; rebalancing?: boolean; highWatermark?: number } = {},
 ) {
   const calls: string[] = [];
   const enqueued: TaskJob[][] = [];
   const letters: DeadLetter[] = [];
   const outcomes: BatchOutcome[] = [];
   let chunks = 0;
+  let waiting = 0;
   const handler = createBatchHandler({
     enqueuer: {
       async enqueueBatch(jobs) {
         calls.push(`enqueue:${jobs.length}`);
         if (options.failEnqueue) throw new Error("redis down");
         enqueued.push([...jobs]);
-        return { added: jobs.length, duplicates: 0, duplicateIds: [] };
+        waiting += jobs.length;
+        return { added: jobs.length, duplicates: 0, duplicateIds: [], waiting };
       },
     },
     deadLetters: {
@@ -44,6 +46,8 @@ function harness(
     },
     logger,
     chunkSize: 2,
+    ...(options.highWatermark ? { highWatermark: options.highWatermark } : {}),
+    onHighWatermark: (n) => calls.push(`high-watermark:${n}`),
     onOutcome: (_topic, _partition, outcome) => outcomes.push(outcome),
   });
   const messages = values.map((v, i) => message(100 + i, v));
@@ -98,6 +102,23 @@ describe("the batch handler", () => {
     await h.run();
     expect(h.calls.filter((c) => c.startsWith("commit"))).toEqual(["commit:102"]);
     expect(h.outcomes[0]).toMatchObject({ consumed: 2, committed: "102", lag: 2 });
+  });
+
+  test("stops after the chunk that filled the queue to the high watermark, leaving the rest unresolved", async () => {
+    const h = harness([valid("a"), valid("b"), valid("c"), valid("d"), valid("e")], { highWatermark: 3 });
+    await h.run();
+    // 2 waiting after the first chunk, 4 after the second: the third is never enqueued, resolved or committed.
+    expect(h.calls).toEqual([
+      "enqueue:2",
+      "resolve:101",
+      "commit:102",
+      "heartbeat",
+      "enqueue:2",
+      "resolve:103",
+      "commit:104",
+      "high-watermark:4",
+    ]);
+    expect(h.outcomes[0]).toMatchObject({ consumed: 4, committed: "104", lag: 1 });
   });
 
   test("what it committed stays counted when the heartbeat says the group is rebalancing", async () => {
