@@ -56,7 +56,7 @@ afterAll(async () => {
   await admin.disconnect();
   if (redis) await emptyDatabase(redis);
   await redis?.quit();
-});
+}, 60_000);
 
 describe("Kafka backpressure", () => {
   test("the waiting queue stays within the high watermark plus the chunks in flight, and every event ends with a result", async () => {
