@@ -125,6 +125,9 @@ export async function ingestRate(options: {
       KAFKA_GROUP_ID: `${options.topic}-ingest-${Date.now()}`,
       REDIS_URL: options.redisUrl,
       LOG_LEVEL: "warn",
+      // No workers drain the queue here, and no controller would resume a thread that paused itself.
+      KAFKA_QUEUE_HIGH_WATERMARK: "100000000",
+      KAFKA_QUEUE_LOW_WATERMARK: "99999999",
     },
   });
   await pool.start();

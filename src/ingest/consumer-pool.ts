@@ -99,7 +99,9 @@ export function createConsumerPool(deps: {
           bus.emit("ingest.batch", { thread: index, ...message.deltas, batch_ms: message.batch_ms });
           break;
         case "high_watermark":
-          deps.onHighWatermark?.(message.waiting);
+          // Without a controller nobody would ever resume the thread: let it go on.
+          if (deps.onHighWatermark) deps.onHighWatermark(message.waiting);
+          else if (!paused) post(slot, { type: "resume" });
           break;
         case "error":
           log.error({ error: message.message, fatal: message.fatal }, "consumer thread error");
