@@ -9,6 +9,8 @@ export interface AppErrorOptions {
   retriable?: boolean;
   details?: unknown;
   cause?: unknown;
+  /** Seconds a client should wait before retrying (HTTP Retry-After); 503 answers say 1 without it. */
+  retryAfter?: number;
 }
 
 export class AppError extends Error {
@@ -16,6 +18,7 @@ export class AppError extends Error {
   readonly status: number;
   readonly retriable: boolean;
   readonly details: unknown;
+  readonly retryAfter: number | undefined;
 
   constructor(code: string, message: string, options: AppErrorOptions = {}) {
     super(message, { cause: options.cause });
@@ -24,6 +27,7 @@ export class AppError extends Error {
     this.status = options.status ?? 500;
     this.retriable = options.retriable ?? false;
     this.details = options.details;
+    this.retryAfter = options.retryAfter;
   }
 }
 

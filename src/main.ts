@@ -172,6 +172,7 @@ async function main(): Promise<void> {
         routes: config.routes,
         taskTypes: new Set(Object.keys(loadPrompts(config.promptsFile))),
         tenantOf: keyring.tenantOf,
+        logger,
         pendingCap: createPendingCap({
           redis,
           max: config.apiMaxPendingTasks,

@@ -74,7 +74,8 @@ export function errorHandler(logger: Logger, allowedMethods: (path: string) => s
     if (error instanceof AppError) {
       const level = error.status >= 500 ? "warn" : "info";
       logger[level]({ route, code: error.code, err: error }, error.message);
-      const headers: Record<string, string> = error.status === 503 ? { "retry-after": "1" } : {};
+      const retryAfter = error.retryAfter ?? (error.status === 503 ? 1 : undefined);
+      const headers: Record<string, string> = retryAfter === undefined ? {} : { "retry-after": String(retryAfter) };
       return jsonResponse(error.status, errorBody(error.code, error.message, error.details), headers);
     }
     switch (code) {

@@ -6,8 +6,9 @@
 
 import { Elysia, t } from "elysia";
 import type Redis from "ioredis";
-import { AppError } from "../errors";
+import { AppError, errorMessage } from "../errors";
 import type { EventBus } from "../events";
+import type { Logger } from "../log";
 import type { Enqueuer } from "../queue/enqueuer";
 import { routeTask } from "../queue/queues";
 import { newTaskId, type TaskJob } from "../queue/task-job";
@@ -15,6 +16,7 @@ import { TASK_STATUSES, type TaskState, type TaskStore, TERMINAL } from "../stor
 import type { TaskWaiter } from "../store/task-waiter";
 import type { PendingCap } from "./client-limits";
 import { COMMON_ERRORS, errorResponses } from "./errors";
+import { createIdempotency, fingerprint } from "./idempotency";
 
 export const ProcessBody = t.Object({
   text: t.String({ minLength: 1, maxLength: 10_000, description: "the text to process" }),
@@ -72,8 +74,6 @@ export const TaskSchema = t.Object({
 const TASK_ID = "^[A-Za-z0-9._:-]{1,200}$";
 /** The longest a GET /task/:id?wait= request is held. */
 export const MAX_WAIT_MS = 60_000;
-/** How long an Idempotency-Key maps to its task. */
-const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 
 export interface TaskRoutesDeps {
   redis: Redis;
@@ -88,6 +88,7 @@ export interface TaskRoutesDeps {
   tenantOf?: (request: Request) => string | undefined;
   /** API_MAX_PENDING_TASKS per tenant; absent: no cap. */
   pendingCap?: PendingCap;
+  logger?: Logger;
 }
 
 function view(state: TaskState) {
@@ -102,13 +103,7 @@ function view(state: TaskState) {
 export function taskRoutes(deps: TaskRoutesDeps) {
   const { redis, enqueuer, store, waiter, bus, routes, taskTypes, tenantOf = () => undefined, pendingCap } = deps;
 
-  /** Claims an Idempotency-Key for a new task id, or answers the task id that already holds it. */
-  const claimIdempotencyKey = async (tenant: string | undefined, key: string, taskId: string) => {
-    const redisKey = `idem:${tenant ?? "-"}:${new Bun.CryptoHasher("sha256").update(key).digest("hex")}`;
-    const claimed = await redis.set(redisKey, taskId, "EX", IDEMPOTENCY_TTL_SECONDS, "NX");
-    if (claimed === "OK") return { redisKey, existing: undefined };
-    return { redisKey, existing: (await redis.get(redisKey)) ?? undefined };
-  };
+  const idempotency = createIdempotency(redis);
 
   return new Elysia({ name: "tasks" })
     .post(
@@ -123,18 +118,30 @@ export function taskRoutes(deps: TaskRoutesDeps) {
         const tenant = tenantOf(request);
         const taskId = newTaskId();
         const idempotencyKey = headers["idempotency-key"];
-        let claim: { redisKey: string; existing: string | undefined } | undefined;
-        if (idempotencyKey) {
-          claim = await claimIdempotencyKey(tenant, idempotencyKey, taskId);
-          if (claim.existing) {
-            set.status = 202;
-            set.headers["idempotent-replayed"] = "true";
-            return {
-              task_id: claim.existing,
-              status: "PENDING" as const,
-              message: "already accepted under this Idempotency-Key",
-            };
-          }
+        const claim = idempotencyKey
+          ? await idempotency.claim(
+              tenant,
+              idempotencyKey,
+              fingerprint([
+                body.text,
+                body.task_type,
+                body.use_cache,
+                body.refresh_cache ?? false,
+                body.model ?? null,
+                body.temperature,
+                body.max_tokens,
+              ]),
+              taskId,
+            )
+          : undefined;
+        if (claim?.kind === "replay") {
+          set.status = 202;
+          set.headers["idempotent-replayed"] = "true";
+          return {
+            task_id: claim.taskId,
+            status: "PENDING" as const,
+            message: "already accepted under this Idempotency-Key",
+          };
         }
         const queue = routeTask(routes, body.task_type, "api");
         const job: TaskJob = {
@@ -153,16 +160,25 @@ export function taskRoutes(deps: TaskRoutesDeps) {
         try {
           await pendingCap?.reserve(tenant, taskId);
         } catch (error) {
-          if (claim) await redis.del(claim.redisKey).catch(() => {});
+          await claim?.abandon().catch(() => {});
           throw error;
         }
         try {
           await enqueuer.enqueue(queue, job);
         } catch (error) {
-          if (claim) await redis.del(claim.redisKey).catch(() => {});
+          await claim?.abandon().catch(() => {});
           await pendingCap?.release(tenant, taskId).catch(() => {});
           throw error;
         }
+        // The task is durable: retries now get its id. Should this write fail, the claim's short TTL frees the key.
+        await claim
+          ?.complete()
+          .catch((error: unknown) =>
+            deps.logger?.warn(
+              { task_id: taskId, error: errorMessage(error) },
+              "could not finish the Idempotency-Key claim",
+            ),
+          );
         bus.emit("task.accepted", { task_id: taskId, queue, task_type: body.task_type, source: "api" });
         set.status = 202;
         return { task_id: taskId, status: "PENDING" as const, message: `accepted; queued on ${queue}` };
@@ -170,11 +186,11 @@ export function taskRoutes(deps: TaskRoutesDeps) {
       {
         body: ProcessBody,
         headers: t.Object({ "idempotency-key": t.Optional(t.String({ minLength: 1, maxLength: 200 })) }),
-        response: { 202: AcceptedSchema, ...errorResponses(400, 413, 415, 422, ...COMMON_ERRORS) },
+        response: { 202: AcceptedSchema, ...errorResponses(400, 409, 413, 415, 422, ...COMMON_ERRORS) },
         detail: {
           summary: "Submit a text for processing",
           description:
-            "Answers 202 once the job is durably in Redis. With an Idempotency-Key header, a retry of the same request returns the same task instead of creating a second one.",
+            "Answers 202 once the job is durably in Redis. With an Idempotency-Key header, a retry of the same request returns the same task instead of creating a second one; a retry while the first is still being accepted gets 409 with Retry-After, and the same key with another body 422.",
           tags: ["tasks"],
         },
       },

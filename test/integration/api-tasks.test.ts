@@ -9,7 +9,7 @@ import { createApp } from "../../src/api/app";
 import type { ErrorBody } from "../../src/api/errors";
 import { createEventBus } from "../../src/events";
 import { createLogger } from "../../src/log";
-import { createEnqueuer } from "../../src/queue/enqueuer";
+import { createEnqueuer, type Enqueuer } from "../../src/queue/enqueuer";
 import { createProducerQueue, JITTER_BACKOFF } from "../../src/queue/queues";
 import type { TaskJob } from "../../src/queue/task-job";
 import type { RedisClient } from "../../src/store/redis";
@@ -24,6 +24,7 @@ let redis: RedisClient;
 let waiter: TaskWaiter;
 let queues: Map<string, BeeQueue<TaskJob>>;
 let app: ReturnType<typeof createApp>;
+let slowApp: ReturnType<typeof createApp>;
 const createdIds: string[] = [];
 
 type Accepted = { task_id: string; status: string; message: string };
@@ -35,24 +36,35 @@ beforeAll(async () => {
   queues = new Map(QUEUES.map((name) => [name, createProducerQueue(name, { redis, keyPrefix })]));
   await Promise.all([...queues.values()].map((q) => q.ready()));
   const bus = createEventBus();
-  app = createApp({
+  const enqueuer = createEnqueuer({
+    queues,
+    options: { retries: 3, backoffStrategy: JITTER_BACKOFF, backoffMs: 1000 },
+    bus,
     logger,
-    probes: [],
-    roles: ["api"],
-    tasks: {
-      redis,
-      enqueuer: createEnqueuer({
-        queues,
-        options: { retries: 3, backoffStrategy: JITTER_BACKOFF, backoffMs: 1000 },
+  });
+  const appWith = (saver: Enqueuer) =>
+    createApp({
+      logger,
+      probes: [],
+      roles: ["api"],
+      tasks: {
+        redis,
+        enqueuer: saver,
+        store: createTaskStore({ redis, resultTtlSeconds: 60, queues: QUEUES, queueKeyPrefix: keyPrefix }),
+        waiter,
         bus,
-        logger,
-      }),
-      store: createTaskStore({ redis, resultTtlSeconds: 60, queues: QUEUES, queueKeyPrefix: keyPrefix }),
-      waiter,
-      bus,
-      routes: new Map([["summarization", "heavy"]]),
-      taskTypes: new Set(["general_analysis", "summarization", "sentiment_analysis"]),
+        routes: new Map([["summarization", "heavy"]]),
+        taskTypes: new Set(["general_analysis", "summarization", "sentiment_analysis"]),
+      },
+    });
+  app = appWith(enqueuer);
+  // A Redis that takes 100 ms to save a job: concurrent requests overtake the first one's save.
+  slowApp = appWith({
+    enqueue: async (queue, job) => {
+      await Bun.sleep(100);
+      return enqueuer.enqueue(queue, job);
     },
+    flush: () => enqueuer.flush(),
   });
 });
 
@@ -65,9 +77,9 @@ afterAll(async () => {
 });
 
 /** As an HTTP client sends it: with a content-length. */
-function post(body: unknown, headers: Record<string, string> = {}) {
+function post(body: unknown, headers: Record<string, string> = {}, target = app) {
   const text = typeof body === "string" ? body : JSON.stringify(body);
-  return app.handle(
+  return target.handle(
     new Request("http://localhost/process", {
       method: "POST",
       headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)), ...headers },
@@ -210,6 +222,53 @@ describe("POST /process", () => {
     expect(second.task_id).toBe(first.task_id);
     expect(again.headers.get("idempotent-replayed")).toBe("true");
     expect(await waitingCount()).toBe(before + 1);
+  });
+
+  test("concurrent requests with one Idempotency-Key: one job, and every answered task id already exists", async () => {
+    const key = uniquePrefix("idem-race");
+    const before = await waitingCount();
+    // Each client reads its task the moment it is answered, as a client that polls would.
+    const reads: number[] = [];
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const response = await post({ text: "refund order 7" }, { "idempotency-key": key }, slowApp);
+        if (response.status === 202) {
+          const { task_id } = (await response.clone().json()) as Accepted;
+          reads.push((await app.handle(new Request(`http://localhost/task/${task_id}`))).status);
+        }
+        return response;
+      }),
+    );
+    const accepted = responses.filter((r) => r.status === 202);
+    const busy = responses.filter((r) => r.status === 409);
+    expect(accepted.length + busy.length).toBe(20);
+    expect(accepted.length).toBeGreaterThanOrEqual(1);
+    for (const response of busy) {
+      expect(response.headers.get("retry-after")).toBe("1");
+      expect((await json<ErrorBody>(response)).error.code).toBe("IDEMPOTENCY_IN_PROGRESS");
+    }
+    const ids = new Set((await Promise.all(accepted.map((r) => json<Accepted>(r)))).map((a) => a.task_id));
+    expect(ids.size).toBe(1);
+    const [taskId] = [...ids];
+    // Never a 404 for an id a client was given.
+    expect(reads).toEqual(accepted.map(() => 200));
+    expect(await waitingCount()).toBe(before + 1);
+    // A retry after the burst gets the same task.
+    const retry = await json<Accepted>(await post({ text: "refund order 7" }, { "idempotency-key": key }));
+    expect(retry.task_id).toBe(taskId as string);
+  });
+
+  test("an Idempotency-Key reused with another body is refused with 422, and creates nothing", async () => {
+    const key = uniquePrefix("idem-reuse");
+    await post({ text: "ship parcel 1" }, { "idempotency-key": key });
+    const before = await waitingCount();
+    const reused = await post({ text: "ship parcel 2" }, { "idempotency-key": key });
+    expect(reused.status).toBe(422);
+    expect((await json<ErrorBody>(reused)).error.code).toBe("IDEMPOTENCY_KEY_REUSED");
+    // Defaults count as the body: the same text with another task type is another request.
+    const otherType = await post({ text: "ship parcel 1", task_type: "summarization" }, { "idempotency-key": key });
+    expect(otherType.status).toBe(422);
+    expect(await waitingCount()).toBe(before);
   });
 });
 

@@ -7,10 +7,12 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ensureSchemathesis } from "../../scripts/tools/schemathesis";
 import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
 import { deleteByPrefix, dropIndexesByPrefix, requireRedis, testConfig, uniquePrefix } from "../helpers/services";
 
+const ROOT = join(import.meta.dir, "..", "..");
 const KEY = `fuzz-${crypto.randomUUID()}`;
 const cachePrefix = uniquePrefix("fuzz-cache");
 let app: AppProcess;
@@ -59,7 +61,12 @@ test("schemathesis finds no 5xx and no response outside the documented contract"
       "--no-color",
     ],
     // Its own working directory: schemathesis keeps a .schemathesis/ cache where it runs.
-    { stdout: "pipe", stderr: "pipe", cwd: tmpdir(), env: { ...process.env, SCHEMATHESIS_HOOKS: "" } },
+    {
+      stdout: "pipe",
+      stderr: "pipe",
+      cwd: tmpdir(),
+      env: { ...process.env, SCHEMATHESIS_HOOKS: "schemathesis_hooks", PYTHONPATH: join(ROOT, "scripts", "tools") },
+    },
   );
   const [out, err, code] = await Promise.all([
     new Response(proc.stdout).text(),
