@@ -18,30 +18,30 @@ import type { TaskJob } from "../queue/task-job";
  * KEYS[1] bq:{queue}:jobs   KEYS[2] bq:{queue}:waiting
  * ARGV[1] marker key prefix ("ingest:seen:")   ARGV[2] marker TTL seconds
  * ARGV[3..] pairs: task id, job record (JSON)
- * Returns one flag per job: 1 added, 0 seen before (marker present, or the id still in the queue),
- * then the waiting list's length after the push (backpressure reads it at no extra round trip).
+ * Returns the waiting list's length after the push (backpressure reads it at
+ * no extra round trip), then the 1-based positions of the jobs seen before
+ * (marker present, or the id still in the queue): usually none.
  * One script call for the whole chunk: a call per job cost ~3x the time in
- * Redis command overhead. The marker keys are not in KEYS: Bee-Queue itself
- * needs a non-cluster Redis (its scripts touch keys across slots), so this
- * adds no new constraint.
+ * Redis command overhead. HSETNX both checks and writes the job (one command
+ * instead of HEXISTS + HSET). The marker keys are not in KEYS: Bee-Queue
+ * itself needs a non-cluster Redis (its scripts touch keys across slots), so
+ * this adds no new constraint.
  */
 const ADD_ONCE_SCRIPT = `
-local added = {}
 local ids = {}
+local reply = { 0 }
+local position = 0
 for i = 3, #ARGV, 2 do
+  position = position + 1
   local id = ARGV[i]
-  local flag = 0
-  if redis.call("SET", ARGV[1] .. id, "1", "NX", "EX", ARGV[2]) and redis.call("HEXISTS", KEYS[1], id) == 0 then
-    redis.call("HSET", KEYS[1], id, ARGV[i + 1])
+  if redis.call("SET", ARGV[1] .. id, "1", "NX", "EX", ARGV[2]) and redis.call("HSETNX", KEYS[1], id, ARGV[i + 1]) == 1 then
     ids[#ids + 1] = id
-    flag = 1
+  else
+    reply[#reply + 1] = position
   end
-  added[#added + 1] = flag
 end
-local waiting
-if #ids > 0 then waiting = redis.call("LPUSH", KEYS[2], unpack(ids)) else waiting = redis.call("LLEN", KEYS[2]) end
-added[#added + 1] = waiting
-return added
+if #ids > 0 then reply[1] = redis.call("LPUSH", KEYS[2], unpack(ids)) else reply[1] = redis.call("LLEN", KEYS[2]) end
+return reply
 `;
 
 type ScriptClient = Redis & {
@@ -100,22 +100,24 @@ export function createIdempotentEnqueuer(deps: {
       const pipeline = client.pipeline() as unknown as Pick<ScriptClient, "ingestAddOnce"> & {
         exec(): ReturnType<Redis["exec"]>;
       };
+      const calls: number[] = [];
       for (let from = 0; from < jobs.length; from += maxPerCall) {
+        calls.push(from);
         const args: string[] = [];
         for (const job of jobs.slice(from, from + maxPerCall)) args.push(job.task_id, record(job, now));
         pipeline.ingestAddOnce(jobsKey, waitingKey, `${markerPrefix}:`, markerTtlSeconds, ...args);
       }
       const replies = (await pipeline.exec()) ?? [];
-      const flags: number[] = [];
+      if (replies.length !== calls.length) throw new Error(`Redis answered ${replies.length} of ${calls.length} calls`);
+      const duplicateIds: string[] = [];
       let waiting = 0;
-      for (const [error, reply] of replies) {
+      replies.forEach(([error, reply], call) => {
         if (error) throw error;
-        const values = reply as number[];
-        waiting = values[values.length - 1] ?? 0;
-        for (let i = 0; i < values.length - 1; i++) flags.push(values[i] as number);
-      }
-      if (flags.length !== jobs.length) throw new Error(`Redis answered ${flags.length} of ${jobs.length} jobs`);
-      const duplicateIds = jobs.filter((_, i) => flags[i] !== 1).map((job) => job.task_id);
+        const [length, ...positions] = reply as number[];
+        waiting = length ?? 0;
+        const from = calls[call] as number;
+        for (const position of positions) duplicateIds.push((jobs[from + position - 1] as TaskJob).task_id);
+      });
       return { added: jobs.length - duplicateIds.length, duplicates: duplicateIds.length, duplicateIds, waiting };
     },
   };
