@@ -11,6 +11,7 @@
  * Round trips: exact read 1; lock + re-read 1; store + unlock 1.
  */
 import type Redis from "ioredis";
+import type { ChatResult } from "../llm/provider";
 import type { CacheKeys } from "./cache-key";
 
 export interface CachedAnswer {
@@ -49,6 +50,21 @@ const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call(
  * KEYS[1] lock   ARGV[1] token   ARGV[2] lease ms
  */
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
+
+/** A fresh LLM answer in the cache's shape (what a follower in the same process is served). */
+export function answerOf(query: string, answer: ChatResult): CachedAnswer {
+  return {
+    query,
+    response: answer.text,
+    model: answer.model,
+    metadata: {
+      tokens_used: answer.usage.totalTokens,
+      prompt_tokens: answer.usage.promptTokens,
+      completion_tokens: answer.usage.completionTokens,
+      created_at: Date.now(),
+    },
+  };
+}
 
 export function parseMetadata(json: string): CachedMetadata {
   const value = JSON.parse(json) as Partial<CachedMetadata>;

@@ -1,5 +1,6 @@
 /**
- * The semantic cache in front of the LLM. For one request:
+ * The semantic cache in front of the LLM (admission in cache-admission.ts,
+ * the cross-process lock in flight-lock.ts). For one request:
  *
  *   1. exact tier: one HMGET of the computed key; a hit costs no embedding.
  *   2. same key already in flight in this process → wait for that answer.
@@ -20,9 +21,10 @@ import { errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { ChatResult } from "../llm/provider";
 import type { Logger } from "../log";
-import { sleep } from "../util/backoff";
-import { type CachedAnswer, type CachedMetadata, type CacheEntries, parseMetadata } from "./cache-entries";
+import { type CacheFailure, createAdmission } from "./cache-admission";
+import { answerOf, type CachedAnswer, type CachedMetadata, type CacheEntries, parseMetadata } from "./cache-entries";
 import { type CacheKeys, type CacheRequest, exactHash, scopeOf } from "./cache-key";
+import { computeUnderLease, followLeader } from "./flight-lock";
 import { CacheStageError, type SemanticLookup } from "./semantic-lookup";
 import type { VectorIndex } from "./vector-index";
 
@@ -71,13 +73,10 @@ export interface SemanticCacheDeps {
   prices: { input: number; output: number };
 }
 
-const ADMITTED_FINISH = "stop";
-
 export function createSemanticCache(deps: SemanticCacheDeps): SemanticCache {
   const { entries, keys, index, semantic, bus, logger, threshold, maxTemperature, extendTtlOnHit } = deps;
   const { lockLeaseMs, maxFollowMs } = deps;
   const flights = new Map<string, Promise<Resolution>>();
-  let lastEnsure = 0;
 
   const savedNanoUsd = (answer: CachedAnswer) =>
     (answer.metadata.prompt_tokens * deps.prices.input + answer.metadata.completion_tokens * deps.prices.output) * 1000;
@@ -100,77 +99,12 @@ export function createSemanticCache(deps: SemanticCacheDeps): SemanticCache {
     return { fromCache: true, hit: { tier, id, answer, ...(similarity === undefined ? {} : { similarity }) } };
   };
 
-  const failed = (stage: "lookup" | "embed" | "knn" | "store" | "lock", error: unknown, context: object) => {
+  const failed: CacheFailure = (stage, error, context) => {
     bus.emit("cache.error", { stage });
     logger.warn({ ...context, stage, error: errorMessage(error) }, "semantic cache error; going on without it");
   };
 
-  /** Stores an admitted answer (releasing the lock in the same round trip) or says why not. */
-  const offer = async (
-    request: CacheRequest,
-    scope: string,
-    hash: string,
-    answer: ChatResult,
-    vector: Float32Array | undefined,
-    lock?: { lock: string; token: string },
-  ): Promise<string | undefined> => {
-    const reason =
-      answer.finishReason !== ADMITTED_FINISH
-        ? `finish_reason ${answer.finishReason}`
-        : answer.text.trim() === ""
-          ? "empty answer"
-          : undefined;
-    try {
-      if (reason) {
-        bus.emit("cache.store", { stored: false, reason });
-        if (lock) await entries.unlock(lock.lock, lock.token);
-        return undefined;
-      }
-      // An index lost to FLUSHALL or FT.DROPINDEX comes back on a later store, at most every 30 s.
-      if (!index.status().available && Date.now() - lastEnsure > 30_000) {
-        lastEnsure = Date.now();
-        await index.ensure();
-      }
-      const semanticOn = index.status().available && vector !== undefined;
-      await entries.store(
-        keys.entry(hash, request.taskType),
-        {
-          query: request.text,
-          response: answer.text,
-          model: answer.model,
-          metadata: {
-            tokens_used: answer.usage.totalTokens,
-            prompt_tokens: answer.usage.promptTokens,
-            completion_tokens: answer.usage.completionTokens,
-            created_at: Date.now(),
-          },
-          taskType: request.taskType,
-          scope,
-          ...(semanticOn ? { embedding: vector, embeddingModel: index.modelTag } : {}),
-        },
-        lock,
-      );
-      bus.emit("cache.store", { stored: true, reason: semanticOn ? "exact and semantic" : "exact only" });
-      return keys.entryId(hash, request.taskType);
-    } catch (error) {
-      failed("store", error, { task_type: request.taskType });
-      return undefined;
-    }
-  };
-
-  /** Waits for another process's leader: its entry, or its lock gone (then the caller tries to lead). */
-  const follow = async (key: string, lock: string): Promise<CachedAnswer | undefined> => {
-    const deadline = Date.now() + maxFollowMs;
-    let delay = 5;
-    while (Date.now() < deadline) {
-      await sleep(delay);
-      delay = Math.min(delay * 1.5, 100);
-      const { entry, locked } = await entries.peek(key, lock);
-      if (entry) return entry;
-      if (!locked) return undefined;
-    }
-    return undefined;
-  };
+  const offer = createAdmission({ entries, keys, index, bus, failed });
 
   const lead = async (
     request: CacheRequest,
@@ -225,7 +159,7 @@ export function createSemanticCache(deps: SemanticCacheDeps): SemanticCache {
         locked = state.locked;
         if (!locked) {
           bus.emit("cache.single_flight", { role: "follower" });
-          const entry = await follow(key, lock);
+          const entry = await followLeader(entries, key, lock, maxFollowMs);
           if (entry) return hit("single_flight", id, entry, started, roundTrips);
           continue;
         }
@@ -235,25 +169,14 @@ export function createSemanticCache(deps: SemanticCacheDeps): SemanticCache {
       }
       bus.emit("cache.single_flight", { role: "leader" });
       bus.emit("cache.lookup", { tier: "miss", ms: performance.now() - started, round_trips: roundTrips });
-      let answer: ChatResult;
-      const lease = setInterval(() => {
-        entries.renew(lock, token, lockLeaseMs).catch(() => {});
-      }, lockLeaseMs / 3);
-      try {
-        answer = await compute();
-      } catch (error) {
-        await entries.unlock(lock, token).catch(() => {});
-        throw error;
-      } finally {
-        clearInterval(lease);
-      }
-      const storedId = await offer(request, scope, hash, answer, vector, { lock, token });
+      const answer = await computeUnderLease(entries, lock, token, lockLeaseMs, compute);
+      const storedId = await offer({ request, scope, hash, answer, vector, lock: { lock, token } });
       return { fromCache: false, answer, ...(storedId ? { storedId } : {}) };
     }
     // The lock kept changing hands, or Redis failed: answer without the single flight rather than not at all.
     bus.emit("cache.lookup", { tier: "miss", ms: performance.now() - started, round_trips: roundTrips });
     const answer = await compute();
-    const storedId = await offer(request, scope, hash, answer, vector);
+    const storedId = await offer({ request, scope, hash, answer, vector });
     return { fromCache: false, answer, ...(storedId ? { storedId } : {}) };
   };
 
@@ -280,7 +203,7 @@ export function createSemanticCache(deps: SemanticCacheDeps): SemanticCache {
       if (options.refresh) {
         bus.emit("cache.lookup", { tier: "bypass", ms: 0, round_trips: 0 });
         const answer = await compute();
-        const storedId = await offer(request, scope, hash, answer, await embedQuietly(request.text));
+        const storedId = await offer({ request, scope, hash, answer, vector: await embedQuietly(request.text) });
         return { fromCache: false, answer, ...(storedId ? { storedId } : {}) };
       }
       try {
@@ -296,19 +219,7 @@ export function createSemanticCache(deps: SemanticCacheDeps): SemanticCache {
       if (inFlight) {
         bus.emit("cache.single_flight", { role: "follower" });
         const outcome = await inFlight;
-        const answer: CachedAnswer = outcome.fromCache
-          ? outcome.hit.answer
-          : {
-              query: request.text,
-              response: outcome.answer.text,
-              model: outcome.answer.model,
-              metadata: {
-                tokens_used: outcome.answer.usage.totalTokens,
-                prompt_tokens: outcome.answer.usage.promptTokens,
-                completion_tokens: outcome.answer.usage.completionTokens,
-                created_at: Date.now(),
-              },
-            };
+        const answer = outcome.fromCache ? outcome.hit.answer : answerOf(request.text, outcome.answer);
         const similarity = outcome.fromCache ? outcome.hit.similarity : undefined;
         const tier = outcome.fromCache ? outcome.hit.tier : "single_flight";
         const id = outcome.fromCache ? outcome.hit.id : (outcome.storedId ?? keys.entryId(hash, request.taskType));
