@@ -11,9 +11,10 @@ import Redis from "ioredis";
 import { Partitioners } from "kafkajs";
 import { generateEvents } from "../src/ingest/event-generator";
 import { produceEvents } from "../src/ingest/event-producer";
+import { INPUT_PARTITIONS } from "../src/ingest/kafka";
 import { createMockOpenAiServer } from "../src/llm/mock-openai-server";
 import { emptyDatabase } from "../src/store/redis";
-import { kafkaClient, waitUntil } from "./kafka-common";
+import { kafkaClient, waitForConsumerGroup, waitUntil } from "./kafka-common";
 
 const ROOT = join(import.meta.dir, "..");
 
@@ -80,6 +81,7 @@ export async function eventToResultLatency(options: {
       60_000,
       "the app's /health",
     );
+    await waitForConsumerGroup(`http://127.0.0.1:${port}`, INPUT_PARTITIONS);
     await reader.connect();
     await reader.subscribe({ topic: topicOut, fromBeginning: true });
     await reader.run({

@@ -9,12 +9,14 @@
  * kafkajs rate is `bun bench/kafka-ingest.ts`.
  */
 import { Partitioners } from "kafkajs";
-import { kafkaClient } from "../kafka-common";
+import { kafkaClient, waitForConsumerGroup } from "../kafka-common";
 import { measureLoad } from "../load/measure-load";
 import type { Operation } from "../load/open-loop";
 import { resolveTarget } from "../targets/app-target";
 import type { Scenario } from "./scenario";
 import { awaitTask, taskPool } from "./task-outcome";
+
+const PARTITIONS = 6;
 
 export const kafkaScenario: Scenario = {
   name: "kafka",
@@ -25,7 +27,7 @@ export const kafkaScenario: Scenario = {
     const kafka = kafkaClient(options.brokers, "bench-kafka-scenario");
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 6 }], waitForLeaders: true });
+    await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
     const producer = kafka.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: false,
@@ -40,6 +42,7 @@ export const kafkaScenario: Scenario = {
         KAFKA_TOPIC_OUT: "",
       },
     });
+    await waitForConsumerGroup(target.url, PARTITIONS);
     const base = new URL(target.url);
     const pool = taskPool(target.url, options);
     let sequence = 0;

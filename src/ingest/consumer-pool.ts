@@ -23,6 +23,11 @@ export interface ConsumerPoolStatus {
   alive: number;
   restarts: number;
   paused: PauseReason | undefined;
+  /**
+   * Partitions each thread holds since its last group join (-1: not joined
+   * yet). A stable group has every partition of the topic assigned once.
+   */
+  assigned: number[];
   /** Latest lag reported for each partition, keyed `topic:partition`. */
   lags: PartitionLag[];
 }
@@ -40,6 +45,7 @@ export interface ConsumerPool {
 interface Slot {
   worker: Worker | undefined;
   ready: boolean;
+  assigned: number;
   failures: number;
   exited: Promise<void> | undefined;
 }
@@ -60,6 +66,7 @@ export function createConsumerPool(deps: {
   const slots: Slot[] = Array.from({ length: threads }, () => ({
     worker: undefined,
     ready: false,
+    assigned: -1,
     failures: 0,
     exited: undefined,
   }));
@@ -98,6 +105,9 @@ export function createConsumerPool(deps: {
           recordLags(message.lags);
           bus.emit("ingest.batch", { thread: index, ...message.deltas, batch_ms: message.batch_ms });
           break;
+        case "assigned":
+          slot.assigned = message.partitions;
+          break;
         case "high_watermark":
           // Without a controller nobody would ever resume the thread: let it go on.
           if (deps.onHighWatermark) deps.onHighWatermark(message.waiting);
@@ -117,6 +127,7 @@ export function createConsumerPool(deps: {
       worker.once("exit", (code) => {
         slot.worker = undefined;
         slot.ready = false;
+        slot.assigned = -1;
         resolve();
         if (stopping) return;
         slot.failures++;
@@ -159,6 +170,7 @@ export function createConsumerPool(deps: {
         alive: slots.filter((slot) => slot.ready).length,
         restarts,
         paused,
+        assigned: slots.map((slot) => slot.assigned),
         lags: [...lags.values()].sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition),
       };
     },

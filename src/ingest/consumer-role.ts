@@ -111,6 +111,7 @@ export async function startConsumerRole(deps: {
           alive: status.alive,
           restarts: status.restarts,
           paused: status.paused ?? false,
+          assigned_partitions: status.assigned,
           lag: Object.fromEntries(status.lags.map((l) => [`${l.topic}:${l.partition}`, l.lag])),
         };
       },

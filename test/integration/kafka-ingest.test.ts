@@ -11,6 +11,7 @@ import type Redis from "ioredis";
 import type { Admin, Kafka } from "kafkajs";
 import { DLQ_HEADERS } from "../../src/ingest/dead-letters";
 import { generateEvents } from "../../src/ingest/event-generator";
+import { INPUT_PARTITIONS } from "../../src/ingest/kafka";
 import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
 import type { MetricsSnapshot } from "../../src/store/metrics-snapshot";
 import { emptyDatabase } from "../../src/store/redis";
@@ -117,10 +118,15 @@ describe("Kafka ingestion", () => {
         total_lag: 0,
       });
       expect(m.completed_tasks).toBe(valid.length);
-      const health = await json<{ checks: Record<string, { ok: boolean; info?: { alive: number } }> }>(
-        await fetch(`${app.url}/health`),
-      );
+      const health = await json<{
+        checks: Record<string, { ok: boolean; info?: { alive: number; assigned_partitions: number[] } }>;
+      }>(await fetch(`${app.url}/health`));
       expect(health.checks.kafka_consumer).toMatchObject({ ok: true, info: { alive: 2 } });
+      // The group settled: both threads hold partitions, and the topic's 6 are each assigned once.
+      const assigned = health.checks.kafka_consumer?.info?.assigned_partitions ?? [];
+      expect(assigned).toHaveLength(2);
+      expect(assigned.every((n) => n > 0)).toBe(true);
+      expect(assigned.reduce((a, b) => a + b, 0)).toBe(INPUT_PARTITIONS);
     },
     DEADLINE_MS * 2,
   );
