@@ -26,6 +26,15 @@ import { createKafka } from "./kafka";
 
 const STATS_INTERVAL_MS = 500;
 const KAFKA_EVENTS_QUEUE = "kafka_events";
+/**
+ * kafkajs heartbeats only between fetches, and a fetch lasts up to maxWaitTimeInMs: a paused
+ * consumer (backpressure) sleeps that long, an idle one waits that long on the broker. With the
+ * 5 s default a member learnt of a rebalance, or of its own stop, only up to 5 s late; a stopping
+ * thread that sees a rebalance first rejoins it (kafkajs re-joins after stop(), tulios/kafkajs#1571),
+ * and waiting on such members it outlived the pool's 10 s stop deadline: killed without leaving the
+ * group, the others then waited a whole session timeout before taking its partitions.
+ */
+const FETCH_MAX_WAIT_MS = 1000;
 
 const port = parentPort;
 if (!port) throw new Error("consumer-thread.ts runs as a worker thread of the consumer pool");
@@ -50,10 +59,12 @@ try {
     // exponential backoff, and restarts the consumer after a retriable crash.
     retry: { initialRetryTime: 300, maxRetryTime: 10_000, retries: 10 },
   });
+  const heartbeatInterval = Math.max(100, Math.floor(config.kafka.sessionTimeoutMs / 10));
   const consumer = kafka.consumer({
     groupId: config.kafka.groupId,
     sessionTimeout: config.kafka.sessionTimeoutMs,
-    heartbeatInterval: Math.max(100, Math.floor(config.kafka.sessionTimeoutMs / 10)),
+    heartbeatInterval,
+    maxWaitTimeInMs: Math.min(FETCH_MAX_WAIT_MS, heartbeatInterval),
     maxBytesPerPartition: config.kafka.maxBytesPerPartition,
   });
   const producer = kafka.producer({

@@ -10,10 +10,18 @@ import type Redis from "ioredis";
 import type { Admin, Kafka } from "kafkajs";
 import { generateEvents } from "../../src/ingest/event-generator";
 import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
-import { connectRedis, emptyDatabase } from "../../src/store/redis";
+import { connectRedis } from "../../src/store/redis";
 import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
 import { requireKafka, uniquePrefix, waitFor } from "../helpers/services";
-import { committedAtEnd, countResults, ingestEnv, readTopic, sendEvents } from "../integration/fixtures/kafka-ingest";
+import {
+  cleanUpIngest,
+  committedAtEnd,
+  countMarkers,
+  countResults,
+  ingestEnv,
+  readTopic,
+  sendEvents,
+} from "../integration/fixtures/kafka-ingest";
 
 const COUNT = 10_000;
 const prefix = uniquePrefix("kafka-kill").replaceAll("-", "_");
@@ -32,16 +40,18 @@ beforeAll(async () => {
   mock = createMockOpenAiServer({ port: 0, latencyMs: { min: 5, max: 30 } });
 });
 
-afterAll(async () => {
-  for (const app of apps) if (app.proc.exitCode === null) await app.stop();
-  await mock?.stop();
-  await admin.deleteGroups([`${prefix}_group`]).catch(() => {});
-  await admin.deleteTopics({ topics: [`${prefix}_in`, `${prefix}_out`, `${prefix}_in.dlq`] }).catch(() => {});
-  await admin.disconnect();
-  if (redis) await emptyDatabase(redis);
-  await redis?.quit();
-  // A still-running app finishes its batches and leaves the group before it exits.
-}, 60_000);
+afterAll(
+  () =>
+    cleanUpIngest({
+      apps,
+      mock,
+      admin,
+      redis,
+      groupId: `${prefix}_group`,
+      topics: [`${prefix}_in`, `${prefix}_out`, `${prefix}_in.dlq`],
+    }),
+  60_000,
+);
 
 describe("the app killed with SIGKILL mid-stream", () => {
   test("after a restart every event has exactly one result and none is lost", async () => {
@@ -76,14 +86,7 @@ describe("the app killed with SIGKILL mid-stream", () => {
 
     expect(await countResults(redis)).toEqual({ success: COUNT, other: 0 });
     // One idempotency marker per event: no event was enqueued as a second job.
-    let markers = 0;
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", "ingest:seen:*", "COUNT", 5000);
-      cursor = next;
-      markers += keys.length;
-    } while (cursor !== "0");
-    expect(markers).toBe(COUNT);
+    expect(await countMarkers(redis)).toBe(COUNT);
     const failed = await redis.scard("bq:kafka_events:failed");
     expect(failed).toBe(0);
     // Results out are at-least-once: every event is there; a result produced just before the kill may be there twice.
