@@ -13,6 +13,7 @@ import { retryDelay } from "../util/backoff";
 import type {
   ConsumerThreadData,
   FromConsumerThread,
+  IngestDeltas,
   PartitionLag,
   PauseReason,
   ToConsumerThread,
@@ -28,6 +29,8 @@ export interface ConsumerPoolStatus {
    * yet). A stable group has every partition of the topic assigned once.
    */
   assigned: number[];
+  /** What this process's threads consumed and enqueued since it started (/metrics sums every process). */
+  totals: IngestDeltas;
   /** Latest lag reported for each partition, keyed `topic:partition`. */
   lags: PartitionLag[];
 }
@@ -73,6 +76,7 @@ export function createConsumerPool(deps: {
   const lags = new Map<string, PartitionLag>();
   let paused: PauseReason | undefined;
   let stopping = false;
+  const totals: IngestDeltas = { consumed: 0, enqueued: 0, duplicates: 0, dead_lettered: 0, batches: 0 };
   let restarts = 0;
 
   const recordLags = (reported: readonly PartitionLag[]) => {
@@ -103,6 +107,7 @@ export function createConsumerPool(deps: {
           break;
         case "stats":
           recordLags(message.lags);
+          for (const name of Object.keys(totals) as (keyof IngestDeltas)[]) totals[name] += message.deltas[name];
           bus.emit("ingest.batch", { thread: index, ...message.deltas, batch_ms: message.batch_ms });
           break;
         case "assigned":
@@ -171,6 +176,7 @@ export function createConsumerPool(deps: {
         restarts,
         paused,
         assigned: slots.map((slot) => slot.assigned),
+        totals: { ...totals },
         lags: [...lags.values()].sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition),
       };
     },

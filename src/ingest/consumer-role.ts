@@ -112,6 +112,8 @@ export async function startConsumerRole(deps: {
           restarts: status.restarts,
           paused: status.paused ?? false,
           assigned_partitions: status.assigned,
+          consumed: status.totals.consumed,
+          enqueued: status.totals.enqueued,
           lag: Object.fromEntries(status.lags.map((l) => [`${l.topic}:${l.partition}`, l.lag])),
         };
       },

@@ -119,9 +119,16 @@ describe("Kafka ingestion", () => {
       });
       expect(m.completed_tasks).toBe(valid.length);
       const health = await json<{
-        checks: Record<string, { ok: boolean; info?: { alive: number; assigned_partitions: number[] } }>;
+        checks: Record<
+          string,
+          { ok: boolean; info?: { alive: number; assigned_partitions: number[]; consumed: number; enqueued: number } }
+        >;
       }>(await fetch(`${app.url}/health`));
-      expect(health.checks.kafka_consumer).toMatchObject({ ok: true, info: { alive: 2 } });
+      // This process's own counts (one process here, so they equal /metrics' deployment-wide sums).
+      expect(health.checks.kafka_consumer).toMatchObject({
+        ok: true,
+        info: { alive: 2, consumed: events.length, enqueued: valid.length },
+      });
       // The group settled: both threads hold partitions, and the topic's 6 are each assigned once.
       const assigned = health.checks.kafka_consumer?.info?.assigned_partitions ?? [];
       expect(assigned).toHaveLength(2);
