@@ -100,15 +100,17 @@ export function summarizeMerged(encoded: Iterable<string>): DurationSummary {
 }
 
 /**
- * For each hash: adds `histogram` to the histogram in field `into` and
- * deletes field `from`, atomically. Decoding is JS, so no Lua: WATCH/MULTI,
- * read again when another writer changed the hash in between. On a connection
- * of its own, because another user's EXEC on a shared connection would
- * silently drop the WATCH.
+ * For each hash: adds `histogram` (when absent: what field `from` holds) to
+ * the histogram in field `into` and deletes field `from`, atomically. A
+ * missing `from` field with no histogram given is already folded: nothing to
+ * do, so two folders of one field count it once. Decoding is JS, so no Lua:
+ * WATCH/MULTI, read again when another writer changed the hash in between. On
+ * a connection of its own, because another user's EXEC on a shared connection
+ * would silently drop the WATCH.
  */
 export async function foldField(
   redis: Redis,
-  folds: readonly { key: string; histogram: Histogram }[],
+  folds: readonly { key: string; histogram?: Histogram }[],
   from: string,
   into: string,
   attempts = 10,
@@ -126,9 +128,16 @@ export async function foldField(
         await connection.watch(key);
         const sum = createDurationHistogram();
         try {
-          const previous = await connection.hget(key, into);
+          const [previous, stored] = await connection.hmget(key, into, from);
+          if (!histogram && !stored) {
+            await connection.unwatch();
+            done = true;
+            continue;
+          }
           if (previous && !addEncoded(sum, previous)) throw new Error(`${key} field ${into} is not a histogram`);
-          sum.add(histogram);
+          if (histogram) sum.add(histogram);
+          // A field that does not decode is dropped rather than kept for ever.
+          else if (stored) addEncoded(sum, stored);
           // null: another writer changed the hash between WATCH and EXEC.
           done = (await connection.multi().hset(key, into, encodeHistogram(sum)).hdel(key, from).exec()) !== null;
         } finally {

@@ -10,6 +10,12 @@
  *   {prefix}:hist:{name}       hash, field = processId, value = that process's
  *                              cumulative histogram (HDR, compressed base64);
  *                              `_retired` holds the sum of closed processes'
+ *   {prefix}:hist_seen         hash, field = processId, value = epoch ms of its
+ *                              last flush (at least once a minute, idle or not)
+ * A process that dies without closing (kill -9, OOM) leaves its fields: every
+ * few minutes each process reaps the fields of processes unseen for
+ * HIST_REAP_AFTER_MS, folding them into `_retired` (their samples still
+ * count, once) so the hashes do not grow with every crash.
  * A reader (metrics-snapshot.ts) merges the histogram fields and sums counters: 1 round trip.
  */
 import type Redis from "ioredis";
@@ -23,6 +29,12 @@ export const HISTOGRAMS = ["latency", "processing", "llm", "cache_lookup"] as co
 export type HistogramName = (typeof HISTOGRAMS)[number];
 const RETIRED_FIELD = "_retired";
 const RATE_TTL_SECONDS = 120;
+/** An idle process still says it is alive this often. */
+const SEEN_EVERY_MS = 60_000;
+/** A process unseen this long is dead: its histogram fields are folded into `_retired`. */
+export const HIST_REAP_AFTER_MS = 15 * 60_000;
+/** How often a process looks for dead ones (jittered, so processes do not reap in step). */
+const REAP_EVERY_MS = 5 * 60_000;
 export const RATE_WINDOW_SECONDS = 10;
 
 /** Counter fields that other modules increment themselves in `{prefix}:counters` (HINCRBY). */
@@ -37,6 +49,8 @@ export const metricsKeys = (prefix = "metrics") => ({
   counters: `${prefix}:counters`,
   rate: (epochSecond: number) => `${prefix}:rate:${epochSecond}`,
   histogram: (name: HistogramName) => `${prefix}:hist:${name}`,
+  /** Hash: field processId, value the epoch ms of that process's last flush. */
+  histSeen: `${prefix}:hist_seen`,
   /** Hash: field `topic:partition`, value the consumer lag JSON `{lag, committed, at}`, written by the consumer role. */
   kafkaLag: `${prefix}:kafka_lag`,
 });
@@ -131,8 +145,10 @@ export function createMetricsRecorder(deps: {
   let closed = false;
   const inflight = new Set<Promise<void>>();
 
+  let lastSeen = 0;
   const send = async () => {
-    if (deltas.size === 0 && rates.size === 0 && dirty.size === 0) return;
+    const at = now();
+    if (deltas.size === 0 && rates.size === 0 && dirty.size === 0 && at - lastSeen < SEEN_EVERY_MS) return;
     const counts = deltas;
     const ticks = rates;
     const names = [...dirty];
@@ -148,10 +164,12 @@ export function createMetricsRecorder(deps: {
       tx.expire(keys.rate(second), RATE_TTL_SECONDS);
     }
     for (const name of names) tx.hset(keys.histogram(name), processId, encodeHistogram(histograms[name]));
+    tx.hset(keys.histSeen, processId, at);
     try {
       const results = await tx.exec();
       const failure = results?.find(([error]) => error)?.[0];
       if (!results || failure) throw failure ?? new Error("metrics transaction aborted");
+      lastSeen = at;
     } catch (error) {
       for (const [field, n] of counts) add(field, n);
       const oldest = Math.floor(now() / 1000) - RATE_TTL_SECONDS;
@@ -174,7 +192,14 @@ export function createMetricsRecorder(deps: {
   };
 
   let failing = false;
+  let nextReap = now() + REAP_EVERY_MS * (0.5 + Math.random());
   const timer = setInterval(() => {
+    if (now() >= nextReap) {
+      nextReap = now() + REAP_EVERY_MS * (0.5 + Math.random());
+      reapDeadProcesses(redis, { prefix, self: processId, now: now() }).catch((error: unknown) =>
+        logger.warn({ process_id: processId, error: errorMessage(error) }, "reaping dead processes' metrics failed"),
+      );
+    }
     flush().then(
       () => {
         if (failing) logger.info({ process_id: processId }, "metrics flush recovered");
@@ -211,6 +236,7 @@ export function createMetricsRecorder(deps: {
         const folds = live.map((name) => ({ key: keys.histogram(name), histogram: histograms[name] }));
         // Keeps one field per live process in each hash, however often workers are recycled.
         await foldField(redis, folds, processId, RETIRED_FIELD);
+        await redis.hdel(keys.histSeen, processId);
       } catch (error) {
         logger.warn(
           { process_id: processId, prefix, error: errorMessage(error) },
@@ -223,4 +249,38 @@ export function createMetricsRecorder(deps: {
   };
 
   return { flush, close };
+}
+
+/**
+ * Folds the histogram fields of processes unseen for `after` ms into
+ * `_retired` and forgets them; returns the process ids reaped. Safe to run
+ * from any number of processes at once: each field is folded by whoever gets
+ * to it first (foldField's WATCH), and counted once. A process that was only
+ * cut off from Redis for longer than `after` comes back counting its history
+ * again under its own field (RELIABILITY.md).
+ */
+export async function reapDeadProcesses(
+  redis: Redis,
+  options: { prefix?: string; self?: string; now?: number; after?: number } = {},
+): Promise<string[]> {
+  const { prefix = "metrics", self, now = Date.now(), after = HIST_REAP_AFTER_MS } = options;
+  const keys = metricsKeys(prefix);
+  const seen = await redis.hgetall(keys.histSeen);
+  // Fields of processes never seen here (they died before they flushed a heartbeat): their clock starts now.
+  const fields = await Promise.all(HISTOGRAMS.map((name) => redis.hkeys(keys.histogram(name))));
+  const unknown = [...new Set(fields.flat())].filter((id) => id !== RETIRED_FIELD && seen[id] === undefined);
+  for (const id of unknown) await redis.hsetnx(keys.histSeen, id, now);
+  const dead = Object.entries(seen)
+    .filter(([id, at]) => id !== self && now - Number(at) > after)
+    .map(([id]) => id);
+  for (const id of dead) {
+    await foldField(
+      redis,
+      HISTOGRAMS.map((name) => ({ key: keys.histogram(name) })),
+      id,
+      RETIRED_FIELD,
+    );
+    await redis.hdel(keys.histSeen, id);
+  }
+  return dead;
 }
