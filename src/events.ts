@@ -69,6 +69,8 @@ export interface EventMap {
   "ingest.resumed": Record<string, never>;
   /** Results of Kafka events produced to KAFKA_TOPIC_OUT in one send. */
   "ingest.results_out": { size: number; ms: number; ok: boolean };
+  /** A re-run published a result an earlier run had stored (and may have published already). */
+  "ingest.results_republished": { task_id: string };
 }
 
 export type EventName = keyof EventMap;

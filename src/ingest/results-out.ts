@@ -20,9 +20,9 @@ import { createResultPublisher, type ResultPublisher } from "./result-publisher"
 
 export function withResultsOut(
   process: TaskProcessor,
-  deps: { publisher: ResultPublisher; store: Pick<TaskStore, "get"> },
+  deps: { publisher: ResultPublisher; store: Pick<TaskStore, "get">; bus: EventBus },
 ): TaskProcessor {
-  const { publisher, store } = deps;
+  const { publisher, store, bus } = deps;
   return async (job: BeeQueue.Job<TaskJob>, queue: string): Promise<TaskResult | undefined> => {
     const result = await process(job, queue);
     if (job.data.source !== "kafka" || job.data.event === undefined) return result;
@@ -32,7 +32,11 @@ export function withResultsOut(
     }
     // An earlier run finished the task (a crash after the result was stored): publish what it stored.
     const state = await store.get(job.data.task_id);
-    if (state?.status === "SUCCESS" && state.result) await publisher.publish(job.data, state.result);
+    if (state?.status === "SUCCESS" && state.result) {
+      await publisher.publish(job.data, state.result);
+      // The earlier run may have published it too: counted, as a possible duplicate on the topic.
+      bus.emit("ingest.results_republished", { task_id: job.data.task_id });
+    }
     return result;
   };
 }

@@ -62,7 +62,7 @@ try {
     redis,
     queues: config.worker.queues,
     concurrency: config.worker.jobsPerProcess,
-    process: ((processTask) => (publisher ? withResultsOut(processTask, { publisher, store }) : processTask))(
+    process: ((processTask) => (publisher ? withResultsOut(processTask, { publisher, store, bus }) : processTask))(
       createTaskProcessor({
         provider,
         systemPrompt: (taskType) => promptFor(prompts, taskType),

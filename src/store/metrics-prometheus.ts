@@ -28,6 +28,12 @@ export async function renderPrometheus(snapshot: MetricsSnapshot): Promise<strin
     ["aies_kafka_events_consumed_total", "Kafka events consumed", snapshot.kafka.events_consumed],
     ["aies_kafka_events_dead_lettered_total", "Kafka events sent to the DLQ", snapshot.kafka.dead_lettered],
     ["aies_kafka_events_duplicate_total", "Redelivered Kafka events not enqueued again", snapshot.kafka.duplicates],
+    ["aies_kafka_results_published_total", "Results produced to the results topic", snapshot.kafka.results_published],
+    [
+      "aies_kafka_results_republished_total",
+      "Results a re-run produced again (possible duplicates on the results topic)",
+      snapshot.kafka.results_republished,
+    ],
   ];
   for (const [name, help, value] of counters) new Counter({ name, help, registers }).inc(value);
   const gauges: [string, string, number][] = [

@@ -55,6 +55,15 @@ export const MetricsSnapshotSchema = t.Object({
       description: "consumer lag per topic:partition, as last reported by a consumer thread",
     }),
     total_lag: Count,
+    results_published: t.Integer({ minimum: 0, description: "results produced to KAFKA_TOPIC_OUT" }),
+    results_failed_batches: t.Integer({
+      minimum: 0,
+      description: "result batches the broker refused (their jobs are retried)",
+    }),
+    results_republished: t.Integer({
+      minimum: 0,
+      description: "results a re-run published again: at most this many duplicates on KAFKA_TOPIC_OUT",
+    }),
   }),
   enqueue: t.Object({ batches: Count, jobs: Count, avg_batch_size: t.Number() }),
 });
@@ -167,6 +176,9 @@ export async function readMetrics(deps: {
       dead_lettered: count(EXTERNAL_COUNTERS.kafkaEventsDeadLettered),
       lag,
       total_lag: Object.values(lag).reduce((sum, p) => sum + p.lag, 0),
+      results_published: count(EXTERNAL_COUNTERS.kafkaResultsPublished),
+      results_failed_batches: count(EXTERNAL_COUNTERS.kafkaResultsFailedBatches),
+      results_republished: count(EXTERNAL_COUNTERS.kafkaResultsRepublished),
     },
     enqueue: { batches, jobs, avg_batch_size: ratio(jobs, batches) },
   };

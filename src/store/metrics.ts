@@ -43,6 +43,9 @@ export const EXTERNAL_COUNTERS = {
   kafkaEventsEnqueued: "kafka_events_enqueued",
   kafkaEventsDuplicate: "kafka_events_duplicate",
   kafkaEventsDeadLettered: "kafka_events_dead_lettered",
+  kafkaResultsPublished: "kafka_results_published",
+  kafkaResultsFailedBatches: "kafka_results_failed_batches",
+  kafkaResultsRepublished: "kafka_results_republished",
 } as const;
 
 export const metricsKeys = (prefix = "metrics") => ({
@@ -135,6 +138,11 @@ export function createMetricsRecorder(deps: {
       add("tasks_accepted", e.enqueued);
       add("tasks_accepted:kafka_events", e.enqueued);
     }),
+    bus.on("ingest.results_out", (e) => {
+      if (e.ok) add(EXTERNAL_COUNTERS.kafkaResultsPublished, e.size);
+      else add(EXTERNAL_COUNTERS.kafkaResultsFailedBatches);
+    }),
+    bus.on("ingest.results_republished", () => add(EXTERNAL_COUNTERS.kafkaResultsRepublished)),
     bus.on("enqueue.batch", (e) => {
       add("enqueue_batches");
       add("enqueue_jobs", e.size);

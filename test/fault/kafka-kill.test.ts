@@ -93,8 +93,11 @@ describe("the app killed with SIGKILL mid-stream", () => {
     const out = await readTopic(kafka, `${prefix}_out`, COUNT, 60_000);
     const ids = new Set(out.map((m) => (JSON.parse(m.value?.toString() ?? "{}") as { task_id: string }).task_id));
     expect(ids.size).toBe(COUNT);
+    const { kafka: counted } = (await (await fetch(`${second.url}/metrics`)).json()) as {
+      kafka: { results_republished: number };
+    };
     process.stderr.write(
-      `kill -9 after ${before} results: ${COUNT} results, ${out.length - ids.size} results produced twice to the out topic\n`,
+      `kill -9 after ${before} results: ${COUNT} results, ${out.length - ids.size} results produced twice to the out topic, ${counted.results_republished} republished by re-runs (counted)\n`,
     );
   }, 240_000);
 });

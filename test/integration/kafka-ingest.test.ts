@@ -104,8 +104,11 @@ describe("Kafka ingestion", () => {
       }
 
       await waitFor(
-        async () => (await metrics()).kafka.events_consumed >= events.length,
-        "consumed counter",
+        async () => {
+          const { kafka } = await metrics();
+          return kafka.events_consumed >= events.length && kafka.results_published >= valid.length;
+        },
+        "consumed and results-published counters",
         5000,
         200,
       );
@@ -116,7 +119,10 @@ describe("Kafka ingestion", () => {
         dead_lettered: malformed.length,
         duplicates: 0,
         total_lag: 0,
+        // Nothing crashed: each result went out once, and none again.
+        results_republished: 0,
       });
+      expect(m.kafka.results_published).toBeGreaterThanOrEqual(valid.length);
       expect(m.completed_tasks).toBe(valid.length);
       const health = await json<{
         checks: Record<
