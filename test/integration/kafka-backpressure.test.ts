@@ -11,10 +11,17 @@ import type { Admin, Kafka } from "kafkajs";
 import { generateEvents } from "../../src/ingest/event-generator";
 import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
 import { QUEUE_KEY_PREFIX } from "../../src/queue/queues";
-import { connectRedis, emptyDatabase } from "../../src/store/redis";
+import { connectRedis } from "../../src/store/redis";
 import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
 import { json, requireKafka, uniquePrefix, waitFor } from "../helpers/services";
-import { committedAtEnd, countResults, ingestEnv, sendEvents } from "./fixtures/kafka-ingest";
+import {
+  cleanUpIngest,
+  committedAtEnd,
+  countResults,
+  ingestEnv,
+  ingestNames,
+  sendEvents,
+} from "./fixtures/kafka-ingest";
 
 const COUNT = 5000;
 const HIGH = 1000;
@@ -47,16 +54,7 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(async () => {
-  const code = await app?.stop();
-  if (code !== 0) process.stderr.write(app?.output() ?? "");
-  await mock?.stop();
-  await admin.deleteGroups([`${prefix}_group`]).catch(() => {});
-  await admin.deleteTopics({ topics: [`${prefix}_in`, `${prefix}_in.dlq`] }).catch(() => {});
-  await admin.disconnect();
-  if (redis) await emptyDatabase(redis);
-  await redis?.quit();
-}, 60_000);
+afterAll(() => cleanUpIngest({ apps: app ? [app] : [], mock, admin, redis, ...ingestNames(prefix) }), 60_000);
 
 describe("Kafka backpressure", () => {
   test("the waiting queue stays within the high watermark plus the chunks in flight, and every event ends with a result", async () => {

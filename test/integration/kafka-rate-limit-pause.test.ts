@@ -11,10 +11,10 @@ import { type Admin, type Kafka, Partitioners } from "kafkajs";
 import { generateEvents } from "../../src/ingest/event-generator";
 import { produceEvents } from "../../src/ingest/event-producer";
 import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
-import { connectRedis, emptyDatabase } from "../../src/store/redis";
+import { connectRedis } from "../../src/store/redis";
 import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
 import { json, requireKafka, uniquePrefix, waitFor } from "../helpers/services";
-import { committedAtEnd, countResults, ingestEnv } from "./fixtures/kafka-ingest";
+import { cleanUpIngest, committedAtEnd, countResults, ingestEnv, ingestNames } from "./fixtures/kafka-ingest";
 
 const COUNT = 240;
 /** Twice what the limiter lets through. */
@@ -42,16 +42,7 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(async () => {
-  const code = await app?.stop();
-  if (code !== 0) process.stderr.write(app?.output() ?? "");
-  await mock?.stop();
-  await admin.deleteGroups([`${prefix}_group`]).catch(() => {});
-  await admin.deleteTopics({ topics: [`${prefix}_in`, `${prefix}_in.dlq`] }).catch(() => {});
-  await admin.disconnect();
-  if (redis) await emptyDatabase(redis);
-  await redis?.quit();
-}, 60_000);
+afterAll(() => cleanUpIngest({ apps: app ? [app] : [], mock, admin, redis, ...ingestNames(prefix) }), 60_000);
 
 describe("Kafka backpressure from the LLM rate limiter", () => {
   test("consumption pauses while the limiter has no budget, resumes, and every event ends with a result", async () => {
