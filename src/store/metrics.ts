@@ -7,10 +7,10 @@
  * process sends ONE transaction with what changed:
  *   {prefix}:counters          hash, HINCRBY of each delta since the last flush
  *   {prefix}:rate:{epochSec}   hash {completed, failed} of that second, EXPIRE 120
- *   {prefix}:hist:{name}       hash, field = processId, value = that process's
+ *   {prefix}:hist:{name}       hash, field = processId/nonce, value = that process's
  *                              cumulative histogram (HDR, compressed base64);
  *                              `_retired` holds the sum of closed (or dead) processes'
- *   {prefix}:hist_seen         hash, field = processId, value = epoch ms of its
+ *   {prefix}:hist_seen         hash, field = processId/nonce, value = epoch ms of its
  *                              last flush (at least once a minute, idle or not)
  * A process that dies without closing (kill -9, OOM) leaves its fields: about
  * once a minute, from the flush timer, each process's janitor folds the
@@ -51,7 +51,7 @@ export const metricsKeys = (prefix = "metrics") => ({
   counters: `${prefix}:counters`,
   rate: (epochSecond: number) => `${prefix}:rate:${epochSecond}`,
   histogram: (name: HistogramName) => `${prefix}:hist:${name}`,
-  /** Hash: field processId, value the epoch ms of that process's last flush. */
+  /** Hash: field processId/nonce, value the epoch ms of that process's last flush. */
   histSeen: `${prefix}:hist_seen`,
   /** Hash: field `topic:partition`, value the consumer lag JSON `{lag, committed, at}`, written by the consumer role. */
   kafkaLag: `${prefix}:kafka_lag`,
@@ -84,6 +84,9 @@ export function createMetricsRecorder(deps: {
   const { reapAfterMs = HIST_REAP_AFTER_MS } = deps;
   const keys = metricsKeys(prefix);
   const hashes = histogramHashes(prefix);
+  // Process ids repeat: in a container every app is PID 1 (so are its worker ids, `1-w0-1`...) and a restarted
+  // one has the same hostname. A field of its own keeps a killed predecessor's history from being overwritten.
+  const field = `${processId}/${Math.random().toString(36).slice(2, 8)}`;
   const seenEveryMs = Math.min(SEEN_EVERY_MS, reapAfterMs / 5);
   let deltas = new Map<string, number>();
   let rates = new Map<number, { completed: number; failed: number }>();
@@ -181,7 +184,7 @@ export function createMetricsRecorder(deps: {
     }
     const encoded = names.map((name) => [name, encodeHistogram(histograms[name])] as const);
     const writes = encoded.map(([name, text]) => [keys.histogram(name), text] as const);
-    queueWrite(tx, hashes, processId, at, registered, writes);
+    queueWrite(tx, hashes, field, at, registered, writes);
     try {
       const results = await tx.exec();
       const failure = results?.find(([error]) => error)?.[0];
@@ -233,7 +236,7 @@ export function createMetricsRecorder(deps: {
     // Not while flushes fail: Redis is away, and this process's own fields may be the stale ones.
     if (now() >= nextReap && !reaping && !failing) {
       nextReap = nextReapAt();
-      reaping = reapDeadProcesses(redis, { prefix, self: processId, now: now(), after: reapAfterMs })
+      reaping = reapDeadProcesses(redis, { prefix, self: field, now: now(), after: reapAfterMs })
         .catch((error: unknown) =>
           logger.warn({ process_id: processId, error: errorMessage(error) }, "metrics janitor failed"),
         )
@@ -275,7 +278,7 @@ export function createMetricsRecorder(deps: {
       try {
         // Keeps one field per live process in each hash, however often workers are recycled.
         const local = new Map(HISTOGRAMS.map((name) => [keys.histogram(name), histograms[name]]));
-        await foldWriter(redis, hashes, processId, { local });
+        await foldWriter(redis, hashes, field, { local });
       } catch (error) {
         logger.warn(
           { process_id: processId, prefix, error: errorMessage(error) },

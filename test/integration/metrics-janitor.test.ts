@@ -7,6 +7,7 @@
  * when it comes back. Clocks are injected, never waited for.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type Redis from "ioredis";
 import { createEventBus, type EventBus } from "../../src/events";
 import { createLogger } from "../../src/log";
 import { foldWriter, type HistogramHashes } from "../../src/store/histogram-hashes";
@@ -83,7 +84,13 @@ async function killedAfterFlush(prefix: string, clock: { now: number }, count: n
 }
 
 const snapshot = (prefix: string) => readMetrics({ redis, prefix, queues: [], now: T0, startedAt: T0 });
-const fields = async (prefix: string) => (await redis.hkeys(metricsKeys(prefix).histogram("latency"))).sort();
+/** The process id of a field: a recorder names its fields `{processId}/{nonce}`. */
+const idOf = (field: string) => field.replace(/\/[^/]*$/, "");
+const idsIn = async (key: string) => (await redis.hkeys(key)).map(idOf).sort();
+const fields = (prefix: string) => idsIn(metricsKeys(prefix).histogram("latency"));
+/** A janitor pass; the process ids it folded. */
+const reap = async (janitor: Redis, prefix: string, now: number) =>
+  (await reapDeadProcesses(janitor, { prefix, now })).map(idOf).sort();
 const hashesOf = (prefix: string): HistogramHashes => {
   const keys = metricsKeys(prefix);
   return { seen: keys.histSeen, histograms: HISTOGRAMS.map(keys.histogram), retired: "_retired" };
@@ -120,20 +127,19 @@ describe("metrics janitor", () => {
 
     clock.now = T0 + HIST_REAP_AFTER_MS - 1;
     await live.recorder.flush();
-    expect(await reapDeadProcesses(redis, { prefix, now: clock.now })).toEqual([]);
+    expect(await reap(redis, prefix, clock.now)).toEqual([]);
     expect(await fields(prefix)).toEqual(["_retired", "dead", "live"]);
 
     clock.now = T0 + HIST_REAP_AFTER_MS + 1;
     await live.recorder.flush();
-    expect(await reapDeadProcesses(redis, { prefix, now: clock.now })).toEqual(["dead"]);
-    for (const name of HISTOGRAMS)
-      expect((await redis.hkeys(keys.histogram(name))).sort()).toEqual(["_retired", "live"]);
-    expect(await redis.hkeys(keys.histSeen)).toEqual(["live"]);
+    expect(await reap(redis, prefix, clock.now)).toEqual(["dead"]);
+    for (const name of HISTOGRAMS) expect(await idsIn(keys.histogram(name))).toEqual(["_retired", "live"]);
+    expect(await idsIn(keys.histSeen)).toEqual(["live"]);
     const after = await snapshot(prefix);
     expect(after).toEqual(before);
 
     // Nothing left to fold: a second pass changes nothing.
-    expect(await reapDeadProcesses(redis, { prefix, now: clock.now + 1 })).toEqual([]);
+    expect(await reap(redis, prefix, clock.now + 1)).toEqual([]);
     expect(await snapshot(prefix)).toEqual(before);
     await live.recorder.close();
     expect(await redis.exists(keys.histSeen)).toBe(0);
@@ -151,7 +157,7 @@ describe("metrics janitor", () => {
       clock.now = T0 + minute * 60_000;
       work(busy.bus, 100 + minute);
       await Promise.all([idle.recorder.flush(), busy.recorder.flush()]);
-      expect(await reapDeadProcesses(redis, { prefix, now: clock.now + 1 })).toEqual([]);
+      expect(await reap(redis, prefix, clock.now + 1)).toEqual([]);
     }
     expect(await fields(prefix)).toEqual(["busy", "idle"]);
 
@@ -172,7 +178,7 @@ describe("metrics janitor", () => {
       };
       clock.now += HIST_REAP_AFTER_MS + 60_000;
       await idle.recorder.flush();
-      expect(await reapDeadProcesses(janitor, { prefix, now: clock.now })).toEqual([]);
+      expect(await reap(janitor, prefix, clock.now)).toEqual([]);
       expect(slipped).toBe(true);
     } finally {
       janitor.disconnect();
@@ -198,7 +204,7 @@ describe("metrics janitor", () => {
     const janitors = [redis.duplicate(), redis.duplicate()];
     let reaped: string[][];
     try {
-      reaped = await Promise.all(janitors.map((janitor) => reapDeadProcesses(janitor, { prefix, now: clock.now })));
+      reaped = await Promise.all(janitors.map((janitor) => reap(janitor, prefix, clock.now)));
     } finally {
       for (const janitor of janitors) janitor.disconnect();
     }
@@ -229,7 +235,7 @@ describe("metrics janitor", () => {
     let reaped: string[][];
     try {
       [reaped] = await Promise.all([
-        Promise.all(janitors.map((janitor) => reapDeadProcesses(janitor, { prefix, now: clock.now }))),
+        Promise.all(janitors.map((janitor) => reap(janitor, prefix, clock.now))),
         ...closing.map(({ recorder }) => recorder.close()),
       ]);
     } finally {
@@ -256,7 +262,7 @@ describe("metrics janitor", () => {
     for (let i = 1; i <= 50; i++) work(away.bus, 1000 + i);
     clock.now = T0 + HIST_REAP_AFTER_MS + 1;
     await other.recorder.flush();
-    expect(await reapDeadProcesses(redis, { prefix, now: clock.now, self: "other" })).toEqual(["away"]);
+    expect(await reap(redis, prefix, clock.now)).toEqual(["away"]);
     expect((await snapshot(prefix)).latency_ms.count).toBe(110);
 
     // Back: the first flush finds its fields folded and writes none of them; the next writes what was not folded.
@@ -271,7 +277,7 @@ describe("metrics janitor", () => {
     expect(m.completed_tasks).toBe(160);
     expect(m.latency_ms.max).toBeGreaterThanOrEqual(1050);
     // Alive again: not folded, and its close adds only the rest.
-    expect(await reapDeadProcesses(redis, { prefix, now: clock.now + 1 })).toEqual([]);
+    expect(await reap(redis, prefix, clock.now + 1)).toEqual([]);
     await Promise.all([away.recorder.close(), other.recorder.close()]);
     expect(await fields(prefix)).toEqual(["_retired"]);
     expect(await snapshot(prefix)).toEqual(m);
@@ -297,6 +303,29 @@ describe("metrics janitor", () => {
     await live.recorder.close();
   });
 
+  test("a process restarted under the same id (a container's PID 1) gets fields of its own: the killed one's samples still count", async () => {
+    const prefix = newPrefix("janitor-same-id");
+    const clock = { now: T0 };
+    const killed = processAt(prefix, "1-w0-1", clock);
+    for (let i = 1; i <= 100; i++) work(killed.bus, i);
+    await killed.recorder.flush();
+    clock.now += 1000;
+    const restarted = processAt(prefix, "1-w0-1", clock);
+    for (let i = 1; i <= 10; i++) work(restarted.bus, 1000 + i);
+    await restarted.recorder.flush();
+    expect(await fields(prefix)).toEqual(["1-w0-1", "1-w0-1"]);
+    const before = await snapshot(prefix);
+    expect(before.latency_ms.count).toBe(110);
+
+    clock.now = T0 + HIST_REAP_AFTER_MS + 1;
+    await restarted.recorder.flush();
+    expect(await reap(redis, prefix, clock.now)).toEqual(["1-w0-1"]);
+    expect(await fields(prefix)).toEqual(["1-w0-1", "_retired"]);
+    expect(await snapshot(prefix)).toEqual(before);
+    await restarted.recorder.close();
+    expect(await snapshot(prefix)).toEqual(before);
+  });
+
   test("a histogram field with no last-seen entry (written before there were any) is folded reapAfterMs after a janitor first saw it", async () => {
     const prefix = newPrefix("janitor-orphan");
     const keys = metricsKeys(prefix);
@@ -304,11 +333,12 @@ describe("metrics janitor", () => {
     const orphan = processAt(prefix, "orphan", clock);
     for (let i = 1; i <= 10; i++) work(orphan.bus, i);
     await orphan.recorder.flush();
-    await redis.hdel(keys.histSeen, "orphan");
-    expect(await reapDeadProcesses(redis, { prefix, now: T0 })).toEqual([]);
-    expect(await redis.hget(keys.histSeen, "orphan")).toBe(String(T0));
-    expect(await reapDeadProcesses(redis, { prefix, now: T0 + HIST_REAP_AFTER_MS })).toEqual([]);
-    expect(await reapDeadProcesses(redis, { prefix, now: T0 + HIST_REAP_AFTER_MS + 1 })).toEqual(["orphan"]);
+    const [field = ""] = await redis.hkeys(keys.histSeen);
+    await redis.hdel(keys.histSeen, field);
+    expect(await reap(redis, prefix, T0)).toEqual([]);
+    expect(await redis.hget(keys.histSeen, field)).toBe(String(T0));
+    expect(await reap(redis, prefix, T0 + HIST_REAP_AFTER_MS)).toEqual([]);
+    expect(await reap(redis, prefix, T0 + HIST_REAP_AFTER_MS + 1)).toEqual(["orphan"]);
     expect(await fields(prefix)).toEqual(["_retired"]);
     expect((await snapshot(prefix)).latency_ms.count).toBe(10);
   });
