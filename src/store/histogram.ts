@@ -1,6 +1,6 @@
 /**
- * Duration histograms (HDR) and their storage in Redis hashes, one configuration for every process, so that a
- * histogram encoded by one process can be added to one built by another.
+ * Duration histograms (HDR), one configuration for every process, so that a histogram encoded by one process
+ * can be added to one built by another (each process's field in Redis hashes: histogram-hashes.ts).
  *
  * Unit: microseconds, 1 µs .. 1 h, 3 significant digits (at most 0.1 % error).
  * Microseconds rather than milliseconds because a cache hit is often done in
@@ -14,8 +14,6 @@
  * cannot leak.
  */
 import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram } from "hdr-histogram-js";
-import type Redis from "ioredis";
-import { errorMessage } from "../errors";
 
 export type { Histogram } from "hdr-histogram-js";
 
@@ -46,15 +44,16 @@ export function encodeHistogram(histogram: Histogram): string {
 }
 
 /**
- * Adds an encoded histogram to `target`. False when the text is not a
- * histogram of a compatible range (a corrupt or foreign field), which the
- * caller skips rather than failing a whole read.
+ * Adds an encoded histogram to `target` (subtracts it with `sign` -1). False
+ * when the text is not a histogram of a compatible range (a corrupt or
+ * foreign field), which the caller skips rather than failing a whole read.
  */
-export function addEncoded(target: Histogram, encoded: string): boolean {
+export function addEncoded(target: Histogram, encoded: string, sign: 1 | -1 = 1): boolean {
   let decoded: Histogram | undefined;
   try {
     decoded = decodeFromCompressedBase64(encoded, BIT_BUCKET_SIZE, false);
-    target.add(decoded);
+    if (sign === 1) target.add(decoded);
+    else target.subtract(decoded);
     return true;
   } catch {
     return false;
@@ -96,60 +95,5 @@ export function summarizeMerged(encoded: Iterable<string>): DurationSummary {
     return summarize(merged);
   } finally {
     merged.destroy();
-  }
-}
-
-/**
- * For each hash: adds `histogram` (when absent: what field `from` holds) to
- * the histogram in field `into` and deletes field `from`, atomically. A
- * missing `from` field with no histogram given is already folded: nothing to
- * do, so two folders of one field count it once. Decoding is JS, so no Lua:
- * WATCH/MULTI, read again when another writer changed the hash in between. On
- * a connection of its own, because another user's EXEC on a shared connection
- * would silently drop the WATCH.
- */
-export async function foldField(
-  redis: Redis,
-  folds: readonly { key: string; histogram?: Histogram }[],
-  from: string,
-  into: string,
-  attempts = 10,
-): Promise<void> {
-  if (folds.length === 0) return;
-  const connection = redis.duplicate({ maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 2000 });
-  let connectionError: unknown;
-  connection.on("error", (error: unknown) => {
-    connectionError = error;
-  });
-  try {
-    for (const { key, histogram } of folds) {
-      let done = false;
-      for (let attempt = 0; attempt < attempts && !done; attempt++) {
-        await connection.watch(key);
-        const sum = createDurationHistogram();
-        try {
-          const [previous, stored] = await connection.hmget(key, into, from);
-          if (!histogram && !stored) {
-            await connection.unwatch();
-            done = true;
-            continue;
-          }
-          if (previous && !addEncoded(sum, previous)) throw new Error(`${key} field ${into} is not a histogram`);
-          if (histogram) sum.add(histogram);
-          // A field that does not decode is dropped rather than kept for ever.
-          else if (stored) addEncoded(sum, stored);
-          // null: another writer changed the hash between WATCH and EXEC.
-          done = (await connection.multi().hset(key, into, encodeHistogram(sum)).hdel(key, from).exec()) !== null;
-        } finally {
-          sum.destroy();
-        }
-      }
-      if (!done) throw new Error(`${key} kept changing; gave up after ${attempts} attempts`);
-    }
-  } catch (error) {
-    if (!connectionError) throw error;
-    throw new Error(`${errorMessage(error)} (${errorMessage(connectionError)})`, { cause: error });
-  } finally {
-    connection.disconnect();
   }
 }

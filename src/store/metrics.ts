@@ -7,34 +7,36 @@
  * process sends ONE transaction with what changed:
  *   {prefix}:counters          hash, HINCRBY of each delta since the last flush
  *   {prefix}:rate:{epochSec}   hash {completed, failed} of that second, EXPIRE 120
- *   {prefix}:hist:{name}       hash, field = processId, value = that process's
+ *   {prefix}:hist:{name}       hash, field = processId/nonce, value = that process's
  *                              cumulative histogram (HDR, compressed base64);
- *                              `_retired` holds the sum of closed processes'
- *   {prefix}:hist_seen         hash, field = processId, value = epoch ms of its
+ *                              `_retired` holds the sum of closed (or dead) processes'
+ *   {prefix}:hist_seen         hash, field = processId/nonce, value = epoch ms of its
  *                              last flush (at least once a minute, idle or not)
- * A process that dies without closing (kill -9, OOM) leaves its fields: every
- * few minutes each process reaps the fields of processes unseen for
- * HIST_REAP_AFTER_MS, folding them into `_retired` (their samples still
- * count, once) so the hashes do not grow with every crash.
+ * A process that dies without closing (kill -9, OOM) leaves its fields: about
+ * once a minute, from the flush timer, each process's janitor folds the
+ * fields of processes unseen for `reapAfterMs` into `_retired` (their samples
+ * still count, once), so the hashes do not grow with every crash
+ * (histogram-hashes.ts).
  * A reader (metrics-snapshot.ts) merges the histogram fields and sums counters: 1 round trip.
  */
 import type Redis from "ioredis";
 import { errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
-import { createDurationHistogram, encodeHistogram, foldField, type Histogram, recordMs } from "./histogram";
+import { addEncoded, createDurationHistogram, encodeHistogram, type Histogram, recordMs } from "./histogram";
+import { foldUnseenWriters, foldWriter, type HistogramHashes, queueWrite } from "./histogram-hashes";
 import { subscribeCacheMetrics } from "./metrics-cache";
 
 export const HISTOGRAMS = ["latency", "processing", "llm", "cache_lookup"] as const;
 export type HistogramName = (typeof HISTOGRAMS)[number];
 const RETIRED_FIELD = "_retired";
 const RATE_TTL_SECONDS = 120;
-/** An idle process still says it is alive this often. */
+/** An idle process still says it is alive this often (more often when `reapAfterMs` is short). */
 const SEEN_EVERY_MS = 60_000;
 /** A process unseen this long is dead: its histogram fields are folded into `_retired`. */
-export const HIST_REAP_AFTER_MS = 15 * 60_000;
-/** How often a process looks for dead ones (jittered, so processes do not reap in step). */
-const REAP_EVERY_MS = 5 * 60_000;
+export const HIST_REAP_AFTER_MS = 10 * 60_000;
+/** How often a process's janitor looks for dead ones (jittered, so processes do not reap in step). */
+const REAP_EVERY_MS = 60_000;
 export const RATE_WINDOW_SECONDS = 10;
 
 /** Counter fields that other modules increment themselves in `{prefix}:counters` (HINCRBY). */
@@ -52,11 +54,16 @@ export const metricsKeys = (prefix = "metrics") => ({
   counters: `${prefix}:counters`,
   rate: (epochSecond: number) => `${prefix}:rate:${epochSecond}`,
   histogram: (name: HistogramName) => `${prefix}:hist:${name}`,
-  /** Hash: field processId, value the epoch ms of that process's last flush. */
+  /** Hash: field processId/nonce, value the epoch ms of that process's last flush. */
   histSeen: `${prefix}:hist_seen`,
   /** Hash: field `topic:partition`, value the consumer lag JSON `{lag, committed, at}`, written by the consumer role. */
   kafkaLag: `${prefix}:kafka_lag`,
 });
+
+function histogramHashes(prefix: string): HistogramHashes {
+  const keys = metricsKeys(prefix);
+  return { seen: keys.histSeen, histograms: HISTOGRAMS.map(keys.histogram), retired: RETIRED_FIELD };
+}
 
 export interface MetricsRecorder {
   /** Sends what changed; rejects (keeping the deltas for the next flush) when Redis does not take them. */
@@ -73,9 +80,17 @@ export function createMetricsRecorder(deps: {
   flushIntervalMs?: number;
   prefix?: string;
   now?: () => number;
+  /** Fold the histograms of processes that have not flushed for this long (default HIST_REAP_AFTER_MS). */
+  reapAfterMs?: number;
 }): MetricsRecorder {
   const { redis, bus, processId, logger, flushIntervalMs = 1000, prefix = "metrics", now = Date.now } = deps;
+  const { reapAfterMs = HIST_REAP_AFTER_MS } = deps;
   const keys = metricsKeys(prefix);
+  const hashes = histogramHashes(prefix);
+  // Process ids repeat: in a container every app is PID 1 (so are its worker ids, `1-w0-1`...) and a restarted
+  // one has the same hostname. A field of its own keeps a killed predecessor's history from being overwritten.
+  const field = `${processId}/${Math.random().toString(36).slice(2, 8)}`;
+  const seenEveryMs = Math.min(SEEN_EVERY_MS, reapAfterMs / 5);
   let deltas = new Map<string, number>();
   let rates = new Map<number, { completed: number; failed: number }>();
   const histograms = Object.fromEntries(HISTOGRAMS.map((name) => [name, createDurationHistogram()])) as Record<
@@ -154,9 +169,13 @@ export function createMetricsRecorder(deps: {
   const inflight = new Set<Promise<void>>();
 
   let lastSeen = 0;
+  /** Whether a flush wrote this process's last-seen entry (and fields): from then on, their absence means a fold. */
+  let registered = false;
+  /** What Redis holds of each histogram, as far as this process knows: what a janitor folds. */
+  const written = new Map<HistogramName, string>();
   const send = async () => {
     const at = now();
-    if (deltas.size === 0 && rates.size === 0 && dirty.size === 0 && at - lastSeen < SEEN_EVERY_MS) return;
+    if (deltas.size === 0 && rates.size === 0 && dirty.size === 0 && at - lastSeen < seenEveryMs) return;
     const counts = deltas;
     const ticks = rates;
     const names = [...dirty];
@@ -171,13 +190,19 @@ export function createMetricsRecorder(deps: {
       if (failed) tx.hincrby(keys.rate(second), "failed", failed);
       tx.expire(keys.rate(second), RATE_TTL_SECONDS);
     }
-    for (const name of names) tx.hset(keys.histogram(name), processId, encodeHistogram(histograms[name]));
-    tx.hset(keys.histSeen, processId, at);
+    const encoded = names.map((name) => [name, encodeHistogram(histograms[name])] as const);
+    const writes = encoded.map(([name, text]) => [keys.histogram(name), text] as const);
+    queueWrite(tx, hashes, field, at, registered, writes);
     try {
       const results = await tx.exec();
       const failure = results?.find(([error]) => error)?.[0];
       if (!results || failure) throw failure ?? new Error("metrics transaction aborted");
       lastSeen = at;
+      if (results.at(-1)?.[1] === 1) rebase();
+      else {
+        registered = true;
+        for (const [name, text] of encoded) written.set(name, text);
+      }
     } catch (error) {
       for (const [field, n] of counts) add(field, n);
       const oldest = Math.floor(now() / 1000) - RATE_TTL_SECONDS;
@@ -192,6 +217,18 @@ export function createMetricsRecorder(deps: {
     }
   };
 
+  // A janitor folded this process's fields into `_retired` (it had not flushed for reapAfterMs: cut off from
+  // Redis, or stopped), and this flush wrote nothing of them. The samples folded count already: keep only the
+  // ones recorded since, and write those as a new process would.
+  const rebase = () => {
+    logger.warn({ process_id: processId, prefix }, "metrics histograms were folded by another process's janitor");
+    for (const [name, text] of written) addEncoded(histograms[name], text, -1);
+    written.clear();
+    registered = false;
+    lastSeen = 0;
+    for (const name of HISTOGRAMS) if (histograms[name].totalCount > 0) dirty.add(name);
+  };
+
   const flush = () => {
     if (closed) return Promise.resolve();
     const run = send();
@@ -200,13 +237,20 @@ export function createMetricsRecorder(deps: {
   };
 
   let failing = false;
-  let nextReap = now() + REAP_EVERY_MS * (0.5 + Math.random());
+  const nextReapAt = () => now() + REAP_EVERY_MS * (0.5 + Math.random());
+  let nextReap = nextReapAt();
+  let reaping: Promise<unknown> | undefined;
   const timer = setInterval(() => {
-    if (now() >= nextReap) {
-      nextReap = now() + REAP_EVERY_MS * (0.5 + Math.random());
-      reapDeadProcesses(redis, { prefix, self: processId, now: now() }).catch((error: unknown) =>
-        logger.warn({ process_id: processId, error: errorMessage(error) }, "reaping dead processes' metrics failed"),
-      );
+    // Not while flushes fail: Redis is away, and this process's own fields may be the stale ones.
+    if (now() >= nextReap && !reaping && !failing) {
+      nextReap = nextReapAt();
+      reaping = reapDeadProcesses(redis, { prefix, self: field, now: now(), after: reapAfterMs })
+        .catch((error: unknown) =>
+          logger.warn({ process_id: processId, error: errorMessage(error) }, "metrics janitor failed"),
+        )
+        .finally(() => {
+          reaping = undefined;
+        });
     }
     flush().then(
       () => {
@@ -238,13 +282,11 @@ export function createMetricsRecorder(deps: {
       }
       closed = true;
       // An HSET of our own field that landed after the fold would count this process twice.
-      await Promise.allSettled([...inflight]);
+      await Promise.allSettled([...inflight, reaping]);
       try {
-        const live = HISTOGRAMS.filter((name) => histograms[name].totalCount > 0);
-        const folds = live.map((name) => ({ key: keys.histogram(name), histogram: histograms[name] }));
         // Keeps one field per live process in each hash, however often workers are recycled.
-        await foldField(redis, folds, processId, RETIRED_FIELD);
-        await redis.hdel(keys.histSeen, processId);
+        const local = new Map(HISTOGRAMS.map((name) => [keys.histogram(name), histograms[name]]));
+        await foldWriter(redis, hashes, field, { local });
       } catch (error) {
         logger.warn(
           { process_id: processId, prefix, error: errorMessage(error) },
@@ -260,35 +302,14 @@ export function createMetricsRecorder(deps: {
 }
 
 /**
- * Folds the histogram fields of processes unseen for `after` ms into
- * `_retired` and forgets them; returns the process ids reaped. Safe to run
- * from any number of processes at once: each field is folded by whoever gets
- * to it first (foldField's WATCH), and counted once. A process that was only
- * cut off from Redis for longer than `after` comes back counting its history
- * again under its own field (RELIABILITY.md).
+ * The janitor: folds the histograms of processes that have not flushed for
+ * `after` ms into `_retired`, and returns the ids this call folded. Any
+ * number of processes may run it at once: each field is folded once.
  */
-export async function reapDeadProcesses(
+export function reapDeadProcesses(
   redis: Redis,
   options: { prefix?: string; self?: string; now?: number; after?: number } = {},
 ): Promise<string[]> {
   const { prefix = "metrics", self, now = Date.now(), after = HIST_REAP_AFTER_MS } = options;
-  const keys = metricsKeys(prefix);
-  const seen = await redis.hgetall(keys.histSeen);
-  // Fields of processes never seen here (they died before they flushed a heartbeat): their clock starts now.
-  const fields = await Promise.all(HISTOGRAMS.map((name) => redis.hkeys(keys.histogram(name))));
-  const unknown = [...new Set(fields.flat())].filter((id) => id !== RETIRED_FIELD && seen[id] === undefined);
-  for (const id of unknown) await redis.hsetnx(keys.histSeen, id, now);
-  const dead = Object.entries(seen)
-    .filter(([id, at]) => id !== self && now - Number(at) > after)
-    .map(([id]) => id);
-  for (const id of dead) {
-    await foldField(
-      redis,
-      HISTOGRAMS.map((name) => ({ key: keys.histogram(name) })),
-      id,
-      RETIRED_FIELD,
-    );
-    await redis.hdel(keys.histSeen, id);
-  }
-  return dead;
+  return foldUnseenWriters(redis, histogramHashes(prefix), { now, after, self });
 }
