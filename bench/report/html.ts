@@ -7,7 +7,7 @@
 import { addEncoded, createDurationHistogram } from "../../src/store/histogram";
 import type { PartResult, RunResult } from "../result";
 import { escapeXml, lineChart, type Series } from "./svg-chart";
-import { fmt } from "./table";
+import { errorKinds, fmt, PART_COLUMNS, partCells } from "./table";
 
 /** x = log10(1 / (1 - p)): 0 at P0, 1 at P90, 2 at P99, 3 at P99.9... */
 const SPECTRUM_STEPS = 12;
@@ -38,22 +38,7 @@ td:first-child,th:first-child{text-align:left}.chart text{font-size:11px;fill:#3
 .chart .grid{stroke:#eee}.chart .frame{fill:none;stroke:#999}.meta{color:#555}code{background:#f4f4f4;padding:1px 4px}`;
 
 function partRow(part: PartResult): string {
-  const l = part.latencyMs;
-  const errors =
-    Object.entries(part.errors)
-      .map(([k, n]) => `${k} ${n}`)
-      .join(", ") || "0";
-  const cells = [
-    part.name,
-    part.mode === "open" ? `open ${fmt(part.rate, 0)}/s` : part.mode,
-    `${fmt(part.throughput, 1)} ${part.unit}/s`,
-    fmt(l?.p50),
-    fmt(l?.p95),
-    fmt(l?.p99),
-    fmt(l?.p999),
-    fmt(l?.max),
-    errors,
-  ];
+  const cells = partCells(part, errorKinds(part) || "0");
   const [first, ...rest] = cells.map((c) => escapeXml(String(c)));
   return `<tr><td>${first}</td>${rest.map((c) => `<td>${c}</td>`).join("")}</tr>`;
 }
@@ -96,7 +81,7 @@ export function renderHtml(result: RunResult): string {
 <h1>bun bench ${escapeXml(result.scenario)}${result.interrupted ? " (interrupted: partial results)" : ""}</h1>
 <p class="meta">${escapeXml(result.target)}<br>${escapeXml(result.startedAt)} · <code>${escapeXml(result.command)}</code><br>
 ${escapeXml(`${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, ${m.os}, Bun ${m.bun}, load average at start ${m.loadAvg.join(" ")}`)}</p>
-<table><thead><tr><th>part</th><th>mode</th><th>throughput</th><th>P50 ms</th><th>P95 ms</th><th>P99 ms</th><th>P99.9 ms</th><th>max ms</th><th>errors</th></tr></thead>
+<table><thead><tr>${PART_COLUMNS.map((c) => `<th>${c}</th>`).join("")}</tr></thead>
 <tbody>${result.parts.map(partRow).join("\n")}</tbody></table>
 ${result.parts
   .filter((p) => p.extra)

@@ -1,6 +1,6 @@
 /** The terminal summary of a run: one row per part, then errors, resources and scenario extras. */
 import type { RunResult } from "../result";
-import { fmt, table } from "./table";
+import { errorKinds, fmt, PART_COLUMNS, partCells, table } from "./table";
 
 export function renderSummary(result: RunResult): string {
   const out: string[] = [
@@ -8,34 +8,14 @@ export function renderSummary(result: RunResult): string {
   ];
   out.push(
     table(
-      ["part", "mode", "throughput", "P50 ms", "P95 ms", "P99 ms", "P99.9 ms", "max ms", "errors"],
-      result.parts.map((part) => {
-        const errors = Object.values(part.errors).reduce((a, b) => a + b, 0);
-        const mode =
-          part.mode === "open"
-            ? `open ${fmt(part.rate, 0)}/s`
-            : part.mode === "closed"
-              ? `closed ×${part.concurrency}`
-              : "fixed";
-        const l = part.latencyMs;
-        return [
-          part.name,
-          mode,
-          `${fmt(part.throughput, 1)} ${part.unit}/s`,
-          fmt(l?.p50),
-          fmt(l?.p95),
-          fmt(l?.p99),
-          fmt(l?.p999),
-          fmt(l?.max),
-          String(errors),
-        ];
-      }),
+      PART_COLUMNS,
+      result.parts.map((part) => partCells(part, String(Object.values(part.errors).reduce((a, b) => a + b, 0)))),
     ),
   );
   for (const part of result.parts) {
     const details: string[] = [];
-    const errors = Object.entries(part.errors);
-    if (errors.length > 0) details.push(`errors: ${errors.map(([kind, n]) => `${kind} ${n}`).join(", ")}`);
+    const errors = errorKinds(part);
+    if (errors) details.push(`errors: ${errors}`);
     if (part.serviceMs && part.serviceMs.count > 0 && part.mode === "open")
       details.push(
         `service time (from the real send) P99 ${fmt(part.serviceMs.p99)} ms; generator send lag P99 ${fmt(part.sendLagMs?.p99)} ms`,
