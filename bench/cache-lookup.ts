@@ -26,6 +26,7 @@ import { loadConfig } from "../src/config";
 import { lexicalEmbedding } from "../src/llm/lexical-embedding";
 import { createDurationHistogram, type DurationSummary, recordMs, summarize } from "../src/store/histogram";
 import { connectRedis, type RedisClient } from "../src/store/redis";
+import { median } from "./measure/median";
 
 export interface HnswFigures {
   /** EF_RUNTIME of the queries; the Query Engine's default is 10. */
@@ -245,12 +246,6 @@ export async function measureCacheLookup(options: {
 }
 
 const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
 
 function medianSummary(summaries: readonly DurationSummary[]): DurationSummary {
   const of = (key: keyof DurationSummary) => round(median(summaries.map((s) => s[key])), 3);

@@ -26,6 +26,7 @@ import { createLogger } from "../src/log";
 import { emptyDatabase } from "../src/store/redis";
 import { kafkaClient, waitUntil } from "./kafka-common";
 import { eventToResultLatency, type LatencyReport } from "./kafka-latency";
+import { median } from "./measure/median";
 
 const ROOT = join(import.meta.dir, "..");
 const quiet = createLogger({ level: "warn" });
@@ -139,12 +140,6 @@ export async function ingestRate(options: {
   if (waiting !== options.count) throw new Error(`expected ${options.count} jobs in Redis, found ${waiting}`);
   return (enqueued / (last - first)) * 1000;
 }
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-};
 
 async function deleteTopic(brokers: readonly string[], topic: string, admin?: Admin): Promise<void> {
   const client = admin ?? kafkaClient(brokers).admin();
