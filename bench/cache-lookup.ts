@@ -24,8 +24,8 @@ import { cacheKeys } from "../src/cache/cache-key";
 import { createVectorIndex, type VectorIndex } from "../src/cache/vector-index";
 import { loadConfig } from "../src/config";
 import { lexicalEmbedding } from "../src/llm/lexical-embedding";
-import { createDurationHistogram, type DurationSummary, recordMs, summarize } from "../src/store/histogram";
-import { connectRedis, type RedisClient } from "../src/store/redis";
+import { createDurationHistogram, type DurationSummary, recordMs, summarize } from "../src/metrics/histogram";
+import { connectRedis, type RedisClient } from "../src/redis/client";
 import { median } from "./measure/median";
 
 export interface HnswFigures {

@@ -9,11 +9,11 @@
 import { join } from "node:path";
 import Redis from "ioredis";
 import { Partitioners } from "kafkajs";
-import { generateEvents } from "../src/ingest/event-generator";
-import { produceEvents } from "../src/ingest/event-producer";
 import { INPUT_PARTITIONS } from "../src/ingest/kafka";
-import { createMockOpenAiServer } from "../src/llm/mock-openai-server";
-import { emptyDatabase } from "../src/store/redis";
+import { generateEvents } from "../tools/event-generator";
+import { produceEvents } from "../tools/event-producer";
+import { createMockOpenAiServer } from "../tools/mock-openai-server";
+import { emptyDatabase } from "../tools/redis-admin";
 import { kafkaClient, waitForConsumerGroup, waitUntil } from "./kafka-common";
 
 const ROOT = join(import.meta.dir, "..");

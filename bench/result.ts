@@ -3,7 +3,7 @@
  * HTML report read. One run has one or more parts (a baseline has several
  * ceilings; a step run has one part per rate).
  */
-import type { Histogram } from "../src/store/histogram";
+import type { Histogram } from "../src/metrics/histogram";
 import type { TimelinePoint } from "./measure/recorder";
 import type { ResourceSummary } from "./measure/resources";
 

@@ -8,8 +8,8 @@
  *   PORT=8001 bun bench/validate-only-server.ts
  */
 import { createApp } from "../src/api/app";
-import { ProcessBody } from "../src/api/tasks";
 import { createLogger } from "../src/log";
+import { ProcessBody } from "../src/task/contract";
 
 const port = Number(process.env.PORT ?? 8001);
 let accepted = 0;

@@ -9,10 +9,10 @@ import { parseArgs } from "node:util";
 import { Partitioners } from "kafkajs";
 import { loadConfig } from "../src/config";
 import { errorMessage } from "../src/errors";
-import { generateEvents } from "../src/ingest/event-generator";
-import { type OutgoingEvent, produceEvents } from "../src/ingest/event-producer";
 import { connectAdmin, createKafka, ensureTopics, requiredTopics } from "../src/ingest/kafka";
 import { createLogger } from "../src/log";
+import { generateEvents } from "../tools/event-generator";
+import { type OutgoingEvent, produceEvents } from "../tools/event-producer";
 
 const USAGE = `usage: bun run produce [options]
 

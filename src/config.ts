@@ -8,6 +8,8 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { type Static, Type as T, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { BASE_QUEUES } from "./task/routing";
+import { redactUrl } from "./util/redact-url";
 
 export const ROLES = ["api", "consumer", "worker"] as const;
 export type Role = (typeof ROLES)[number];
@@ -547,9 +549,6 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   };
 }
 
-/** The queues every deployment has: maintenance, API tasks, Kafka events. */
-export const BASE_QUEUES = ["default", "ai_processing", "kafka_events"] as const;
-
 function workerQueues(spec: string, routes: ReadonlyMap<string, string>): string[] {
   if (spec !== "") return [...new Set(spec.split(","))];
   return [...new Set([...BASE_QUEUES, ...routes.values()])];
@@ -610,15 +609,4 @@ export function describeConfig(config: Config): Record<string, unknown> {
     apiMaxPendingTasks: config.apiMaxPendingTasks,
     logLevel: config.logLevel,
   };
-}
-
-/** Removes a password from a URL such as redis://:secret@host:6379. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "[unparseable url]";
-  }
 }

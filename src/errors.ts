@@ -1,7 +1,7 @@
 /**
  * Typed errors: a stable `code` for clients and logs, a `retriable` flag that
  * the worker's retry decision reads, and the original `cause`. One function
- * maps them to HTTP (src/api/errors.ts); a plain TypeError is a bug and is
+ * maps them to HTTP (src/api/error-responses.ts); a plain TypeError is a bug and is
  * never retried.
  */
 export interface AppErrorOptions {

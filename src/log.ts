@@ -51,8 +51,3 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     destination,
   );
 }
-
-/** A child logger for one component (`api`, `worker`, `ingest`, ...). */
-export function componentLogger(root: Logger, component: string, context: Record<string, unknown> = {}): Logger {
-  return root.child({ component, ...context });
-}

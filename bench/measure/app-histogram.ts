@@ -1,12 +1,12 @@
 /**
  * The app's own record of task latency (accepted → result), read where the
  * app keeps it: the HDR histograms every process flushes to Redis once a
- * second (src/store/metrics.ts). Two snapshots subtracted give exactly the
+ * second (src/metrics/recorder.ts). Two snapshots subtracted give exactly the
  * tasks of one measured window, to set beside the harness's figures.
  */
 import Redis from "ioredis";
-import { addEncoded, createDurationHistogram, type Histogram } from "../../src/store/histogram";
-import { metricsKeys } from "../../src/store/metrics";
+import { addEncoded, createDurationHistogram, type Histogram } from "../../src/metrics/histogram";
+import { metricsKeys } from "../../src/metrics/recorder";
 
 export interface AppHistogramReader {
   snapshot(): Promise<Histogram>;

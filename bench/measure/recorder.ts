@@ -4,7 +4,7 @@
  * service time (from when the request really left), and of the generator's
  * send lag; errors by kind; and a per-second timeline for the report.
  */
-import { createDurationHistogram, encodeHistogram, type Histogram, recordMs } from "../../src/store/histogram";
+import { createDurationHistogram, encodeHistogram, type Histogram, recordMs } from "../../src/metrics/histogram";
 
 export interface Outcome {
   ok: boolean;

@@ -4,7 +4,7 @@
  * plotter draws it), throughput and P99 per second, and the summary table.
  * Inline SVG and CSS only: it opens offline, from a file.
  */
-import { addEncoded, createDurationHistogram } from "../../src/store/histogram";
+import { addEncoded, createDurationHistogram } from "../../src/metrics/histogram";
 import type { PartResult, RunResult } from "../result";
 import { escapeXml, lineChart, type Series } from "./svg-chart";
 import { errorKinds, fmt, PART_COLUMNS, partCells } from "./table";

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import Redis from "ioredis";
-import { emptyDatabase as emptyKeys } from "../../src/store/redis";
+import { emptyDatabase as emptyKeys } from "../../tools/redis-admin";
 import type { BenchOptions } from "../options";
 import type { Progress } from "../progress";
 import { freePort, spawnService } from "./spawn";
@@ -65,7 +65,7 @@ export async function resolveTarget(
     const port = freePort();
     const mock = await spawnService({
       name: "mock OpenAI server",
-      command: ["bun", "src/llm/mock-openai-server.ts", "--port", String(port), "--latency", options.latency],
+      command: ["bun", "tools/mock-openai-server.ts", "--port", String(port), "--latency", options.latency],
       cwd: ROOT,
       env: {},
       ready: `http://127.0.0.1:${port}/v1/models`,

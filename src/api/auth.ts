@@ -10,7 +10,7 @@ import { timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
 import type { ApiKey } from "../config";
 import type { Logger } from "../log";
-import { errorResponse } from "./errors";
+import { errorResponse } from "./error-responses";
 
 /** Routes a client may call without a key: liveness probes of orchestrators have none. */
 const PUBLIC_PATHS = new Set(["/health"]);

@@ -3,7 +3,7 @@ import { Elysia, t } from "elysia";
 import type { CacheAdmin } from "../cache";
 import { AppError } from "../errors";
 import type { Logger } from "../log";
-import { COMMON_ERRORS, errorResponses } from "./errors";
+import { COMMON_ERRORS, errorResponses } from "./error-responses";
 
 export interface CacheRoutesDeps {
   admin: CacheAdmin;

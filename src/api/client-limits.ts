@@ -14,11 +14,12 @@
 import { Elysia } from "elysia";
 import type Redis from "ioredis";
 import { AppError } from "../errors";
-import { createGcra } from "../llm/rate-limiter";
 import type { Logger } from "../log";
+import { defineScript } from "../redis/script";
 import { pendingKey } from "../store/task-store";
+import { createGcra } from "../util/gcra";
 import type { Keyring } from "./auth";
-import { errorResponse } from "./errors";
+import { errorResponse } from "./error-responses";
 
 const PUBLIC_PATHS = new Set(["/health"]);
 
@@ -64,13 +65,16 @@ export function rateLimitGuard(deps: {
  * ARGV[1] task id   ARGV[2] now ms   ARGV[3] oldest score kept (now - result TTL)   ARGV[4] cap
  * Returns 1 when the task was admitted (and added), else 0.
  */
-const RESERVE = `
+const RESERVE = defineScript<number>(
+  "reservePending",
+  `
 redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", "(" .. ARGV[3])
 if redis.call("ZCARD", KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
 redis.call("ZADD", KEYS[1], ARGV[2], ARGV[1])
 redis.call("PEXPIRE", KEYS[1], tonumber(ARGV[2]) - tonumber(ARGV[3]))
 return 1
-`;
+`,
+);
 
 export interface PendingCap {
   /** Admits a new task of a tenant or throws a 429 AppError; a no-op without a cap or a tenant. */
@@ -81,13 +85,15 @@ export interface PendingCap {
 
 export function createPendingCap(deps: { redis: Redis; max: number; resultTtlSeconds: number }): PendingCap {
   const { redis, max, resultTtlSeconds } = deps;
-  if (!("reservePending" in redis)) redis.defineCommand("reservePending", { numberOfKeys: 1, lua: RESERVE });
-  const client = redis as Redis & { reservePending(key: string, ...args: (string | number)[]): Promise<number> };
   return {
     async reserve(tenant, taskId) {
       if (max <= 0 || tenant === undefined) return;
       const now = Date.now();
-      const admitted = await client.reservePending(pendingKey(tenant), taskId, now, now - resultTtlSeconds * 1000, max);
+      const admitted = await RESERVE.run(
+        redis,
+        [pendingKey(tenant)],
+        [taskId, now, now - resultTtlSeconds * 1000, max],
+      );
       if (admitted !== 1) {
         throw new AppError(
           "TOO_MANY_PENDING_TASKS",

@@ -1,6 +1,6 @@
 /** GET /health: 200 when every required dependency answers, else 503; vector search is reported, not required. */
 import { Elysia, t } from "elysia";
-import { type HealthProbe, runProbes } from "../health";
+import { type HealthProbe, runProbes } from "../health-probe";
 import { APP_VERSION } from "../version";
 
 const ProbeSchema = t.Object({

@@ -2,15 +2,15 @@
 
 import { Elysia, t } from "elysia";
 import type Redis from "ioredis";
-import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../store/metrics-prometheus";
-import { MetricsSnapshotSchema, readMetrics } from "../store/metrics-snapshot";
-import { listWorkers, WorkerSchema } from "../store/worker-registry";
-import { COMMON_ERRORS, errorResponses } from "./errors";
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../metrics/prometheus";
+import { MetricsSnapshotSchema, type QueueStateKeys, readMetrics } from "../metrics/snapshot";
+import { listWorkers, WorkerSchema } from "../queue/worker-registry";
+import { COMMON_ERRORS, errorResponses } from "./error-responses";
 
 export interface OperationsRoutesDeps {
   redis: Redis;
-  /** Queues whose depths are reported. */
-  queues: readonly string[];
+  /** Queues whose depths are reported, with their keys (queue/bee-queue-layout.ts). */
+  queues: readonly QueueStateKeys[];
   /** Worker processes of this node's supervisor, with their recycling counts, if it runs one. */
   supervisor?: () => { recycled: number; restarted: number };
 }

@@ -10,66 +10,13 @@ import { AppError, errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
 import type { Enqueuer } from "../queue/enqueuer";
-import { routeTask } from "../queue/queues";
-import { newTaskId, type TaskJob } from "../queue/task-job";
-import { TASK_STATUSES, type TaskState, type TaskStore, TERMINAL } from "../store/task-store";
+import type { TaskState, TaskStore } from "../store/task-store";
 import type { TaskWaiter } from "../store/task-waiter";
+import { AcceptedSchema, newTaskId, ProcessBody, type TaskJob, TaskSchema, TERMINAL } from "../task/contract";
+import { routeTask } from "../task/routing";
 import type { PendingCap } from "./client-limits";
-import { COMMON_ERRORS, errorResponses } from "./errors";
+import { COMMON_ERRORS, errorResponses } from "./error-responses";
 import { createIdempotency, fingerprint } from "./idempotency";
-
-export const ProcessBody = t.Object({
-  text: t.String({ minLength: 1, maxLength: 10_000, description: "the text to process" }),
-  task_type: t.String({
-    pattern: "^[a-z_]+$",
-    maxLength: 64,
-    default: "general_analysis",
-    description:
-      "what to do with the text: sentiment_analysis, summarization, classification, question_answering, general_analysis, or a type of the prompts file",
-  }),
-  use_cache: t.Boolean({ default: true, description: "false: neither look the answer up in the cache nor store it" }),
-  refresh_cache: t.Boolean({
-    default: false,
-    description: "true: skip the cache lookup, ask the LLM, and replace the cached answer",
-  }),
-  model: t.Optional(t.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9._:/-]+$" })),
-  temperature: t.Number({ minimum: 0, maximum: 2, default: 0.7 }),
-  max_tokens: t.Integer({ minimum: 1, maximum: 4000, default: 1000 }),
-});
-
-export const AcceptedSchema = t.Object({
-  task_id: t.String(),
-  status: t.Literal("PENDING"),
-  message: t.String(),
-});
-
-const TaskResultSchema = t.Object({
-  response: t.String(),
-  task_type: t.String(),
-  model: t.String(),
-  processing_time: t.Number({ description: "seconds" }),
-  from_cache: t.Boolean(),
-  similarity: t.Optional(t.Number({ description: "cosine similarity of a semantic cache hit" })),
-  cache_tier: t.Optional(
-    t.Union([t.Literal("exact"), t.Literal("semantic"), t.Literal("single_flight")], {
-      description: "how a cached answer was found; single_flight: a concurrent identical request's LLM call",
-    }),
-  ),
-  cache_id: t.Optional(t.String({ description: "the cache entry served or stored, for DELETE /cache/{id}" })),
-  metadata: t.Object({ tokens_used: t.Number(), prompt_tokens: t.Number(), completion_tokens: t.Number() }),
-});
-
-export const TaskSchema = t.Object({
-  task_id: t.String(),
-  status: t.Union(
-    [t.Literal("PENDING"), t.Literal("STARTED"), t.Literal("RETRY"), t.Literal("SUCCESS"), t.Literal("FAILURE")],
-    {
-      description: `one of ${TASK_STATUSES.join(", ")}`,
-    },
-  ),
-  result: t.Optional(TaskResultSchema),
-  error: t.Optional(t.Object({ code: t.String(), message: t.String(), retriable: t.Boolean() })),
-});
 
 const TASK_ID = "^[A-Za-z0-9._:-]{1,200}$";
 /** The longest a GET /task/:id?wait= request is held. */

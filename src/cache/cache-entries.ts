@@ -12,6 +12,7 @@
  */
 import type Redis from "ioredis";
 import type { ChatResult } from "../llm/provider";
+import { execChecked } from "../redis/script";
 import type { CacheKeys } from "./cache-key";
 
 export interface CachedAnswer {
@@ -123,29 +124,25 @@ export function createCacheEntries(options: { redis: Redis; keys: CacheKeys; ttl
     },
 
     async lockOrRead(key, lock, token, ttlMs) {
-      const replies =
-        (await redis
+      const [set, fields] = await execChecked(
+        redis
           .pipeline()
           .set(lock, token, "PX", ttlMs, "NX")
-          .hmget(key, ...FIELDS)
-          .exec()) ?? [];
-      const failure = replies.find(([error]) => error)?.[0];
-      if (failure) throw failure;
-      const entry = toAnswer(replies[1]?.[1] as (string | null)[]);
-      return { locked: replies[0]?.[1] === "OK", ...(entry ? { entry } : {}) };
+          .hmget(key, ...FIELDS),
+      );
+      const entry = toAnswer(fields as (string | null)[]);
+      return { locked: set === "OK", ...(entry ? { entry } : {}) };
     },
 
     async peek(key, lock) {
-      const replies =
-        (await redis
+      const [fields, locked] = await execChecked(
+        redis
           .pipeline()
           .hmget(key, ...FIELDS)
-          .exists(lock)
-          .exec()) ?? [];
-      const failure = replies.find(([error]) => error)?.[0];
-      if (failure) throw failure;
-      const entry = toAnswer(replies[0]?.[1] as (string | null)[]);
-      return { locked: replies[1]?.[1] === 1, ...(entry ? { entry } : {}) };
+          .exists(lock),
+      );
+      const entry = toAnswer(fields as (string | null)[]);
+      return { locked: locked === 1, ...(entry ? { entry } : {}) };
     },
 
     async store(key, entry, unlock) {
@@ -165,9 +162,7 @@ export function createCacheEntries(options: { redis: Redis; keys: CacheKeys; ttl
       // DEL first: a refresh replaces the whole entry, never leaves a field of the old one.
       const pipeline = redis.multi().del(key).hset(key, fields).expire(key, ttlSeconds);
       if (unlock) pipeline.eval(UNLOCK, 1, unlock.lock, unlock.token);
-      const replies = (await pipeline.exec()) ?? [];
-      const failure = replies.find(([error]) => error)?.[0];
-      if (failure) throw failure;
+      await execChecked(pipeline);
     },
 
     async unlock(lock, token) {

@@ -10,7 +10,7 @@
  * hash is stored as a TAG and every KNN query filters on it, so a lookup never
  * crosses tenants, models, prompt versions or parameters (fail closed).
  */
-import { TASK_TYPE_PATTERN } from "../llm/prompts";
+import { TASK_TYPE_PATTERN } from "../task/contract";
 
 export interface CacheRequest {
   /** The tenant (API key name); requests without one share the "public" scope. */

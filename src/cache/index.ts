@@ -6,7 +6,7 @@
 import type Redis from "ioredis";
 import type { Config } from "../config";
 import type { EventBus } from "../events";
-import type { HealthProbe } from "../health";
+import type { HealthProbe } from "../health-probe";
 import type { LlmProvider } from "../llm/provider";
 import type { Logger } from "../log";
 import { type CacheEntries, createCacheEntries } from "./cache-entries";

@@ -10,7 +10,7 @@
 import type Redis from "ioredis";
 import { errorMessage } from "../errors";
 import type { Logger } from "../log";
-import { QUEUE_KEY_PREFIX } from "../queue/queues";
+import { queueKeys } from "../queue/bee-queue-layout";
 import type { PauseReason } from "./consumer-protocol";
 
 export interface BackpressureSample {
@@ -74,7 +74,7 @@ export function createBackpressure(deps: {
     limiterKey = "llm:ratelimit",
     intervalMs = 250,
   } = deps;
-  const waitingKey = `${QUEUE_KEY_PREFIX}:${queue}:waiting`;
+  const waitingKey = queueKeys(queue).waiting;
   let current: PauseReason | undefined;
   let noBudgetSince: number | undefined;
   let timer: ReturnType<typeof setInterval> | undefined;

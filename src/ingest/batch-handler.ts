@@ -17,7 +17,7 @@
  */
 import type { EachBatchPayload, KafkaMessage } from "kafkajs";
 import type { Logger } from "../log";
-import type { TaskJob } from "../queue/task-job";
+import type { TaskJob } from "../task/contract";
 import type { DeadLetter, DeadLetterSink } from "./dead-letters";
 import { parseEvent } from "./event-schema";
 import type { IdempotentEnqueuer } from "./idempotent-enqueue";

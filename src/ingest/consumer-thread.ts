@@ -11,7 +11,7 @@ import { Partitioners } from "kafkajs";
 import { loadConfig } from "../config";
 import { errorMessage } from "../errors";
 import { createLogger } from "../log";
-import { connectRedis } from "../store/redis";
+import { connectRedis } from "../redis/client";
 import { createBatchHandler } from "./batch-handler";
 import type {
   ConsumerThreadData,

@@ -6,8 +6,7 @@
  */
 import { type Static, Type as T } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { ProcessBody } from "../api/tasks";
-import type { TaskJob } from "../queue/task-job";
+import { ProcessBody, type TaskJob } from "../task/contract";
 
 /** Same alphabet as the task ids GET /task/:id accepts, so an event's task can be looked up. */
 const EVENT_ID = "^[A-Za-z0-9._:-]{1,200}$";

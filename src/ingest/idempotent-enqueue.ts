@@ -11,8 +11,9 @@
  * workers run it as any other job.
  */
 import type Redis from "ioredis";
-import { JITTER_BACKOFF, QUEUE_KEY_PREFIX } from "../queue/queues";
-import type { TaskJob } from "../queue/task-job";
+import { jobRecord, QUEUE_KEY_PREFIX, queueKeys } from "../queue/bee-queue-layout";
+import { defineScript, execChecked } from "../redis/script";
+import type { TaskJob } from "../task/contract";
 
 /*
  * KEYS[1] bq:{queue}:jobs   KEYS[2] bq:{queue}:waiting
@@ -27,7 +28,9 @@ import type { TaskJob } from "../queue/task-job";
  * itself needs a non-cluster Redis (its scripts touch keys across slots), so
  * this adds no new constraint.
  */
-const ADD_ONCE_SCRIPT = `
+const ADD_ONCE = defineScript<number[]>(
+  "ingestAddOnce",
+  `
 local ids = {}
 local reply = { 0 }
 local position = 0
@@ -42,11 +45,8 @@ for i = 3, #ARGV, 2 do
 end
 if #ids > 0 then reply[1] = redis.call("LPUSH", KEYS[2], unpack(ids)) else reply[1] = redis.call("LLEN", KEYS[2]) end
 return reply
-`;
-
-type ScriptClient = Redis & {
-  ingestAddOnce(jobs: string, waiting: string, ...args: (string | number)[]): Promise<number[]>;
-};
+`,
+);
 
 export interface BatchEnqueueResult {
   added: number;
@@ -77,42 +77,29 @@ export function createIdempotentEnqueuer(deps: {
   const { redis, queue, retries, backoffMs, markerTtlSeconds } = deps;
   const markerPrefix = deps.markerPrefix ?? DEFAULT_MARKER_PREFIX;
   const queuePrefix = deps.queueKeyPrefix ?? QUEUE_KEY_PREFIX;
-  if (!("ingestAddOnce" in redis)) redis.defineCommand("ingestAddOnce", { numberOfKeys: 2, lua: ADD_ONCE_SCRIPT });
-  const client = redis as ScriptClient;
-  const jobsKey = `${queuePrefix}:${queue}:jobs`;
-  const waitingKey = `${queuePrefix}:${queue}:waiting`;
+  const { jobs: jobsKey, waiting: waitingKey } = queueKeys(queue, queuePrefix);
   // unpack() of LPUSH arguments is bounded by Lua's stack (LUAI_MAXCSTACK 8000): stay well below.
   const maxPerCall = 2000;
-
-  const record = (job: TaskJob, now: number) =>
-    JSON.stringify({
-      data: job,
-      options: { timestamp: now, stacktraces: [], retries, backoff: { strategy: JITTER_BACKOFF, delay: backoffMs } },
-      status: "created",
-      progress: 0,
-    });
 
   return {
     async enqueueBatch(jobs) {
       if (jobs.length === 0)
         return { added: 0, duplicates: 0, duplicateIds: [], waiting: await redis.llen(waitingKey) };
       const now = Date.now();
-      const pipeline = client.pipeline() as unknown as Pick<ScriptClient, "ingestAddOnce"> & {
-        exec(): ReturnType<Redis["exec"]>;
-      };
+      const pipeline = redis.pipeline();
       const calls: number[] = [];
       for (let from = 0; from < jobs.length; from += maxPerCall) {
         calls.push(from);
         const args: string[] = [];
-        for (const job of jobs.slice(from, from + maxPerCall)) args.push(job.task_id, record(job, now));
-        pipeline.ingestAddOnce(jobsKey, waitingKey, `${markerPrefix}:`, markerTtlSeconds, ...args);
+        for (const job of jobs.slice(from, from + maxPerCall))
+          args.push(job.task_id, jobRecord(job, { now, retries, backoffMs }));
+        ADD_ONCE.queue(redis, pipeline, [jobsKey, waitingKey], [`${markerPrefix}:`, markerTtlSeconds, ...args]);
       }
-      const replies = (await pipeline.exec()) ?? [];
+      const replies = await execChecked(pipeline);
       if (replies.length !== calls.length) throw new Error(`Redis answered ${replies.length} of ${calls.length} calls`);
       const duplicateIds: string[] = [];
       let waiting = 0;
-      replies.forEach(([error, reply], call) => {
-        if (error) throw error;
+      replies.forEach((reply, call) => {
         const [length, ...positions] = reply as number[];
         waiting = length ?? 0;
         const from = calls[call] as number;

@@ -5,7 +5,7 @@
 import { type Admin, Kafka, type KafkaConfig, logLevel } from "kafkajs";
 import type { Config } from "../config";
 import { errorMessage, UnavailableError } from "../errors";
-import type { HealthProbe } from "../health";
+import type { HealthProbe } from "../health-probe";
 import type { Logger } from "../log";
 
 /** Partitions of the input topic: the most consumer threads (across processes) that can share the work. */

@@ -6,11 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { AppError, errorMessage } from "../errors";
-
-/** Bumped whenever a built-in prompt changes, so cached answers of an older prompt are not reused. */
-export const PROMPT_VERSION = "1";
-
-export const TASK_TYPE_PATTERN = /^[a-z_]+$/;
+import { TASK_TYPE_PATTERN } from "../task/contract";
 
 export type Prompts = Readonly<Record<string, string>>;
 

@@ -6,15 +6,14 @@
  * the cache; store the result, announce it. On failure, decide retry-or-fail: only retriable
  * errors are retried, and a TypeError (a bug) never is.
  */
-import type BeeQueue from "bee-queue";
 import type { SemanticCache } from "../cache/semantic-cache";
 import { AppError, errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { ChatResult, LlmProvider } from "../llm/provider";
 import type { RateLimiter } from "../llm/rate-limiter";
 import type { Logger } from "../log";
-import type { TaskJob } from "../queue/task-job";
-import type { TaskError, TaskResult, TaskStore } from "../store/task-store";
+import type { TaskStore } from "../store/task-store";
+import type { TaskError, TaskJob, TaskResult } from "../task/contract";
 
 export interface TaskProcessorDeps {
   provider: LlmProvider;
@@ -33,10 +32,20 @@ export interface TaskProcessorDeps {
   maxAttempts?: number;
 }
 
-/** Job options that Bee-Queue persists with the job; the backoff strategy reads retryAfterMs. */
+/** Job options that the queue persists with the job; its backoff strategy reads retryAfterMs. */
 export interface TaskJobOptions {
   retries: number;
   retryAfterMs?: number;
+}
+
+/**
+ * The part of a queued job that a task's processing uses: its task, and the
+ * retry options it may change (no retries left makes a failure final). A
+ * Bee-Queue Job is one; the pipeline never loads Bee-Queue.
+ */
+export interface QueuedTask {
+  readonly data: TaskJob;
+  readonly options: object;
 }
 
 export class JobTimeoutError extends AppError {
@@ -62,7 +71,7 @@ export function classify(error: unknown): TaskError & { retryAfterMs?: number } 
 
 const round4 = (n: number) => Math.round(n * 10_000) / 10_000;
 
-export type TaskProcessor = (job: BeeQueue.Job<TaskJob>, queue: string) => Promise<TaskResult | undefined>;
+export type TaskProcessor = (job: QueuedTask, queue: string) => Promise<TaskResult | undefined>;
 
 export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
   const {

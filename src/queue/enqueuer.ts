@@ -13,8 +13,8 @@ import type BeeQueue from "bee-queue";
 import { AppError, errorMessage, UnavailableError } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
+import type { TaskJob } from "../task/contract";
 import { TimeoutError, withTimeout } from "../util/timeout";
-import type { TaskJob } from "./task-job";
 
 export interface EnqueueOptions {
   retries: number;

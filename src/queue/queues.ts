@@ -1,25 +1,14 @@
 /**
- * The Bee-Queue queues and the route table that picks one for a task, as
- * Celery's task_routes: API tasks → ai_processing, Kafka events →
- * kafka_events, maintenance → default, unless TASK_ROUTES sends a task type
- * to a queue of its own.
+ * Bee-Queue queues as this product uses them: producer queues that keep no
+ * job objects, worker queues that drop succeeded jobs at once, and Lua
+ * scripts reloaded after a Redis restart. Which queue a task goes to is
+ * task/routing.ts; the keys and record format are bee-queue-layout.ts.
  */
 import { createRequire } from "node:module";
 import BeeQueue from "bee-queue";
-import type { RedisClient } from "../store/redis";
-import type { TaskJob } from "./task-job";
-
-/** Bee-Queue's key prefix: keys are `bq:{queue}:{jobs|waiting|active|...}`. */
-export const QUEUE_KEY_PREFIX = "bq";
-
-const SOURCE_QUEUES = { api: "ai_processing", kafka: "kafka_events", maintenance: "default" } as const;
-
-export function routeTask(routes: ReadonlyMap<string, string>, taskType: string, source: TaskJob["source"]): string {
-  return routes.get(taskType) ?? SOURCE_QUEUES[source];
-}
-
-/** The name of a registered backoff strategy: exponential with full jitter, at least the provider's Retry-After. */
-export const JITTER_BACKOFF = "exponential_jitter";
+import type { RedisClient } from "../redis/client";
+import type { TaskJob } from "../task/contract";
+import { JITTER_BACKOFF, QUEUE_KEY_PREFIX } from "./bee-queue-layout";
 
 export interface QueueOptions {
   redis: RedisClient;

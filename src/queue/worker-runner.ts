@@ -8,11 +8,11 @@
 import type BeeQueue from "bee-queue";
 import { errorMessage } from "../errors";
 import type { Logger } from "../log";
-import type { RedisClient } from "../store/redis";
-import { logConnectionErrors } from "../store/redis";
+import type { RedisClient } from "../redis/client";
+import { logConnectionErrors } from "../redis/client";
+import type { TaskJob } from "../task/contract";
 import { retryDelay } from "../util/backoff";
 import { createWorkerQueue } from "./queues";
-import type { TaskJob } from "./task-job";
 
 export interface WorkerRunnerStats {
   active: number;
@@ -31,14 +31,14 @@ export function createWorkerRunner(deps: {
   redis: RedisClient;
   queues: readonly string[];
   concurrency: number;
-  process: (job: BeeQueue.Job<TaskJob>, queue: string) => Promise<unknown>;
+  processTask: (job: BeeQueue.Job<TaskJob>, queue: string) => Promise<unknown>;
   backoff: { baseMs: number; maxMs: number };
   stallIntervalMs: number;
   logger: Logger;
   /** Called after each job, for recycling decisions. */
   onJobDone?: (stats: WorkerRunnerStats) => void;
 }): WorkerRunner {
-  const { redis, queues, concurrency, process, backoff, stallIntervalMs, logger, onJobDone } = deps;
+  const { redis, queues, concurrency, processTask, backoff, stallIntervalMs, logger, onJobDone } = deps;
   const workers: BeeQueue<TaskJob>[] = [];
   const stats: WorkerRunnerStats = { active: 0, processed: 0, failed: 0 };
 
@@ -57,7 +57,7 @@ export function createWorkerRunner(deps: {
         queue.process(concurrency, async (job) => {
           stats.active++;
           try {
-            return await process(job, name);
+            return await processTask(job, name);
           } catch (error) {
             stats.failed++;
             throw error;

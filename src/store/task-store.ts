@@ -11,32 +11,8 @@
  * notification in one pipeline).
  */
 import type Redis from "ioredis";
-import { QUEUE_KEY_PREFIX } from "../queue/queues";
-import type { TaskJob } from "../queue/task-job";
-
-export const TASK_STATUSES = ["PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE"] as const;
-export type TaskStatus = (typeof TASK_STATUSES)[number];
-export const TERMINAL: ReadonlySet<TaskStatus> = new Set(["SUCCESS", "FAILURE"]);
-
-export interface TaskResult {
-  response: string;
-  task_type: string;
-  model: string;
-  /** Seconds the worker spent on the task. */
-  processing_time: number;
-  from_cache: boolean;
-  similarity?: number;
-  cache_tier?: "exact" | "semantic" | "single_flight";
-  /** The cache entry served or stored (`{hash}:{task_type}`). */
-  cache_id?: string;
-  metadata: { tokens_used: number; prompt_tokens: number; completion_tokens: number };
-}
-
-export interface TaskError {
-  code: string;
-  message: string;
-  retriable: boolean;
-}
+import { defineScript, execChecked } from "../redis/script";
+import type { TaskError, TaskJob, TaskResult, TaskStatus } from "../task/contract";
 
 export interface TaskState {
   task_id: string;
@@ -65,7 +41,9 @@ const IN_FLIGHT_TTL_SECONDS = 7 * 24 * 3600;
  * Returns the status the task had when it is already finished (SUCCESS or
  * FAILURE: the job must not run again), else "STARTED" and the attempt number.
  */
-const START_SCRIPT = `
+const START = defineScript<[string, number]>(
+  "taskStart",
+  `
 local status = redis.call("HGET", KEYS[1], "status")
 if status == "SUCCESS" or status == "FAILURE" then return {status, 0} end
 local attempts = redis.call("HINCRBY", KEYS[1], "attempts", 1)
@@ -73,11 +51,8 @@ redis.call("HSET", KEYS[1], "status", "STARTED", "started_at", ARGV[1], "queue",
 if ARGV[4] ~= "" then redis.call("HSET", KEYS[1], "tenant", ARGV[4]) end
 redis.call("EXPIRE", KEYS[1], ARGV[6])
 return {"STARTED", attempts}
-`;
-
-type ScriptClient = Redis & {
-  taskStart(key: string, ...args: (string | number)[]): Promise<[string, number]>;
-};
+`,
+);
 
 export interface TaskStore {
   /** Marks the task STARTED; answers the terminal status instead when it already ended (a re-run after a crash). */
@@ -112,37 +87,32 @@ function toNumber(value: string | undefined): number | undefined {
   return value === undefined ? undefined : Number(value);
 }
 
-export function createTaskStore(deps: {
-  redis: Redis;
-  resultTtlSeconds: number;
-  /** Queues whose job records are searched for a task that has not started. */
-  queues: readonly string[];
-  queueKeyPrefix?: string;
-}): TaskStore {
-  const { redis, resultTtlSeconds, queues, queueKeyPrefix = QUEUE_KEY_PREFIX } = deps;
-  if (!("taskStart" in redis)) redis.defineCommand("taskStart", { numberOfKeys: 1, lua: START_SCRIPT });
-  const client = redis as ScriptClient;
+/**
+ * Where a task that has not started yet is read from: each queue's job hash
+ * and how to read a task from its record. The queue layer knows Bee-Queue's
+ * layout (queue/bee-queue-layout.ts, queuedJobs) and the wiring passes it in.
+ */
+export interface QueuedJobs {
+  readonly hashes: readonly { readonly queue: string; readonly key: string }[];
+  jobOf(record: string): TaskJob;
+}
+
+export function createTaskStore(deps: { redis: Redis; resultTtlSeconds: number; queued: QueuedJobs }): TaskStore {
+  const { redis, resultTtlSeconds, queued } = deps;
 
   const finish = async (taskId: string, fields: Record<string, string | number>, tenant: string | undefined) => {
     const key = resultKey(taskId);
     const pipeline = redis.pipeline().hset(key, fields).expire(key, resultTtlSeconds).publish(DONE_CHANNEL, taskId);
     if (tenant) pipeline.zrem(pendingKey(tenant), taskId);
-    await pipeline.exec().then((replies) => {
-      const failed = replies?.find(([error]) => error);
-      if (failed?.[0]) throw failed[0];
-    });
+    await execChecked(pipeline);
   };
 
   return {
     async start(job, queue, now = Date.now()) {
-      const [status, attempt] = await client.taskStart(
-        resultKey(job.task_id),
-        now,
-        queue,
-        job.task_type,
-        job.tenant ?? "",
-        job.accepted_at,
-        IN_FLIGHT_TTL_SECONDS,
+      const [status, attempt] = await START.run(
+        redis,
+        [resultKey(job.task_id)],
+        [now, queue, job.task_type, job.tenant ?? "", job.accepted_at, IN_FLIGHT_TTL_SECONDS],
       );
       return status === "STARTED" ? { status: "STARTED", attempt } : { status: status as TaskStatus };
     },
@@ -159,11 +129,9 @@ export function createTaskStore(deps: {
       // One MULTI: the result and the queued jobs seen at the same instant. Read one after the other, a task
       // answered from the cache in a millisecond could start and leave its queue in between, and read as 404.
       const tx = redis.multi().hgetall(resultKey(taskId));
-      for (const queue of queues) tx.hget(`${queueKeyPrefix}:${queue}:jobs`, taskId);
-      const replies = (await tx.exec()) ?? [];
-      const failure = replies.find(([error]) => error)?.[0];
-      if (failure) throw failure;
-      const hash = (replies[0]?.[1] ?? {}) as Record<string, string>;
+      for (const { key } of queued.hashes) tx.hget(key, taskId);
+      const replies = await execChecked(tx);
+      const hash = (replies[0] ?? {}) as Record<string, string>;
       if (hash.status) {
         if (tenant !== undefined && hash.tenant !== tenant) return undefined;
         return {
@@ -181,15 +149,15 @@ export function createTaskStore(deps: {
         };
       }
       // Not started yet: the job in one of the queues.
-      for (const [i, [, raw]] of replies.slice(1).entries()) {
+      for (const [i, raw] of replies.slice(1).entries()) {
         if (typeof raw !== "string") continue;
-        const job = (JSON.parse(raw) as { data: TaskJob }).data;
+        const job = queued.jobOf(raw);
         if (tenant !== undefined && job.tenant !== tenant) return undefined;
         return {
           task_id: taskId,
           status: "PENDING",
           task_type: job.task_type,
-          queue: queues[i],
+          queue: queued.hashes[i]?.queue,
           accepted_at: job.accepted_at,
           tenant: job.tenant,
         };

@@ -4,7 +4,7 @@
  * came out (accepted, succeeded, failed, re-run, lost).
  */
 import { expect } from "bun:test";
-import type { MetricsSnapshot } from "../../src/store/metrics-snapshot";
+import type { MetricsSnapshot } from "../../src/metrics/snapshot";
 
 export { launchWithMock } from "../helpers/app-process";
 

@@ -10,9 +10,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type Redis from "ioredis";
 import type { Admin, Kafka } from "kafkajs";
-import { generateEvents } from "../../src/ingest/event-generator";
-import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
-import { connectRedis, emptyDatabase } from "../../src/store/redis";
+import { connectRedis } from "../../src/redis/client";
+import { generateEvents } from "../../tools/event-generator";
+import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
+import { emptyDatabase } from "../../tools/redis-admin";
 import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
 import { requireKafka, testConfig, uniquePrefix, waitFor } from "../helpers/services";
 import { committedAtEnd, countResults, ingestEnv, readTopic, sendEvents } from "../integration/fixtures/kafka-ingest";

@@ -12,9 +12,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type Redis from "ioredis";
 import { type Admin, AssignerProtocol, type Kafka } from "kafkajs";
-import { generateEvents } from "../../src/ingest/event-generator";
-import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
-import { connectRedis } from "../../src/store/redis";
+import { connectRedis } from "../../src/redis/client";
+import { generateEvents } from "../../tools/event-generator";
+import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
 import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
 import { json, requireKafka, uniquePrefix, waitFor } from "../helpers/services";
 import {

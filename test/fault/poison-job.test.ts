@@ -6,12 +6,13 @@
  * dead runs behind it still runs. The earlier starts are recorded through
  * the task store, as a dying worker would have left them.
  */
+
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
-import { QUEUE_KEY_PREFIX } from "../../src/queue/queues";
-import type { TaskJob } from "../../src/queue/task-job";
-import { connectRedis, type RedisClient } from "../../src/store/redis";
+import { QUEUE_KEY_PREFIX, queuedJobs } from "../../src/queue/bee-queue-layout";
+import { connectRedis, type RedisClient } from "../../src/redis/client";
 import { createTaskStore } from "../../src/store/task-store";
+import type { TaskJob } from "../../src/task/contract";
+import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
 import type { AppProcess } from "../helpers/app-process";
 import { json, testConfig } from "../helpers/services";
 import { launchWithMock, outcomes } from "./fault-helpers";
@@ -50,7 +51,7 @@ test("a task started JOB_RETRIES + 4 times without finishing fails with TOO_MANY
   await app.stop();
   app = undefined;
 
-  const store = createTaskStore({ redis, resultTtlSeconds: 60, queues: ["ai_processing"] });
+  const store = createTaskStore({ redis, resultTtlSeconds: 60, queued: queuedJobs(["ai_processing"]) });
   const jobOf = async (id: string) =>
     (JSON.parse((await redis.hget(`${QUEUE_KEY_PREFIX}:ai_processing:jobs`, id)) ?? "{}") as { data: TaskJob }).data;
   for (let i = 0; i < 7; i++) await store.start(await jobOf(poison), "ai_processing");

@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { redisDown, redisStatus, redisTarget, redisUp } from "../../scripts/services/redis";
-import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
+import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
 import type { AppProcess } from "../helpers/app-process";
 import { testConfig, waitFor } from "../helpers/services";
 import { launchWithMock, outcomes, report } from "./fault-helpers";

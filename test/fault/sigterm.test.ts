@@ -6,7 +6,7 @@
  * nothing.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
+import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
 import type { AppProcess } from "../helpers/app-process";
 import { waitFor } from "../helpers/services";
 import { launchWithMock, metricsOf, outcomes, report, submitMany } from "./fault-helpers";

@@ -5,7 +5,7 @@
  * the re-runs are counted (LLM calls beyond one per task), never hidden.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
+import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
 import type { AppProcess } from "../helpers/app-process";
 import { json } from "../helpers/services";
 import { launchWithMock, outcomes, report, submitMany } from "./fault-helpers";

@@ -5,8 +5,8 @@
  */
 import { join } from "node:path";
 import Redis from "ioredis";
-import type { MockOpenAiServer } from "../../src/llm/mock-openai-server";
-import { emptyDatabase } from "../../src/store/redis";
+import type { MockOpenAiServer } from "../../tools/mock-openai-server";
+import { emptyDatabase } from "../../tools/redis-admin";
 import { testConfig, waitFor } from "./services";
 
 const ROOT = join(import.meta.dir, "..", "..");

@@ -7,7 +7,7 @@ import type Redis from "ioredis";
 import { type Admin, Kafka, logLevel } from "kafkajs";
 import { loadConfig } from "../../src/config";
 import { errorMessage } from "../../src/errors";
-import { connectRedis, type RedisClient } from "../../src/store/redis";
+import { connectRedis, type RedisClient } from "../../src/redis/client";
 
 const HOW_TO_START =
   "Integration tests run against the real local services. Start them with `bun run services:up` " +

@@ -4,21 +4,23 @@
  * another's task, 429 with Retry-After over the rate or the pending cap, only
  * admins deleting cache entries, and no key ever in the logs.
  */
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type BeeQueue from "bee-queue";
 import { createApp } from "../../src/api/app";
 import { createKeyring } from "../../src/api/auth";
 import { createPendingCap } from "../../src/api/client-limits";
-import type { ErrorBody } from "../../src/api/errors";
+import type { ErrorBody } from "../../src/api/error-responses";
 import { createCacheAdmin } from "../../src/cache";
 import { createEventBus } from "../../src/events";
 import { createLogger } from "../../src/log";
+import { JITTER_BACKOFF, queuedJobs, queueKeys } from "../../src/queue/bee-queue-layout";
 import { createEnqueuer } from "../../src/queue/enqueuer";
-import { createProducerQueue, JITTER_BACKOFF } from "../../src/queue/queues";
-import type { TaskJob } from "../../src/queue/task-job";
-import type { RedisClient } from "../../src/store/redis";
+import { createProducerQueue } from "../../src/queue/queues";
+import type { RedisClient } from "../../src/redis/client";
 import { createTaskStore, pendingKey } from "../../src/store/task-store";
 import { createTaskWaiter, type TaskWaiter } from "../../src/store/task-waiter";
+import type { TaskJob } from "../../src/task/contract";
 import { deleteByPrefix, json, requireRedis, testConfig, uniquePrefix } from "../helpers/services";
 
 const prefix = uniquePrefix("access");
@@ -41,7 +43,7 @@ beforeAll(async () => {
   waiter = await createTaskWaiter({ redis, logger });
   queues = new Map(QUEUES.map((name) => [name, createProducerQueue(name, { redis, keyPrefix: prefix })]));
   await Promise.all([...queues.values()].map((q) => q.ready()));
-  store = createTaskStore({ redis, resultTtlSeconds: 60, queues: QUEUES, queueKeyPrefix: prefix });
+  store = createTaskStore({ redis, resultTtlSeconds: 60, queued: queuedJobs(QUEUES, prefix) });
 });
 
 afterAll(async () => {
@@ -80,7 +82,7 @@ function buildApp(options: { rateLimit?: { calls: number; periodMs: number }; ma
       tenantOf: keyring.tenantOf,
       pendingCap: createPendingCap({ redis, max: options.maxPending ?? 0, resultTtlSeconds: 60 }),
     },
-    operations: { redis, queues: QUEUES },
+    operations: { redis, queues: QUEUES.map((queue) => queueKeys(queue, prefix)) },
     cache: {
       admin: createCacheAdmin({
         redis,

@@ -2,11 +2,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Static } from "@sinclair/typebox";
 import { createApp } from "../../src/api/app";
-import type { ErrorBody } from "../../src/api/errors";
+import type { ErrorBody } from "../../src/api/error-responses";
 import type { HealthSchema } from "../../src/api/health";
 import { type CacheAdmin, createCacheAdmin } from "../../src/cache";
 import { createLogger } from "../../src/log";
-import { RedisClient, redisProbe } from "../../src/store/redis";
+import { RedisClient, redisProbe } from "../../src/redis/client";
 import { json, requireRedis, testConfig, uniquePrefix } from "../helpers/services";
 
 type Health = Static<typeof HealthSchema>;

@@ -3,18 +3,20 @@
  * Redis: what is accepted, what is refused and how, idempotent retries, and
  * waiting for a result.
  */
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type BeeQueue from "bee-queue";
 import { createApp } from "../../src/api/app";
-import type { ErrorBody } from "../../src/api/errors";
+import type { ErrorBody } from "../../src/api/error-responses";
 import { createEventBus } from "../../src/events";
 import { createLogger } from "../../src/log";
+import { JITTER_BACKOFF, queuedJobs } from "../../src/queue/bee-queue-layout";
 import { createEnqueuer, type Enqueuer } from "../../src/queue/enqueuer";
-import { createProducerQueue, JITTER_BACKOFF } from "../../src/queue/queues";
-import type { TaskJob } from "../../src/queue/task-job";
-import type { RedisClient } from "../../src/store/redis";
-import { createTaskStore, resultKey, type TaskResult } from "../../src/store/task-store";
+import { createProducerQueue } from "../../src/queue/queues";
+import type { RedisClient } from "../../src/redis/client";
+import { createTaskStore, resultKey } from "../../src/store/task-store";
 import { createTaskWaiter, type TaskWaiter } from "../../src/store/task-waiter";
+import type { TaskJob, TaskResult } from "../../src/task/contract";
 import { deleteByPrefix, json, requireRedis, uniquePrefix } from "../helpers/services";
 
 const logger = createLogger({ level: "silent" });
@@ -50,7 +52,7 @@ beforeAll(async () => {
       tasks: {
         redis,
         enqueuer: saver,
-        store: createTaskStore({ redis, resultTtlSeconds: 60, queues: QUEUES, queueKeyPrefix: keyPrefix }),
+        store: createTaskStore({ redis, resultTtlSeconds: 60, queued: queuedJobs(QUEUES, keyPrefix) }),
         waiter,
         bus,
         routes: new Map([["summarization", "heavy"]]),
@@ -282,7 +284,7 @@ describe("GET /task/:id", () => {
   test("?wait= holds the request until the task ends, and answers with its result", async () => {
     const { task_id } = await json<Accepted>(await post({ text: "wait for me" }));
     createdIds.push(task_id);
-    const store = createTaskStore({ redis, resultTtlSeconds: 60, queues: QUEUES, queueKeyPrefix: keyPrefix });
+    const store = createTaskStore({ redis, resultTtlSeconds: 60, queued: queuedJobs(QUEUES, keyPrefix) });
     const result: TaskResult = {
       response: "done",
       task_type: "general_analysis",

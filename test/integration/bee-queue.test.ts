@@ -1,10 +1,10 @@
 /**
- * Bee-Queue on the project's ioredis client (src/store/redis.ts), against the
+ * Bee-Queue on the project's ioredis client (src/redis/client.ts), against the
  * real Redis: the queue the pipeline is built on.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import BeeQueue from "bee-queue";
-import type { RedisClient } from "../../src/store/redis";
+import type { RedisClient } from "../../src/redis/client";
 import { collectErrors, deleteByPrefix, requireRedis, uniquePrefix, waitFor } from "../helpers/services";
 
 interface Payload {

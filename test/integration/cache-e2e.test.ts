@@ -6,9 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Static } from "@sinclair/typebox";
-import type { TaskSchema } from "../../src/api/tasks";
-import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
-import type { MetricsSnapshot } from "../../src/store/metrics-snapshot";
+import type { MetricsSnapshot } from "../../src/metrics/snapshot";
+import type { TaskSchema } from "../../src/task/contract";
+import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
 import { type AppProcess, isolatedRedisUrl, startApp } from "../helpers/app-process";
 import {
   deleteByPrefix,

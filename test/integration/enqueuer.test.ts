@@ -3,10 +3,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type BeeQueue from "bee-queue";
 import { createEventBus, type EventMap } from "../../src/events";
 import { createLogger } from "../../src/log";
+import { JITTER_BACKOFF } from "../../src/queue/bee-queue-layout";
 import { createEnqueuer } from "../../src/queue/enqueuer";
-import { createProducerQueue, JITTER_BACKOFF } from "../../src/queue/queues";
-import { newTaskId, type TaskJob } from "../../src/queue/task-job";
-import type { RedisClient } from "../../src/store/redis";
+import { createProducerQueue } from "../../src/queue/queues";
+import type { RedisClient } from "../../src/redis/client";
+import { newTaskId, type TaskJob } from "../../src/task/contract";
 import { deleteByPrefix, requireRedis, uniquePrefix } from "../helpers/services";
 
 const logger = createLogger({ level: "silent" });

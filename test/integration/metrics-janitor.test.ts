@@ -10,16 +10,16 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type Redis from "ioredis";
 import { createEventBus, type EventBus } from "../../src/events";
 import { createLogger } from "../../src/log";
-import { foldWriter, type HistogramHashes } from "../../src/store/histogram-hashes";
+import { foldWriter, type HistogramHashes } from "../../src/metrics/histogram-hashes";
 import {
   createMetricsRecorder,
   HIST_REAP_AFTER_MS,
   HISTOGRAMS,
   metricsKeys,
   reapDeadProcesses,
-} from "../../src/store/metrics";
-import { readMetrics } from "../../src/store/metrics-snapshot";
-import type { RedisClient } from "../../src/store/redis";
+} from "../../src/metrics/recorder";
+import { readMetrics } from "../../src/metrics/snapshot";
+import type { RedisClient } from "../../src/redis/client";
 import { deleteByPrefix, requireRedis, uniquePrefix, waitFor } from "../helpers/services";
 
 const prefixes: string[] = [];

@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Value } from "@sinclair/typebox/value";
 import { createEventBus, type EventBus } from "../../src/events";
 import { createLogger } from "../../src/log";
-import { QUEUE_KEY_PREFIX } from "../../src/queue/queues";
-import { createMetricsRecorder, EXTERNAL_COUNTERS, metricsKeys } from "../../src/store/metrics";
-import { renderPrometheus } from "../../src/store/metrics-prometheus";
-import { MetricsSnapshotSchema, readMetrics } from "../../src/store/metrics-snapshot";
-import { RedisClient } from "../../src/store/redis";
+import { renderPrometheus } from "../../src/metrics/prometheus";
+import { createMetricsRecorder, EXTERNAL_COUNTERS, metricsKeys } from "../../src/metrics/recorder";
+import { MetricsSnapshotSchema, readMetrics } from "../../src/metrics/snapshot";
+import { QUEUE_KEY_PREFIX, queueKeys } from "../../src/queue/bee-queue-layout";
+import { RedisClient } from "../../src/redis/client";
 import { deleteByPrefix, requireRedis, uniquePrefix, waitFor } from "../helpers/services";
 
 const prefixes: string[] = [];
@@ -302,12 +302,12 @@ describe("metrics across processes", () => {
       12,
     );
 
-    const m = await readMetrics({ redis, prefix, queues: [queue, other] });
+    const m = await readMetrics({ redis, prefix, queues: [queueKeys(queue), queueKeys(other)] });
     expect(m.queues[queue]).toEqual({ waiting: 3, active: 2, delayed: 4, failed: 1, accepted: 9 });
     expect(m.queues[other]).toEqual({ waiting: 0, active: 1, delayed: 0, failed: 0, accepted: 0 });
     expect(m.active_tasks).toBe(3);
     expect(m.kafka.events_consumed).toBe(12);
-    expect((await readMetrics({ redis, prefix, queues: [queue], activeTasks: 42 })).active_tasks).toBe(42);
+    expect((await readMetrics({ redis, prefix, queues: [queueKeys(queue)], activeTasks: 42 })).active_tasks).toBe(42);
   });
 
   test("cache events give hits by tier, average similarity, round trips per lookup and cost saved net of embeddings", async () => {
@@ -380,7 +380,7 @@ describe("metrics across processes", () => {
     bus.emit("llm.call", { provider: "p", model: "m", ms: 9, ok: true, prompt_tokens: 11, completion_tokens: 2 });
     await recorder.close();
 
-    const snapshot = await readMetrics({ redis, prefix, queues: [queue] });
+    const snapshot = await readMetrics({ redis, prefix, queues: [queueKeys(queue)] });
     const text = await renderPrometheus(snapshot);
     expect(await renderPrometheus(snapshot)).toBe(text);
     expect(text).toContain(`aies_queue_depth{queue="${queue}",state="waiting"} 5`);

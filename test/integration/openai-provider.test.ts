@@ -5,10 +5,10 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { cosineSimilarity } from "../../src/llm/lexical-embedding";
-import { createMockOpenAiServer, type MockCounters, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
 import { createOpenAiProvider } from "../../src/llm/openai-provider";
 import { LlmError } from "../../src/llm/provider";
 import { createLogger } from "../../src/log";
+import { createMockOpenAiServer, type MockCounters, type MockOpenAiServer } from "../../tools/mock-openai-server";
 
 let mock: MockOpenAiServer;
 const logger = createLogger({ level: "silent" });

@@ -4,7 +4,7 @@
  * and the real openai client over HTTP.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
+import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
 import { type AppProcess, launchWithMock } from "../helpers/app-process";
 import { json, waitFor } from "../helpers/services";
 

@@ -1,7 +1,7 @@
 /** The global LLM rate limit, against the real Redis, shared by several clients as several processes would. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createRateLimiter } from "../../src/llm/rate-limiter";
-import type { RedisClient } from "../../src/store/redis";
+import type { RedisClient } from "../../src/redis/client";
 import { deleteByPrefix, requireRedis, uniquePrefix } from "../helpers/services";
 
 let clients: RedisClient[] = [];

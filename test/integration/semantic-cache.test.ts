@@ -11,11 +11,11 @@ import { cacheKeys } from "../../src/cache/cache-key";
 import type { Resolution, SemanticCache } from "../../src/cache/semantic-cache";
 import type { Config } from "../../src/config";
 import { createEventBus, type EventBus, type EventMap } from "../../src/events";
-import { createMockOpenAiServer, type MockOpenAiServer } from "../../src/llm/mock-openai-server";
 import { createOpenAiProvider } from "../../src/llm/openai-provider";
 import type { LlmProvider } from "../../src/llm/provider";
 import { createLogger } from "../../src/log";
-import { connectRedis, RedisClient } from "../../src/store/redis";
+import { connectRedis, RedisClient } from "../../src/redis/client";
+import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
 import { deleteByPrefix, requireRedis, testConfig, uniquePrefix } from "../helpers/services";
 
 const DIM = 384;

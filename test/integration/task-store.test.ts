@@ -1,10 +1,13 @@
 /** Task state in the real Redis: transitions, results with their TTL, PENDING from the queue, tenant scoping, and wake-ups. */
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createLogger } from "../../src/log";
-import { newTaskId, type TaskJob } from "../../src/queue/task-job";
-import type { RedisClient } from "../../src/store/redis";
-import { createTaskStore, resultKey, type TaskResult } from "../../src/store/task-store";
+import { queuedJobs } from "../../src/queue/bee-queue-layout";
+import type { RedisClient } from "../../src/redis/client";
+import { createTaskStore, resultKey } from "../../src/store/task-store";
 import { createTaskWaiter, type TaskWaiter } from "../../src/store/task-waiter";
+import type { TaskResult } from "../../src/task/contract";
+import { newTaskId, type TaskJob } from "../../src/task/contract";
 import { deleteByPrefix, requireRedis, uniquePrefix } from "../helpers/services";
 
 const queuePrefix = uniquePrefix("ts");
@@ -50,7 +53,7 @@ afterAll(async () => {
 });
 
 const store = () =>
-  createTaskStore({ redis, resultTtlSeconds: 120, queues: ["ai_processing"], queueKeyPrefix: queuePrefix });
+  createTaskStore({ redis, resultTtlSeconds: 120, queued: queuedJobs(["ai_processing"], queuePrefix) });
 
 describe("task store", () => {
   test("a task goes STARTED → SUCCESS with its result, and the result expires after RESULT_TTL_SECONDS", async () => {

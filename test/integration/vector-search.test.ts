@@ -3,7 +3,8 @@
  * FLOAT32 COSINE index over hashes, and KNN FT.SEARCH with a TAG filter.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { hasVectorSearch, type RedisClient } from "../../src/store/redis";
+import type { RedisClient } from "../../src/redis/client";
+import { hasVectorSearch } from "../../tools/redis-admin";
 import { deleteByPrefix, requireRedis, uniquePrefix } from "../helpers/services";
 
 const DIM = 8;

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { createLogger } from "../../src/log";
-import type { RedisClient } from "../../src/store/redis";
-import { createWorkerHeartbeat, listWorkers, WorkerSchema } from "../../src/store/worker-registry";
+import { createWorkerHeartbeat, listWorkers, WorkerSchema } from "../../src/queue/worker-registry";
+import type { RedisClient } from "../../src/redis/client";
 import { deleteByPrefix, requireRedis, testConfig, uniquePrefix, waitFor } from "../helpers/services";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -116,9 +116,9 @@ describe("worker registry", () => {
     const prefix = newPrefix();
     const intervalMs = 200;
     const ttlMs = 1500;
-    const module = join(ROOT, "src", "store", "worker-registry.ts");
+    const module = join(ROOT, "src", "queue", "worker-registry.ts");
     const script = `
-      import { connectRedis } from ${JSON.stringify(join(ROOT, "src", "store", "redis.ts"))};
+      import { connectRedis } from ${JSON.stringify(join(ROOT, "src", "redis", "client.ts"))};
       import { createWorkerHeartbeat } from ${JSON.stringify(module)};
       const redis = await connectRedis(${JSON.stringify(testConfig.redisUrl)});
       createWorkerHeartbeat({

@@ -3,7 +3,7 @@ import type { Batch, KafkaMessage } from "kafkajs";
 import { type BatchOutcome, type BatchPayload, createBatchHandler } from "../../src/ingest/batch-handler";
 import type { DeadLetter } from "../../src/ingest/dead-letters";
 import { createLogger } from "../../src/log";
-import type { TaskJob } from "../../src/queue/task-job";
+import type { TaskJob } from "../../src/task/contract";
 
 const logger = createLogger({ level: "silent" });
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Writable } from "node:stream";
-import { componentLogger, createLogger } from "../../src/log";
+import { createLogger } from "../../src/log";
 
 function capture() {
   const lines: string[] = [];
@@ -16,7 +16,7 @@ function capture() {
 describe("log", () => {
   test("secrets are redacted wherever a log call carries them", () => {
     const { lines, destination } = capture();
-    const logger = componentLogger(createLogger({ destination, level: "debug" }), "api");
+    const logger = createLogger({ destination, level: "debug" }).child({ component: "api" });
     logger.info({ headers: { authorization: "Bearer tenant-key-123" } }, "request");
     logger.info({ req: { headers: { authorization: "Bearer tenant-key-456" } } }, "request");
     logger.warn({ config: { apiKey: "sk-live-789" } }, "config");
@@ -31,7 +31,7 @@ describe("log", () => {
 
   test("component loggers write structured JSON with their context", () => {
     const { lines, destination } = capture();
-    const logger = componentLogger(createLogger({ destination }), "worker", { queue: "ai_processing" });
+    const logger = createLogger({ destination }).child({ component: "worker", queue: "ai_processing" });
     logger.info({ task_id: "t-1" }, "job done");
     const line = JSON.parse(lines[0] ?? "{}");
     expect(line).toMatchObject({

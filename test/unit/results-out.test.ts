@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import type BeeQueue from "bee-queue";
 import { createEventBus } from "../../src/events";
-import { withResultsOut } from "../../src/ingest/results-out";
-import type { TaskJob } from "../../src/queue/task-job";
-import type { TaskResult, TaskState } from "../../src/store/task-store";
+import { withResultsOut } from "../../src/ingest/publish-kafka-results";
+import type { TaskState } from "../../src/store/task-store";
+import type { TaskJob, TaskResult } from "../../src/task/contract";
 
 const result: TaskResult = {
   response: "ok",

@@ -9,8 +9,7 @@ import type { Producer } from "kafkajs";
 import { errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
-import type { TaskJob } from "../queue/task-job";
-import type { TaskResult } from "../store/task-store";
+import type { TaskJob, TaskResult } from "../task/contract";
 
 export interface ResultMessage {
   task_id: string;

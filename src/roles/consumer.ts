@@ -10,11 +10,11 @@ import type { Admin } from "kafkajs";
 import type { Config } from "../config";
 import { errorMessage } from "../errors";
 import type { EventBus } from "../events";
-import type { HealthProbe } from "../health";
+import type { HealthProbe } from "../health-probe";
+import { createBackpressure } from "../ingest/backpressure";
+import { type ConsumerPool, createConsumerPool } from "../ingest/consumer-pool";
 import type { Logger } from "../log";
-import { metricsKeys } from "../store/metrics";
-import { createBackpressure } from "./backpressure";
-import { type ConsumerPool, createConsumerPool } from "./consumer-pool";
+import { metricsKeys } from "../metrics/recorder";
 
 const LAG_WRITE_INTERVAL_MS = 1000;
 /** The group's committed offsets against the log end, read by the admin client this often. */
@@ -43,7 +43,7 @@ export async function startConsumerRole(deps: {
   const { config, redis, bus, logger, env, admin } = deps;
   const pool = createConsumerPool({
     threads: config.consumerThreads,
-    entry: join(import.meta.dir, "consumer-thread.ts"),
+    entry: join(import.meta.dir, "..", "ingest", "consumer-thread.ts"),
     bus,
     logger,
     ...(env ? { env } : {}),

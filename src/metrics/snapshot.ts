@@ -2,12 +2,11 @@
  * The /metrics snapshot: counters summed and histograms merged across every
  * process, queue depths read from Bee-Queue's keys; one pipelined round trip.
  */
-import { t } from "elysia";
+import { Type as t } from "@sinclair/typebox";
 import type Redis from "ioredis";
-import { QUEUE_KEY_PREFIX } from "../queue/queues";
+import { CacheMetricsSchema, cacheSnapshot } from "./cache-metrics";
 import { type DurationSummary, summarizeMerged } from "./histogram";
-import { EXTERNAL_COUNTERS, HISTOGRAMS, metricsKeys, RATE_WINDOW_SECONDS } from "./metrics";
-import { CacheMetricsSchema, cacheSnapshot } from "./metrics-cache";
+import { EXTERNAL_COUNTERS, HISTOGRAMS, metricsKeys, RATE_WINDOW_SECONDS } from "./recorder";
 
 const Count = t.Integer({ minimum: 0 });
 const Quantiles = { p50: t.Number(), p95: t.Number(), p99: t.Number() };
@@ -76,19 +75,27 @@ const ratio = (part: number, whole: number) => (whole > 0 ? round(part / whole) 
  * The deployment's metrics in one pipelined round trip: counters, every
  * histogram hash (merged here), the rate buckets and the queues' key sizes.
  */
+/** A queue's state keys, from the queue layer's layout (queue/bee-queue-layout.ts, queueKeys). */
+export interface QueueStateKeys {
+  readonly name: string;
+  readonly waiting: string;
+  readonly active: string;
+  readonly delayed: string;
+  readonly failed: string;
+}
+
 export async function readMetrics(deps: {
   redis: Redis;
-  queues: readonly string[];
+  queues: readonly QueueStateKeys[];
   /** In-flight tasks, when the caller counts them itself; else the sum of the queues' active lists. */
   activeTasks?: number;
   prefix?: string;
-  queueKeyPrefix?: string;
   /** Epoch ms the answering process started; defaults to this process's start. */
   startedAt?: number;
   /** Epoch ms; tests move the clock to see the rate window. */
   now?: number;
 }): Promise<MetricsSnapshot> {
-  const { redis, queues, prefix = "metrics", queueKeyPrefix = QUEUE_KEY_PREFIX, now = Date.now() } = deps;
+  const { redis, queues, prefix = "metrics", now = Date.now() } = deps;
   const keys = metricsKeys(prefix);
   // The 10 seconds before the last one: with a flush interval of at most 1 s, every process has sent them.
   const lastSecond = Math.floor(now / 1000) - 2;
@@ -96,8 +103,7 @@ export async function readMetrics(deps: {
   for (const name of HISTOGRAMS) pipeline.hgetall(keys.histogram(name));
   for (let i = 0; i < RATE_WINDOW_SECONDS; i++) pipeline.hmget(keys.rate(lastSecond - i), "completed", "failed");
   for (const queue of queues) {
-    const base = `${queueKeyPrefix}:${queue}`;
-    pipeline.llen(`${base}:waiting`).llen(`${base}:active`).zcard(`${base}:delayed`).scard(`${base}:failed`);
+    pipeline.llen(queue.waiting).llen(queue.active).zcard(queue.delayed).scard(queue.failed);
   }
   pipeline.hgetall(keys.kafkaLag);
   const replies = (await pipeline.exec()) ?? [];
@@ -128,7 +134,7 @@ export async function readMetrics(deps: {
       number,
       number,
     ];
-    depths[queue] = { waiting, active, delayed, failed, accepted: count(`tasks_accepted:${queue}`) };
+    depths[queue.name] = { waiting, active, delayed, failed, accepted: count(`tasks_accepted:${queue.name}`) };
   }
 
   const lag: MetricsSnapshot["kafka"]["lag"] = {};

@@ -5,7 +5,7 @@
 import { Elysia, ParseError, t, ValidationError } from "elysia";
 import { AppError, errorMessage } from "../errors";
 import type { Logger } from "../log";
-import { isRedisUnavailable } from "../store/redis";
+import { isRedisUnavailable } from "../redis/client";
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };

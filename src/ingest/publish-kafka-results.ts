@@ -7,24 +7,23 @@
  * between produce and acknowledge may publish a result twice, never lose one.
  */
 
-import type BeeQueue from "bee-queue";
 import { Partitioners } from "kafkajs";
 import type { Config } from "../config";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
 import type { TaskProcessor } from "../pipeline/process-task";
-import type { TaskJob } from "../queue/task-job";
-import type { TaskResult, TaskStore } from "../store/task-store";
+import type { TaskStore } from "../store/task-store";
+import type { TaskJob, TaskResult } from "../task/contract";
 import { createKafka } from "./kafka";
-import { createResultPublisher, type ResultPublisher } from "./result-publisher";
+import { createResultPublisher, type ResultPublisher } from "./result-producer";
 
 export function withResultsOut(
-  process: TaskProcessor,
+  processTask: TaskProcessor,
   deps: { publisher: ResultPublisher; store: Pick<TaskStore, "get">; bus: EventBus },
 ): TaskProcessor {
   const { publisher, store, bus } = deps;
-  return async (job: BeeQueue.Job<TaskJob>, queue: string): Promise<TaskResult | undefined> => {
-    const result = await process(job, queue);
+  return async (job, queue): Promise<TaskResult | undefined> => {
+    const result = await processTask(job, queue);
     if (job.data.source !== "kafka" || job.data.event === undefined) return result;
     if (result) {
       await publisher.publish(job.data, result);

@@ -23,9 +23,9 @@ import type Redis from "ioredis";
 import { errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
+import { subscribeCacheMetrics } from "./cache-metrics";
 import { addEncoded, createDurationHistogram, encodeHistogram, type Histogram, recordMs } from "./histogram";
 import { foldUnseenWriters, foldWriter, type HistogramHashes, queueWrite } from "./histogram-hashes";
-import { subscribeCacheMetrics } from "./metrics-cache";
 
 export const HISTOGRAMS = ["latency", "processing", "llm", "cache_lookup"] as const;
 export type HistogramName = (typeof HISTOGRAMS)[number];

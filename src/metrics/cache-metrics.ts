@@ -4,7 +4,7 @@
  * Money is counted in integer nano-USD: one embedding of a short text costs
  * well under a micro-dollar, which integer HINCRBY would round to zero.
  */
-import { t } from "elysia";
+import { Type as t } from "@sinclair/typebox";
 import type { EventBus } from "../events";
 import type { DurationSummary } from "./histogram";
 

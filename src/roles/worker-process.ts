@@ -1,26 +1,28 @@
 /**
  * Entry of one worker process (started by the supervisor, or alone with
- * `bun src/queue/worker-process.ts`): connects, runs jobs of the configured
+ * `bun src/roles/worker-process.ts`): connects, runs jobs of the configured
  * queues, sends heartbeats and metrics, asks to be recycled past its job or
  * memory limit, and drains on a `drain` message, SIGTERM or its parent's death.
  */
+
 import { hostname } from "node:os";
 import { createCache } from "../cache";
 import { loadConfig } from "../config";
 import { errorMessage } from "../errors";
 import { createEventBus } from "../events";
-import { startResultPublisher, withResultsOut } from "../ingest/results-out";
+import { startResultPublisher, withResultsOut } from "../ingest/publish-kafka-results";
 import { createLlmProvider } from "../llm";
 import { loadPrompts, promptFor } from "../llm/prompts";
 import { createRateLimiter } from "../llm/rate-limiter";
 import { createLogger } from "../log";
+import { createMetricsRecorder } from "../metrics/recorder";
 import { createTaskProcessor } from "../pipeline/process-task";
-import { createMetricsRecorder } from "../store/metrics";
-import { connectRedis, logConnectionErrors } from "../store/redis";
+import { queuedJobs } from "../queue/bee-queue-layout";
+import type { FromWorker, ToWorker } from "../queue/worker-protocol";
+import { createWorkerHeartbeat } from "../queue/worker-registry";
+import { createWorkerRunner } from "../queue/worker-runner";
+import { connectRedis, logConnectionErrors } from "../redis/client";
 import { createTaskStore } from "../store/task-store";
-import { createWorkerHeartbeat } from "../store/worker-registry";
-import type { FromWorker, ToWorker } from "./worker-protocol";
-import { createWorkerRunner } from "./worker-runner";
 
 const config = loadConfig();
 const workerId = process.env.WORKER_ID ?? `${hostname()}-${process.pid}`;
@@ -35,7 +37,11 @@ try {
   const provider = createLlmProvider(config.llm, { logger, simulatedLatencyMs: config.simulatedLatencyMs });
   const prompts = loadPrompts(config.promptsFile);
   const limiter = createRateLimiter({ redis, limit: config.llm.rateLimit });
-  const store = createTaskStore({ redis, resultTtlSeconds: config.resultTtlSeconds, queues: config.worker.queues });
+  const store = createTaskStore({
+    redis,
+    resultTtlSeconds: config.resultTtlSeconds,
+    queued: queuedJobs(config.worker.queues),
+  });
   const metrics = createMetricsRecorder({ redis, bus, processId: workerId, logger });
   // The cache may live on another Redis (the Query Engine indexes database 0 only).
   const cacheRedis = config.cache.redisUrl === config.redisUrl ? redis : await connectRedis(config.cache.redisUrl);
@@ -58,25 +64,24 @@ try {
     send({ type: "recycle", reason, processed, rss_mb: rssMb() });
   };
 
+  const processTask = createTaskProcessor({
+    provider,
+    systemPrompt: (taskType) => promptFor(prompts, taskType),
+    limiter,
+    store,
+    bus,
+    logger,
+    jobTimeoutMs: config.worker.jobTimeoutMs,
+    defaultModel: config.llm.model,
+    cache,
+    // Every retry, plus three re-runs after a dead worker or a drain that gave the job back.
+    maxAttempts: config.worker.retries + 4,
+  });
   const runner = createWorkerRunner({
     redis,
     queues: config.worker.queues,
     concurrency: config.worker.jobsPerProcess,
-    process: ((processTask) => (publisher ? withResultsOut(processTask, { publisher, store, bus }) : processTask))(
-      createTaskProcessor({
-        provider,
-        systemPrompt: (taskType) => promptFor(prompts, taskType),
-        limiter,
-        store,
-        bus,
-        logger,
-        jobTimeoutMs: config.worker.jobTimeoutMs,
-        defaultModel: config.llm.model,
-        cache,
-        // Every retry, plus three re-runs after a dead worker or a drain that gave the job back.
-        maxAttempts: config.worker.retries + 4,
-      }),
-    ),
+    processTask: publisher ? withResultsOut(processTask, { publisher, store, bus }) : processTask,
     backoff: { baseMs: config.worker.backoffMs, maxMs: Math.max(config.worker.backoffMs, 60_000) },
     stallIntervalMs: config.worker.stallIntervalMs,
     logger,

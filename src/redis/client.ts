@@ -8,9 +8,9 @@
  * project speaks to Redis through ioredis alone.
  */
 import Redis, { type RedisOptions } from "ioredis";
-import { redactUrl } from "../config";
 import { errorMessage, UnavailableError } from "../errors";
-import type { HealthProbe } from "../health";
+import type { HealthProbe } from "../health-probe";
+import { redactUrl } from "../util/redact-url";
 
 export class RedisClient extends Redis {
   /** node_redis's name for an un-transacted pipeline, which Bee-Queue's saveAll uses. */
@@ -47,23 +47,6 @@ export function isRedisUnavailable(error: unknown): boolean {
     code === "ECONNRESET" ||
     code === "EPIPE"
   );
-}
-
-/**
- * Empties the client's database key by key (SCAN + UNLINK), never FLUSHDB:
- * the Query Engine drops every index of the server, database 0's included,
- * on a FLUSHDB of any database (Redis Stack 7.4, search 2.10), which would
- * take the semantic cache's index from under a running deployment.
- */
-export async function emptyDatabase(client: Redis): Promise<number> {
-  let cursor = "0";
-  let deleted = 0;
-  do {
-    const [next, keys] = await client.scan(cursor, "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) deleted += await client.unlink(...keys);
-  } while (cursor !== "0");
-  return deleted;
 }
 
 /**
@@ -142,17 +125,6 @@ export async function redisServerInfo(client: Redis): Promise<RedisServerInfo> {
   const raw = search ? Number(search[3]) : undefined;
   const searchVersion = raw ? `${Math.floor(raw / 10000)}.${Math.floor(raw / 100) % 100}.${raw % 100}` : undefined;
   return { version, searchVersion };
-}
-
-/** True when FT.* commands work, i.e. vector search is available. */
-export async function hasVectorSearch(client: Redis): Promise<boolean> {
-  try {
-    await client.call("FT._LIST");
-    return true;
-  } catch (error) {
-    if (/unknown command/i.test(errorMessage(error))) return false;
-    throw error;
-  }
 }
 
 export function redisProbe(client: Redis): HealthProbe {

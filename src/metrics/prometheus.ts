@@ -1,6 +1,6 @@
 /** GET /metrics/prometheus: the snapshot in Prometheus text exposition, with per-queue depth for autoscalers (KEDA, HPA). */
 import { Counter, Gauge, Registry } from "prom-client";
-import { type MetricsSnapshot, QUEUE_STATES } from "./metrics-snapshot";
+import { type MetricsSnapshot, QUEUE_STATES } from "./snapshot";
 
 export const PROMETHEUS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 

@@ -6,12 +6,12 @@
  * 400, a hang, a slow answer) and counters, all reachable over HTTP under
  * /__mock/ so that another process (the bench) can drive it.
  *
- *   bun src/llm/mock-openai-server.ts --port 8100 --latency 20-80 --embedding-dim 1536
+ *   bun tools/mock-openai-server.ts --port 8100 --latency 20-80 --embedding-dim 1536
  */
 import { parseArgs } from "node:util";
-import { sleep } from "../util/backoff";
-import { lexicalEmbedding } from "./lexical-embedding";
-import { estimateTokens } from "./provider";
+import { lexicalEmbedding } from "../src/llm/lexical-embedding";
+import { estimateTokens } from "../src/llm/provider";
+import { sleep } from "../src/util/backoff";
 
 export type MockEndpoint = "chat" | "embeddings" | "any";
 

@@ -9,10 +9,12 @@
  *
  * Round trips: 1 per beat, 2 per listing.
  */
-import { t } from "elysia";
+import { Type as t } from "@sinclair/typebox";
 import type Redis from "ioredis";
 import { errorMessage } from "../errors";
 import type { Logger } from "../log";
+import { execChecked } from "../redis/script";
+import { DATE_TIME_FORMAT } from "../util/typebox-formats";
 
 export const WorkerSchema = t.Object({
   id: t.String(),
@@ -24,8 +26,8 @@ export const WorkerSchema = t.Object({
   processed: t.Integer(),
   failed: t.Integer(),
   rss_mb: t.Number(),
-  started_at: t.String({ format: "date-time" }),
-  last_seen: t.String({ format: "date-time" }),
+  started_at: t.String({ format: DATE_TIME_FORMAT }),
+  last_seen: t.String({ format: DATE_TIME_FORMAT }),
 });
 export type Worker = typeof WorkerSchema.static;
 
@@ -84,13 +86,12 @@ export function createWorkerHeartbeat(deps: {
       started_at: startedAt,
       last_seen: new Date(now).toISOString(),
     };
-    const replies = await redis
-      .multi()
-      .set(key, JSON.stringify(worker), "PX", ttlMs)
-      .zadd(indexKey(prefix), now + ttlMs, info.id)
-      .exec();
-    const failure = replies?.find(([error]) => error)?.[0];
-    if (failure) throw failure;
+    await execChecked(
+      redis
+        .multi()
+        .set(key, JSON.stringify(worker), "PX", ttlMs)
+        .zadd(indexKey(prefix), now + ttlMs, info.id),
+    );
   };
 
   // A lost beat is not fatal: the next one, an interval later, repairs the entry before its TTL runs out.

@@ -1,0 +1,101 @@
+/**
+ * The API role: producer queues for every queue a route can name, the
+ * batched enqueuer, the task waiter, and the Elysia app listening on PORT.
+ * Wiring only; the routes are in api/.
+ */
+import { createApp } from "../api/app";
+import { createKeyring } from "../api/auth";
+import { createPendingCap } from "../api/client-limits";
+import type { CacheAdmin } from "../cache";
+import type { Config } from "../config";
+import type { EventBus } from "../events";
+import type { HealthProbe } from "../health-probe";
+import type { Lifecycle } from "../lifecycle";
+import { loadPrompts } from "../llm/prompts";
+import type { Logger } from "../log";
+import { JITTER_BACKOFF, queuedJobs, queueKeys } from "../queue/bee-queue-layout";
+import { createEnqueuer } from "../queue/enqueuer";
+import { createProducerQueue } from "../queue/queues";
+import { logConnectionErrors, type RedisClient } from "../redis/client";
+import { createTaskStore } from "../store/task-store";
+import { createTaskWaiter } from "../store/task-waiter";
+import { producerQueues } from "../task/routing";
+
+export async function startApiRole(deps: {
+  config: Config;
+  redis: RedisClient;
+  bus: EventBus;
+  logger: Logger;
+  lifecycle: Lifecycle;
+  probes: readonly HealthProbe[];
+  cacheAdmin: CacheAdmin;
+  /** Recycling counts of this node's worker processes, when it runs the worker role. */
+  supervisor?: () => { recycled: number; restarted: number };
+  startedAt: number;
+}): Promise<{ listen(): void }> {
+  const { config, redis, bus, logger, lifecycle } = deps;
+  // Producers add to every queue a route can name; workers consume config.worker.queues.
+  const queueNames = producerQueues(config.routes, config.worker.queues);
+  const warn = logger.warn.bind(logger);
+  const queues = new Map(queueNames.map((name) => [name, createProducerQueue(name, { redis })]));
+  for (const [name, queue] of queues) logConnectionErrors(queue, warn, `queue ${name}`);
+  await Promise.all([...queues.values()].map((queue) => queue.ready()));
+  lifecycle.onShutdown("producer queues", () => Promise.all([...queues.values()].map((queue) => queue.close())));
+  const waiter = await createTaskWaiter({ redis, logger });
+  lifecycle.onShutdown("task waiter", () => waiter.close());
+  const enqueuer = createEnqueuer({
+    queues,
+    options: { retries: config.worker.retries, backoffStrategy: JITTER_BACKOFF, backoffMs: config.worker.backoffMs },
+    bus,
+    logger: logger.child({ component: "enqueue" }),
+  });
+  lifecycle.onShutdown("enqueue", () => enqueuer.flush());
+  const keyring = createKeyring(config.apiKeys);
+  const app = createApp({
+    logger: logger.child({ component: "api" }),
+    probes: deps.probes,
+    roles: [...config.roles],
+    startedAt: deps.startedAt,
+    maxBodyBytes: config.maxBodyBytes,
+    tasks: {
+      redis,
+      enqueuer,
+      store: createTaskStore({ redis, resultTtlSeconds: config.resultTtlSeconds, queued: queuedJobs(queueNames) }),
+      waiter,
+      bus,
+      routes: config.routes,
+      taskTypes: new Set(Object.keys(loadPrompts(config.promptsFile))),
+      tenantOf: keyring.tenantOf,
+      logger,
+      pendingCap: createPendingCap({
+        redis,
+        max: config.apiMaxPendingTasks,
+        resultTtlSeconds: config.resultTtlSeconds,
+      }),
+    },
+    access: { keyring, redis, rateLimit: config.apiRateLimit },
+    operations: {
+      redis,
+      queues: queueNames.map((queue) => queueKeys(queue)),
+      ...(deps.supervisor ? { supervisor: deps.supervisor } : {}),
+    },
+    cache: {
+      admin: deps.cacheAdmin,
+      logger: logger.child({ component: "cache" }),
+      mayAdminister: (request) => {
+        if (!keyring.enabled) return true;
+        const tenant = keyring.tenantOf(request);
+        return tenant !== undefined && config.apiAdmins.has(tenant);
+      },
+    },
+  });
+  return {
+    /** Listens on PORT; throws when it cannot. Registered to stop first at shutdown. */
+    listen() {
+      app.listen({ port: config.port, hostname: "0.0.0.0" });
+      // Registered last, so it runs first: stop accepting before anything else closes.
+      lifecycle.onShutdown("http server", () => app.stop());
+      logger.info({ port: config.port, docs: `http://127.0.0.1:${config.port}/swagger` }, "api listening");
+    },
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * The task contract, in one neutral place: what a client sends (`POST
+ * /process`, and a Kafka event's body), what a queued job carries, what a
+ * task's status and result look like. TypeBox only, so the HTTP layer, the
+ * Kafka consumer threads, the workers and the stores all import it without
+ * loading each other (a consumer thread used to load Elysia, Bee-Queue and
+ * the idempotency code to get the request body's schema).
+ */
+import { type Static, Type as T } from "@sinclair/typebox";
+
+/** Task types are lowercase words joined by `_`: they name a prompt and scope cache entries. */
+export const TASK_TYPE_PATTERN = /^[a-z_]+$/;
+
+/** The request body of POST /process; a Kafka event's fields are checked against the same schema. */
+export const ProcessBody = T.Object({
+  text: T.String({ minLength: 1, maxLength: 10_000, description: "the text to process" }),
+  task_type: T.String({
+    pattern: TASK_TYPE_PATTERN.source,
+    maxLength: 64,
+    default: "general_analysis",
+    description:
+      "what to do with the text: sentiment_analysis, summarization, classification, question_answering, general_analysis, or a type of the prompts file",
+  }),
+  use_cache: T.Boolean({ default: true, description: "false: neither look the answer up in the cache nor store it" }),
+  refresh_cache: T.Boolean({
+    default: false,
+    description: "true: skip the cache lookup, ask the LLM, and replace the cached answer",
+  }),
+  model: T.Optional(T.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9._:/-]+$" })),
+  temperature: T.Number({ minimum: 0, maximum: 2, default: 0.7 }),
+  max_tokens: T.Integer({ minimum: 1, maximum: 4000, default: 1000 }),
+});
+export type ProcessRequest = Static<typeof ProcessBody>;
+
+/** What a queued task carries: everything a worker needs, so it never reads the request again. */
+export const TaskJobSchema = T.Object({
+  task_id: T.String(),
+  text: T.String(),
+  task_type: T.String(),
+  use_cache: T.Boolean(),
+  /** Skip the lookup, ask the LLM, replace the cached answer. */
+  refresh_cache: T.Optional(T.Boolean()),
+  model: T.Optional(T.String()),
+  temperature: T.Number(),
+  max_tokens: T.Integer(),
+  /** The API key's name when auth is on; scopes the task and its cache entries. */
+  tenant: T.Optional(T.String()),
+  source: T.Union([T.Literal("api"), T.Literal("kafka"), T.Literal("maintenance")]),
+  /** Epoch ms when the task was accepted: the start of the latency a client sees. */
+  accepted_at: T.Number(),
+  /** Kafka origin of an event, for results to Kafka and tracing. */
+  event: T.Optional(
+    T.Object({
+      topic: T.String(),
+      partition: T.Integer(),
+      offset: T.String(),
+      key: T.Optional(T.String()),
+      event_id: T.Optional(T.String()),
+    }),
+  ),
+});
+export type TaskJob = Static<typeof TaskJobSchema>;
+export type TaskSource = TaskJob["source"];
+
+/** Sortable task ids: UUIDv7 starts with the time, so ids sort in acceptance order. */
+export function newTaskId(): string {
+  return Bun.randomUUIDv7();
+}
+
+/** The status names of the Python design this product replaces. */
+export const TASK_STATUSES = ["PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE"] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+export const TERMINAL: ReadonlySet<TaskStatus> = new Set(["SUCCESS", "FAILURE"]);
+
+export const TaskResultSchema = T.Object({
+  response: T.String(),
+  task_type: T.String(),
+  model: T.String(),
+  processing_time: T.Number({ description: "seconds the worker spent on the task" }),
+  from_cache: T.Boolean(),
+  similarity: T.Optional(T.Number({ description: "cosine similarity of a semantic cache hit" })),
+  cache_tier: T.Optional(
+    T.Union([T.Literal("exact"), T.Literal("semantic"), T.Literal("single_flight")], {
+      description: "how a cached answer was found; single_flight: a concurrent identical request's LLM call",
+    }),
+  ),
+  cache_id: T.Optional(
+    T.String({ description: "the cache entry served or stored ({hash}:{task_type}), for DELETE /cache/{id}" }),
+  ),
+  metadata: T.Object({ tokens_used: T.Number(), prompt_tokens: T.Number(), completion_tokens: T.Number() }),
+});
+export type TaskResult = Static<typeof TaskResultSchema>;
+
+export const TaskErrorSchema = T.Object({ code: T.String(), message: T.String(), retriable: T.Boolean() });
+export type TaskError = Static<typeof TaskErrorSchema>;
+
+/** GET /task/:id: what a client sees of a task. */
+export const TaskSchema = T.Object({
+  task_id: T.String(),
+  status: T.Union(
+    [T.Literal("PENDING"), T.Literal("STARTED"), T.Literal("RETRY"), T.Literal("SUCCESS"), T.Literal("FAILURE")],
+    { description: `one of ${TASK_STATUSES.join(", ")}` },
+  ),
+  result: T.Optional(TaskResultSchema),
+  error: T.Optional(TaskErrorSchema),
+});
+
+/** POST /process's 202. */
+export const AcceptedSchema = T.Object({
+  task_id: T.String(),
+  status: T.Literal("PENDING"),
+  message: T.String(),
+});
