@@ -13,7 +13,7 @@ import type { EventBus } from "../events";
 import type { Logger } from "../log";
 import type { TaskProcessor } from "../pipeline/process-task";
 import type { TaskStore } from "../store/task-store";
-import type { TaskJob, TaskResult } from "../task/contract";
+import type { TaskResult } from "../task/contract";
 import { createKafka } from "./kafka";
 import { createResultPublisher, type ResultPublisher } from "./result-producer";
 
