@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stepHeld } from "../../bench/load/measure-load";
 import type { PartResult, RunResult } from "../../bench/result";
+import { waitFor } from "../helpers/services";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "bench-step-"));
@@ -35,29 +36,53 @@ describe("step mode", () => {
   });
 });
 
+/** The first progress line of the measured phase: `[null server] measure 5.0s  sent 2500  done 2499 ...`. */
+const MEASURING = /\] measure ([\d.]+)s\s+sent \d+\s+done (\d+)/;
+
 describe("Ctrl-C", () => {
   test("stops the run cleanly and still writes the partial results (exit 130)", async () => {
+    // No --quiet: the progress line on stderr (one every 5 s when stderr is not a terminal) says the measured phase runs.
     const proc = Bun.spawn(
-      ["bun", "bench/cli.ts", "null", "--rate", "500", "--duration", "60s", "--warmup", "0", "--out", dir, "--quiet"],
+      ["bun", "bench/cli.ts", "null", "--rate", "500", "--duration", "60s", "--warmup", "0", "--out", dir],
       {
         cwd: ROOT,
         stdout: "pipe",
         stderr: "pipe",
       },
     );
-    await Bun.sleep(3000);
+    let stderr = "";
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) stderr += decoder.decode(chunk);
+    })();
+    const seen = await waitFor(
+      () => {
+        if (proc.exitCode !== null)
+          throw new Error(`the bench exited with ${proc.exitCode} before measuring:\n${stderr}`);
+        const line = MEASURING.exec(stderr);
+        const done = Number(line?.[2] ?? 0);
+        return done > 0 ? { elapsedS: Number(line?.[1]), done } : undefined;
+      },
+      "the bench's progress line of the measured phase, with requests done",
+      30_000,
+      50,
+    );
     proc.kill("SIGINT");
     const code = await proc.exited;
+    await reading;
     const stdout = await new Response(proc.stdout).text();
     expect(code).toBe(130);
     expect(stdout).toContain("INTERRUPTED");
+    expect(stderr).toContain("interrupted: stopping the load, writing partial results");
     const file = readdirSync(dir).find((f) => f.endsWith(".json"));
     const result = JSON.parse(readFileSync(join(dir, file ?? "missing"), "utf8")) as RunResult;
     expect(result.interrupted).toBe(true);
     const measured = result.parts[0];
-    // About the 2-3 s that ran before the signal, not the 60 s asked for.
-    expect(measured?.durationS).toBeLessThan(10);
-    expect(measured?.completed).toBeGreaterThan(500);
+    // What ran before the signal (the progress line came ~5 s in), not the 60 s asked for.
+    expect(measured?.durationS).toBeGreaterThanOrEqual(seen.elapsedS - 0.1);
+    expect(measured?.durationS).toBeLessThan(seen.elapsedS + 10);
+    // Everything done before the signal is in the partial results.
+    expect(measured?.completed).toBeGreaterThanOrEqual(seen.done);
     expect(measured?.errors).toEqual({});
-  });
+  }, 60_000);
 });

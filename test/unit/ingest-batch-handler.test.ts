@@ -18,9 +18,42 @@ function message(offset: number, value: string): KafkaMessage {
   };
 }
 
+/** A promise the test settles by hand: a write that stays in flight until the test says it is durable. */
+function deferred() {
+  let resolve = () => {};
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/**
+ * Polls `check` once per macrotask until it holds (or fails after `timeoutMs`). A macrotask turn runs
+ * every microtask first, so when a check that waits on promises the stand-ins settle at once holds, every
+ * step of the handler that does not wait on something still pending has run as well.
+ */
+async function until(check: () => boolean, what: string, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  // One more turn: whatever the handler does next without waiting on a pending write happens now.
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
 function harness(
   values: string[],
-  options: { staleAfter?: number; failEnqueue?: boolean; rebalancing?: boolean; highWatermark?: number } = {},
+  options: {
+    staleAfter?: number;
+    failEnqueue?: boolean;
+    rebalancing?: boolean;
+    highWatermark?: number;
+    /** The DLQ write stays in flight until this settles. */
+    deadLettersDurable?: Promise<void>;
+    /** The enqueue stays in flight until this settles. */
+    jobsDurable?: Promise<void>;
+  } = {},
 ) {
   const calls: string[] = [];
   const enqueued: TaskJob[][] = [];
@@ -33,6 +66,10 @@ function harness(
       async enqueueBatch(jobs) {
         calls.push(`enqueue:${jobs.length}`);
         if (options.failEnqueue) throw new Error("redis down");
+        if (options.jobsDurable) {
+          await options.jobsDurable;
+          calls.push(`enqueue-durable:${jobs.length}`);
+        }
         enqueued.push([...jobs]);
         waiting += jobs.length;
         return { added: jobs.length, duplicates: 0, duplicateIds: [], waiting };
@@ -41,6 +78,10 @@ function harness(
     deadLetters: {
       async send(batch) {
         if (batch.length > 0) calls.push(`dlq:${batch.length}`);
+        if (options.deadLettersDurable && batch.length > 0) {
+          await options.deadLettersDurable;
+          calls.push(`dlq-durable:${batch.length}`);
+        }
         letters.push(...batch);
       },
     },
@@ -71,7 +112,7 @@ function harness(
 const valid = (id: string) => JSON.stringify({ event_id: id, text: `text ${id}` });
 
 describe("the batch handler", () => {
-  test("commits a chunk only after its jobs and its dead letters are durable, then heartbeats", async () => {
+  test("works a batch chunk by chunk: enqueue and dead letters, then resolve, commit and heartbeat", async () => {
     const h = harness([valid("a"), "not json", valid("b")]);
     await h.run();
     expect(h.calls).toEqual([
@@ -89,6 +130,29 @@ describe("the batch handler", () => {
     expect(h.outcomes).toEqual([
       expect.objectContaining({ consumed: 3, enqueued: 2, dead_lettered: 1, committed: "103", lag: 0 }),
     ]);
+  });
+
+  test("the commit waits for the dead-letter write: nothing is resolved or committed while it is in flight", async () => {
+    const dlq = deferred();
+    const h = harness([valid("a"), "not json"], { deadLettersDurable: dlq.promise });
+    const run = h.run();
+    // The chunk's jobs are in Redis and its dead letter is on its way: only the DLQ write is pending.
+    await until(() => h.calls.includes("dlq:1") && h.enqueued.length === 1, "the chunk's enqueue and DLQ write");
+    expect(h.calls.filter((c) => c.startsWith("resolve") || c.startsWith("commit"))).toEqual([]);
+    dlq.resolve();
+    await run;
+    expect(h.calls).toEqual(["enqueue:1", "dlq:1", "dlq-durable:1", "resolve:101", "commit:102", "heartbeat"]);
+  });
+
+  test("the commit waits for the enqueue: nothing is resolved or committed while the jobs are in flight", async () => {
+    const jobs = deferred();
+    const h = harness([valid("a"), "not json"], { jobsDurable: jobs.promise });
+    const run = h.run();
+    await until(() => h.calls.includes("enqueue:1") && h.letters.length === 1, "the chunk's enqueue and DLQ write");
+    expect(h.calls.filter((c) => c.startsWith("resolve") || c.startsWith("commit"))).toEqual([]);
+    jobs.resolve();
+    await run;
+    expect(h.calls).toEqual(["enqueue:1", "dlq:1", "enqueue-durable:1", "resolve:101", "commit:102", "heartbeat"]);
   });
 
   test("a failed enqueue commits nothing, so the events are redelivered", async () => {
