@@ -2,15 +2,15 @@
  * Example events for `bun run produce`, the tests and the benchmark: keyed by
  * user id, with a chosen share of exact duplicate texts (cache hits) and
  * near duplicates (semantic cache candidates), of a chosen size, optionally
- * with a share of malformed events (not JSON, or failing the schema) for the
- * DLQ. Deterministic for a given seed, so runs can be compared.
+ * with a share of malformed events (not JSON, failing the schema, or of an
+ * unknown task type) for the DLQ. Deterministic for a given seed, so runs can be compared.
  */
 export interface GeneratedEvent {
   key: string;
   value: string;
   /** The event's event_id, or undefined for a malformed one. */
   eventId: string | undefined;
-  malformed: "not_json" | "schema" | undefined;
+  malformed: "not_json" | "schema" | "unknown_task_type" | undefined;
 }
 
 export interface GeneratorOptions {
@@ -21,7 +21,7 @@ export interface GeneratorOptions {
   duplicateShare?: number;
   /** Share 0..1 of events whose text is an earlier one with a word changed. */
   nearDuplicateShare?: number;
-  /** Share 0..1 of malformed events, half not JSON, half failing the schema. */
+  /** Share 0..1 of malformed events: a third not JSON, a third failing the schema, a third of an unknown task type. */
   malformedShare?: number;
   /** Approximate size of each event's JSON, bytes. */
   bytes?: number;
@@ -77,15 +77,18 @@ export function* generateEvents(options: GeneratorOptions): Generator<GeneratedE
     const key = `user-${Math.floor(next() * users)}`;
     const roll = next();
     if (roll < malformedShare) {
-      const notJson = next() < 0.5;
-      yield {
-        key,
-        value: notJson
-          ? `{"event_id": "${idPrefix}-${i}", "text": `
-          : JSON.stringify({ event_id: `${idPrefix}-${i}`, text: "" }),
-        eventId: undefined,
-        malformed: notJson ? "not_json" : "schema",
-      };
+      const kind = next();
+      const id = `${idPrefix}-${i}`;
+      yield kind < 1 / 3
+        ? { key, value: `{"event_id": "${id}", "text": `, eventId: undefined, malformed: "not_json" }
+        : kind < 2 / 3
+          ? { key, value: JSON.stringify({ event_id: id, text: "" }), eventId: undefined, malformed: "schema" }
+          : {
+              key,
+              value: JSON.stringify({ event_id: id, text: "translate me", task_type: "no_such_task_type" }),
+              eventId: undefined,
+              malformed: "unknown_task_type",
+            };
       continue;
     }
     const pick = next();

@@ -44,6 +44,8 @@ export function createBatchHandler(deps: {
   logger: Logger;
   /** Most events per enqueue pipeline and commit. */
   chunkSize: number;
+  /** Task types a worker has a prompt for; events of others are dead-lettered, as the API refuses them. */
+  taskTypes?: ReadonlySet<string>;
   /** Waiting jobs at which the batch stops and onHighWatermark is called; 0: never. */
   highWatermark?: number;
   onHighWatermark?: (waiting: number) => void;
@@ -75,7 +77,7 @@ export function createBatchHandler(deps: {
         const acceptedAt = now();
         for (const message of chunk) {
           const origin = { topic, partition, offset: message.offset, key: message.key?.toString("utf8") };
-          const parsed = parseEvent(message.value, origin, acceptedAt);
+          const parsed = parseEvent(message.value, origin, acceptedAt, deps.taskTypes);
           if (parsed.ok) jobs.push(parsed.job);
           else {
             log.warn(

@@ -10,6 +10,7 @@ import { parentPort, threadId, workerData } from "node:worker_threads";
 import { Partitioners } from "kafkajs";
 import { loadConfig } from "../config";
 import { errorMessage } from "../errors";
+import { loadPrompts } from "../llm/prompts";
 import { createLogger } from "../log";
 import { connectRedis } from "../redis/client";
 import { createBatchHandler } from "./batch-handler";
@@ -82,6 +83,7 @@ try {
     deadLetters: createDeadLetterSink({ producer, topic: config.kafka.dlqTopic }),
     logger,
     chunkSize: config.kafka.batchSize,
+    taskTypes: new Set(Object.keys(loadPrompts(config.promptsFile))),
     highWatermark: config.kafka.queueHighWatermark,
     onHighWatermark: (waiting) => {
       // Pause now, before kafkajs hands over the next batch; the pool's controller owns the resume.

@@ -1,6 +1,6 @@
 /**
- * Events that cannot become tasks (not JSON, or failing the schema) go to
- * the DLQ topic with headers that say why and where they came from, so an
+ * Events that cannot become tasks (not JSON, failing the schema, or of a
+ * task type no worker has a prompt for) go to the DLQ topic with headers that say why and where they came from, so an
  * operator can fix and replay them. They are sent before the batch's offsets
  * are committed: a crash in between re-sends them (at-least-once), it never
  * loses one.

@@ -1,8 +1,11 @@
 /**
  * A Kafka event, parsed and validated with the same TypeBox schema as the
  * HTTP API's POST /process body (ProcessBody), compiled once per thread, and
- * turned into the task job a worker runs. Pure: no I/O, so every rule is unit
- * tested.
+ * turned into the task job a worker runs. The rules are the API's: the same
+ * defaults, numbers as JSON numbers (a numeric string is refused, as over
+ * HTTP), and a task type the workers have a prompt for; an event the API
+ * would refuse goes to the DLQ with its reason instead of failing later,
+ * unseen by its producer. Pure: no I/O, so every rule is unit tested.
  */
 import { type Static, Type as T } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
@@ -31,7 +34,7 @@ const DEFAULTS: [string, unknown][] = Object.entries(KafkaEventSchema.properties
   .filter(([, schema]) => "default" in schema)
   .map(([name, schema]) => [name, (schema as { default: unknown }).default]);
 
-export type RejectReason = "not_json" | "schema";
+export type RejectReason = "not_json" | "schema" | "unknown_task_type";
 
 export interface EventOrigin {
   topic: string;
@@ -49,7 +52,16 @@ export function taskIdOf(eventId: string | undefined, origin: EventOrigin): stri
   return eventId ?? `kafka:${origin.topic}:${origin.partition}:${origin.offset}`;
 }
 
-export function parseEvent(value: Buffer | null, origin: EventOrigin, acceptedAt: number): ParsedEvent {
+/**
+ * `taskTypes`: the task types a worker has a prompt for (POST /process refuses
+ * others with 422); without it any well-formed task type passes.
+ */
+export function parseEvent(
+  value: Buffer | null,
+  origin: EventOrigin,
+  acceptedAt: number,
+  taskTypes?: ReadonlySet<string>,
+): ParsedEvent {
   let raw: unknown;
   try {
     raw = JSON.parse(value?.toString("utf8") ?? "");
@@ -70,6 +82,14 @@ export function parseEvent(value: Buffer | null, origin: EventOrigin, acceptedAt
       reason: "schema",
       detail: first ? `${first.path || "/"}: ${first.message}` : "does not match the event schema",
       ...(typeof eventId === "string" ? { event_id: eventId } : {}),
+    };
+  }
+  if (taskTypes && !taskTypes.has(event.task_type)) {
+    return {
+      ok: false,
+      reason: "unknown_task_type",
+      detail: `/task_type: unknown task type '${event.task_type}'; known: ${[...taskTypes].sort().join(", ")}`,
+      ...(event.event_id === undefined ? {} : { event_id: event.event_id }),
     };
   }
   return {

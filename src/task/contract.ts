@@ -27,8 +27,9 @@ export const ProcessBody = T.Object({
     description: "true: skip the cache lookup, ask the LLM, and replace the cached answer",
   }),
   model: T.Optional(T.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9._:/-]+$" })),
-  temperature: T.Number({ minimum: 0, maximum: 2, default: 0.7 }),
-  max_tokens: T.Integer({ minimum: 1, maximum: 4000, default: 1000 }),
+  // Numbers are JSON numbers, over HTTP and in Kafka events alike: "50" is refused, never converted.
+  temperature: T.Number({ minimum: 0, maximum: 2, default: 0.7, description: "a JSON number 0..2" }),
+  max_tokens: T.Integer({ minimum: 1, maximum: 4000, default: 1000, description: "a JSON integer 1..4000" }),
 });
 export type ProcessRequest = Static<typeof ProcessBody>;
 

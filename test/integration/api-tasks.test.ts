@@ -160,6 +160,9 @@ describe("POST /process", () => {
     ["a string as temperature", { text: "hi", temperature: "hot" }, 422, "temperature"],
     ["a temperature above 2", { text: "hi", temperature: 2.5 }, 422, "temperature"],
     ["max_tokens of 0", { text: "hi", max_tokens: 0 }, 422, "max_tokens"],
+    // One coercion rule for HTTP and Kafka: numbers are JSON numbers (issue 13 §6; "50" used to pass here only).
+    ["a numeric string as max_tokens", { text: "hi", max_tokens: "50" }, 422, "max_tokens"],
+    ["a numeric string as temperature", { text: "hi", temperature: "0.5" }, 422, "temperature"],
     ["no text at all", { task_type: "summarization" }, 422, "text"],
   ])("%s is refused with a 422 naming the field, and nothing is enqueued", async (_name, body, status, field) => {
     const before = await waitingCount();

@@ -46,4 +46,29 @@ describe("Kafka event parsing", () => {
     expect(parse("[1,2]")).toMatchObject({ ok: false, reason: "schema" });
     expect(parse("null")).toMatchObject({ ok: false, reason: "schema" });
   });
+
+  test("numbers are JSON numbers, as over HTTP: a numeric string is rejected, naming the field", () => {
+    expect(parse(JSON.stringify({ text: "x", max_tokens: "50" }))).toMatchObject({
+      ok: false,
+      reason: "schema",
+      detail: expect.stringContaining("/max_tokens"),
+    });
+    expect(parse(JSON.stringify({ text: "x", temperature: "0.5" }))).toMatchObject({
+      ok: false,
+      reason: "schema",
+      detail: expect.stringContaining("/temperature"),
+    });
+  });
+
+  test("a task type no worker has a prompt for is rejected as unknown_task_type, as the API refuses it", () => {
+    const known = new Set(["summarization", "general_analysis"]);
+    const event = Buffer.from(JSON.stringify({ event_id: "e-9", text: "x", task_type: "translation" }));
+    expect(parseEvent(event, origin, 1000, known)).toEqual({
+      ok: false,
+      reason: "unknown_task_type",
+      detail: "/task_type: unknown task type 'translation'; known: general_analysis, summarization",
+      event_id: "e-9",
+    });
+    expect(parseEvent(Buffer.from(JSON.stringify({ text: "x" })), origin, 1000, known)).toMatchObject({ ok: true });
+  });
 });
