@@ -94,12 +94,17 @@ export interface SimulatedProviderOptions {
   random?: () => number;
 }
 
+/** The simulated provider's embedding model: lexical trigrams, named so they never share an index with real vectors. */
+export function simulatedEmbeddingModel(dim: number): string {
+  return `simulated-lexical-${dim}`;
+}
+
 export function createSimulatedProvider(options: SimulatedProviderOptions): LlmProvider {
   const { latencyMs = { min: 0, max: 0 }, embeddingDim, random = Math.random } = options;
   const delay = () => latencyMs.min + random() * (latencyMs.max - latencyMs.min);
   return {
     name: "simulated",
-    embeddingModel: `simulated-lexical-${embeddingDim}`,
+    embeddingModel: simulatedEmbeddingModel(embeddingDim),
     embeddingDim,
     async chat(request: ChatRequest): Promise<ChatResult> {
       const ms = delay();

@@ -12,6 +12,7 @@ import { errorMessage } from "../errors";
 import type { HealthProbe } from "../health-probe";
 import { connectAdmin, createKafka, ensureTopics, kafkaProbe, requiredTopics } from "../ingest/kafka";
 import type { Lifecycle } from "../lifecycle";
+import { embeddingSpaceOf } from "../llm";
 import type { Logger } from "../log";
 import { connectRedis, logConnectionErrors, type RedisClient, redisProbe, redisServerInfo } from "../redis/client";
 
@@ -63,7 +64,7 @@ export async function connectServices(config: Config, logger: Logger, lifecycle:
   const cacheAdmin = createCacheAdmin({
     redis: cacheRedis,
     config: config.cache,
-    embedding: { model: config.llm.embeddingModel, dim: config.llm.embeddingDim },
+    embedding: embeddingSpaceOf(config.llm),
   });
   const probes: HealthProbe[] = [redisProbe(redis), cacheAdmin.probe()];
 
