@@ -19,7 +19,7 @@ const MAX_BYTES_PER_PARTITION = 1_048_576;
 
 const DURATION_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 
-export function parseRateLimit(spec: string): RateLimit | undefined {
+function parseRateLimit(spec: string): RateLimit | undefined {
   if (spec === "") return undefined;
   const match = /^([0-9]+)\/([0-9]+)(ms|s|m|h)$/.exec(spec);
   if (!match) return undefined; // unreachable: the schema's pattern already matched
