@@ -73,6 +73,12 @@ describe("bun start", () => {
     expect(stderr).toContain('WORKER_CONCURRENCY="lots" is not valid');
   });
 
+  test("refuses MAX_BODY_BYTES below 1024 at start, naming the variable and the accepted range", async () => {
+    const { code, stderr } = await finish(start({ MAX_BODY_BYTES: "1023" }));
+    expect(code).toBe(1);
+    expect(stderr).toContain('MAX_BODY_BYTES="1023" is not valid: expected an integer 1024..104857600');
+  });
+
   test("creates its topics, serves /health and exits 0 on SIGTERM", async () => {
     const port = freePort();
     const proc = start({ PORT: String(port), KAFKA_TOPIC_IN: topicIn, KAFKA_TOPIC_OUT: `${topicIn}_out` });

@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { tmpdir } from "node:os";
+import type { TSchema } from "@sinclair/typebox";
 import { CONFIG_VARIABLES, ConfigError, describeConfig, loadConfig } from "../../src/config";
+import { EnvSchema } from "../../src/config/schema";
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -78,6 +80,14 @@ describe("config", () => {
     expect(loadConfig({ KAFKA_TOPIC_OUT: "" }).kafka.topicOut).toBeUndefined();
   });
 
+  test("an empty variable is unset, unless its schema gives the empty value a meaning", () => {
+    const config = loadConfig({ PORT: "", LLM_PROVIDER: " ", MAX_BODY_BYTES: "", KAFKA_TOPIC_OUT: " " });
+    expect(config.port).toBe(8000);
+    expect(config.llm.provider).toBe("simulated");
+    expect(config.maxBodyBytes).toBe(1_048_576);
+    expect(config.kafka.topicOut).toBeUndefined();
+  });
+
   test.each([
     ["PORT", "abc"],
     ["PORT", "70000"],
@@ -102,6 +112,8 @@ describe("config", () => {
     ["CACHE_TTL_SECONDS", "soon"],
     ["RESULT_TTL_SECONDS", "0"],
     ["LLM_RATE_LIMIT", "60 per minute"],
+    ["LLM_RATE_LIMIT", "0/1s"],
+    ["LLM_RATE_LIMIT", "10/0ms"],
     ["API_KEYS", "no-colon-here"],
     ["LOG_LEVEL", "verbose"],
     ["CACHE_SIMILARITY_THRESHOLDS", "translation=1.2"],
@@ -113,12 +125,39 @@ describe("config", () => {
     ["EMBED_BATCH_MAX", "0"],
     ["LLM_PRICE_INPUT_PER_MTOK", "-1"],
     ["API_RATE_LIMIT", "100 per second"],
+    ["API_RATE_LIMIT", "00/1s"],
+    ["MAX_BODY_BYTES", "1"],
+    ["MAX_BODY_BYTES", "1023"],
+    ["KAFKA_SESSION_TIMEOUT_MS", "5999"],
+    ["JOB_STALL_INTERVAL_MS", "499"],
     ["API_MAX_PENDING_TASKS", "-1"],
     ["API_ADMINS", "ops team"],
   ])("%s=%p is rejected, naming the variable, the value and what is accepted", (name, value) => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toStartWith(`${name}="${value}" is not valid: expected `);
+  });
+
+  test("MAX_BODY_BYTES below 1024 stops the process at start, naming the variable and 1024..104857600", () => {
+    expect(problemsOf({ MAX_BODY_BYTES: "1023" })).toEqual([
+      'MAX_BODY_BYTES="1023" is not valid: expected an integer 1024..104857600 (bytes of the largest request body)',
+    ]);
+    expect(loadConfig({ MAX_BODY_BYTES: "1024" }).maxBodyBytes).toBe(1024);
+  });
+
+  test("a minimum is enforced by the schema, and the message states it", () => {
+    expect(problemsOf({ KAFKA_SESSION_TIMEOUT_MS: "5999" })[0]).toContain("expected an integer 6000..300000");
+    expect(loadConfig({ KAFKA_SESSION_TIMEOUT_MS: "6000" }).kafka.sessionTimeoutMs).toBe(6000);
+    expect(problemsOf({ JOB_STALL_INTERVAL_MS: "499" })[0]).toContain("expected an integer 500..600000");
+    expect(loadConfig({ JOB_STALL_INTERVAL_MS: "500" }).worker.stallIntervalMs).toBe(500);
+  });
+
+  test("every numeric variable's message states the range its schema enforces", () => {
+    const stale = Object.entries(EnvSchema.properties as Record<string, TSchema>)
+      .filter(([, schema]) => schema.type === "integer" || schema.type === "number")
+      .filter(([, schema]) => !String(schema.description).includes(`${schema.minimum}..${schema.maximum}`))
+      .map(([name]) => name);
+    expect(stale).toEqual([]);
   });
 
   test("cache settings: per task type thresholds, booleans and the cache's own Redis", () => {
@@ -165,7 +204,6 @@ describe("config", () => {
 
   test("rules between variables are checked", () => {
     expect(problemsOf({ LLM_PROVIDER: "openai" })[0]).toContain("OPENAI_API_KEY");
-    expect(problemsOf({ LLM_RATE_LIMIT: "0/1s" })[0]).toContain("LLM_RATE_LIMIT");
     expect(problemsOf({ API_KEYS: "a:12345678,a:87654321" })[0]).toContain('"a" appears twice');
     expect(problemsOf({ KAFKA_TOPIC_OUT: "datos_crudos" })[0]).toContain("KAFKA_TOPIC_OUT");
   });

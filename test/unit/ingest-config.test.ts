@@ -21,15 +21,15 @@ describe("Kafka ingestion settings", () => {
     );
   });
 
-  test("an invalid value names the variable and what it accepts", () => {
+  test("every invalid value is reported at once, naming the variable and what it accepts", () => {
     try {
       loadConfig({ KAFKA_BATCH_SIZE: "0", KAFKA_SESSION_TIMEOUT_MS: "1000" });
       throw new Error("expected a ConfigError");
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
       const message = (error as ConfigError).message;
-      expect(message).toContain('KAFKA_BATCH_SIZE="0"');
+      expect(message).toContain('KAFKA_BATCH_SIZE="0" is not valid: expected an integer 1..10000');
+      expect(message).toContain('KAFKA_SESSION_TIMEOUT_MS="1000" is not valid: expected an integer 6000..300000');
     }
-    expect(() => loadConfig({ KAFKA_SESSION_TIMEOUT_MS: "1000" })).toThrow(/KAFKA_SESSION_TIMEOUT_MS/);
   });
 });

@@ -24,7 +24,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["metrics"],
   [
     "task",
-    "config.ts",
+    "config",
     "log.ts",
     "errors.ts",
     "events.ts",

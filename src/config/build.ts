@@ -1,0 +1,121 @@
+/**
+ * The checked environment turned into `Config`: lists split, rate limits and
+ * latency ranges parsed, defaults that depend on another variable chosen (the
+ * provider, its embedding dimension, the cache's Redis, the queues workers
+ * consume). Runs only on an environment that passed every check, so nothing
+ * here reports a problem.
+ */
+
+import { availableParallelism } from "node:os";
+import { BASE_QUEUES } from "../task/routing";
+import type { Env } from "./schema";
+import type { ApiKey, Config, LlmProviderName, RateLimit, Role } from "./types";
+
+/** Embedding dimension when EMBEDDING_DIM is unset: the OpenAI model's, or the simulated provider's. */
+const DEFAULT_EMBEDDING_DIM = { openai: 1536, simulated: 384 } as const;
+
+/** Kafka fetch size per partition; not a setting. */
+const MAX_BYTES_PER_PARTITION = 1_048_576;
+
+const DURATION_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+function parseRateLimit(spec: string): RateLimit | undefined {
+  if (spec === "") return undefined;
+  const match = /^([0-9]+)\/([0-9]+)(ms|s|m|h)$/.exec(spec);
+  if (!match) return undefined; // unreachable: the schema's pattern already matched
+  const [, calls, amount, unit] = match as unknown as [string, string, string, keyof typeof DURATION_MS];
+  return { calls: Number(calls), periodMs: Number(amount) * DURATION_MS[unit] };
+}
+
+/** The queues this process's workers consume: WORKER_QUEUES, or every queue a route can send to. */
+function workerQueues(spec: string, routes: ReadonlyMap<string, string>): string[] {
+  if (spec !== "") return [...new Set(spec.split(","))];
+  return [...new Set([...BASE_QUEUES, ...routes.values()])];
+}
+
+function latencyRange(spec: string): { min: number; max: number } {
+  const [min = 0, max = min] = spec.split("-").map(Number);
+  return { min, max };
+}
+
+function pairs(spec: string): [string, string][] {
+  return spec === "" ? [] : spec.split(",").map((pair) => pair.split("=") as [string, string]);
+}
+
+const isTrue = (value: string) => value === "true" || value === "1";
+
+export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
+  const routes = new Map(pairs(env.TASK_ROUTES));
+  const provider: LlmProviderName = env.LLM_PROVIDER ?? (env.OPENAI_API_KEY ? "openai" : "simulated");
+  return {
+    port: env.PORT,
+    roles: new Set(env.ROLES.split(",") as Role[]),
+    redisUrl: env.REDIS_URL,
+    kafka: {
+      brokers: env.KAFKA_BROKERS.split(","),
+      topicIn: env.KAFKA_TOPIC_IN,
+      topicOut: env.KAFKA_TOPIC_OUT === "" ? undefined : env.KAFKA_TOPIC_OUT,
+      dlqTopic: `${env.KAFKA_TOPIC_IN}.dlq`,
+      groupId: env.KAFKA_GROUP_ID,
+      consumerThreads: env.KAFKA_CONSUMER_THREADS,
+      partitionsConcurrently: env.KAFKA_PARTITIONS_AT_ONCE,
+      batchSize: env.KAFKA_BATCH_SIZE,
+      queueHighWatermark: env.KAFKA_QUEUE_HIGH_WATERMARK,
+      queueLowWatermark: env.KAFKA_QUEUE_LOW_WATERMARK,
+      rateLimitPauseMs: env.KAFKA_RATE_LIMIT_PAUSE_MS,
+      dedupTtlSeconds: env.KAFKA_DEDUP_TTL_SECONDS,
+      sessionTimeoutMs: env.KAFKA_SESSION_TIMEOUT_MS,
+      maxBytesPerPartition: MAX_BYTES_PER_PARTITION,
+      resultLingerMs: env.KAFKA_RESULT_LINGER_MS,
+    },
+    worker: {
+      processes: env.WORKER_CONCURRENCY === "auto" ? availableParallelism() : Number(env.WORKER_CONCURRENCY),
+      jobsPerProcess: env.WORKER_JOBS_PER_PROCESS,
+      queues: workerQueues(env.WORKER_QUEUES, routes),
+      maxJobs: env.WORKER_MAX_JOBS,
+      maxMemoryMb: env.WORKER_MAX_MEMORY_MB,
+      jobTimeoutMs: env.JOB_TIMEOUT_MS,
+      retries: env.JOB_RETRIES,
+      backoffMs: env.JOB_BACKOFF_MS,
+      stallIntervalMs: env.JOB_STALL_INTERVAL_MS,
+    },
+    routes,
+    promptsFile: env.PROMPTS_FILE === "" ? undefined : env.PROMPTS_FILE,
+    simulatedLatencyMs: latencyRange(env.SIMULATED_LATENCY_MS),
+    maxBodyBytes: env.MAX_BODY_BYTES,
+    llm: {
+      provider,
+      apiKey: env.OPENAI_API_KEY,
+      baseUrl: env.OPENAI_BASE_URL,
+      model: env.LLM_MODEL,
+      embeddingModel: env.EMBEDDING_MODEL,
+      embeddingDim: env.EMBEDDING_DIM ?? DEFAULT_EMBEDDING_DIM[provider],
+      rateLimit: parseRateLimit(env.LLM_RATE_LIMIT),
+    },
+    cache: {
+      redisUrl: env.CACHE_REDIS_URL ?? env.REDIS_URL,
+      prefix: env.CACHE_PREFIX,
+      similarityThreshold: env.CACHE_SIMILARITY_THRESHOLD,
+      thresholds: new Map(pairs(env.CACHE_SIMILARITY_THRESHOLDS).map(([taskType, value]) => [taskType, Number(value)])),
+      ttlSeconds: env.CACHE_TTL_SECONDS,
+      extendTtlOnHit: isTrue(env.CACHE_TTL_EXTEND_ON_HIT),
+      maxTemperature: env.CACHE_MAX_TEMPERATURE,
+      indexAlgorithm: env.CACHE_INDEX_ALGORITHM,
+      efRuntime: env.CACHE_HNSW_EF_RUNTIME,
+      hybridPolicy: env.CACHE_HYBRID_POLICY === "auto" ? undefined : env.CACHE_HYBRID_POLICY,
+      falseHitGuard: isTrue(env.CACHE_FALSE_HIT_GUARD),
+      embedBatch: { windowMs: env.EMBED_BATCH_WINDOW_MS, maxSize: env.EMBED_BATCH_MAX, memoSize: env.EMBED_MEMO_SIZE },
+      prices: {
+        input: env.LLM_PRICE_INPUT_PER_MTOK,
+        output: env.LLM_PRICE_OUTPUT_PER_MTOK,
+        embedding: env.EMBEDDING_PRICE_PER_MTOK,
+      },
+    },
+    resultTtlSeconds: env.RESULT_TTL_SECONDS,
+    apiKeys,
+    apiAdmins: new Set(env.API_ADMINS === "" ? [] : env.API_ADMINS.split(",")),
+    apiRateLimit: parseRateLimit(env.API_RATE_LIMIT),
+    apiMaxPendingTasks: env.API_MAX_PENDING_TASKS,
+    logLevel: env.LOG_LEVEL,
+  };
+}

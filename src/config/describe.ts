@@ -1,0 +1,32 @@
+/**
+ * The configuration as the process logs it at start: every setting, with the
+ * secrets (provider key, API keys, passwords in Redis URLs) replaced by whether
+ * they are set, so that a log line can be shared without leaking one.
+ */
+
+import { redactUrl } from "../util/redact-url";
+import type { Config } from "./types";
+
+/** A summary safe to log: no secrets, only whether they are set. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  return {
+    port: config.port,
+    roles: [...config.roles],
+    redis: redactUrl(config.redisUrl),
+    kafka: { ...config.kafka },
+    worker: config.worker,
+    routes: Object.fromEntries(config.routes),
+    llm: { ...config.llm, apiKey: config.llm.apiKey ? "[set]" : "[unset]" },
+    cache: {
+      ...config.cache,
+      redisUrl: redactUrl(config.cache.redisUrl),
+      thresholds: Object.fromEntries(config.cache.thresholds),
+    },
+    resultTtlSeconds: config.resultTtlSeconds,
+    apiKeys: config.apiKeys.map((k) => k.name),
+    apiAdmins: [...config.apiAdmins],
+    apiRateLimit: config.apiRateLimit,
+    apiMaxPendingTasks: config.apiMaxPendingTasks,
+    logLevel: config.logLevel,
+  };
+}

@@ -1,0 +1,19 @@
+/**
+ * The configuration module's public face: `import ... from "../config"` finds
+ * this file, so callers never learn how the module is split inside.
+ */
+
+export { describeConfig } from "./describe";
+export { ConfigError, loadConfig } from "./load";
+export { CONFIG_VARIABLES } from "./schema";
+export {
+  type ApiKey,
+  type Config,
+  LLM_PROVIDERS,
+  type LlmProviderName,
+  LOG_LEVELS,
+  type LogLevel,
+  type RateLimit,
+  ROLES,
+  type Role,
+} from "./types";

@@ -1,0 +1,111 @@
+/**
+ * The configuration as the rest of the program sees it: typed, grouped by
+ * stage, with no environment strings left. Kept apart from the schema so that
+ * a module that only needs `Config` or `ApiKey` reads the shapes, not TypeBox.
+ */
+
+export const ROLES = ["api", "consumer", "worker"] as const;
+export type Role = (typeof ROLES)[number];
+export const LLM_PROVIDERS = ["openai", "simulated"] as const;
+export type LlmProviderName = (typeof LLM_PROVIDERS)[number];
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface ApiKey {
+  /** The tenant: scopes tasks and cache entries. */
+  readonly name: string;
+  readonly key: string;
+}
+
+/** Calls per period; a burst of a whole period is allowed. */
+export interface RateLimit {
+  readonly calls: number;
+  readonly periodMs: number;
+}
+
+export interface Config {
+  readonly port: number;
+  readonly roles: ReadonlySet<Role>;
+  readonly redisUrl: string;
+  readonly kafka: {
+    readonly brokers: readonly string[];
+    readonly topicIn: string;
+    /** Undefined when results to Kafka are disabled. */
+    readonly topicOut: string | undefined;
+    readonly dlqTopic: string;
+    readonly groupId: string;
+    readonly consumerThreads: number;
+    /** Partitions one consumer thread works at once (their Redis and Kafka round trips overlap). */
+    readonly partitionsConcurrently: number;
+    /** Events per enqueue pipeline and offset commit. */
+    readonly batchSize: number;
+    readonly queueHighWatermark: number;
+    readonly queueLowWatermark: number;
+    /** 0: the rate limiter never pauses consumption. */
+    readonly rateLimitPauseMs: number;
+    readonly dedupTtlSeconds: number;
+    readonly sessionTimeoutMs: number;
+    readonly maxBytesPerPartition: number;
+    readonly resultLingerMs: number;
+  };
+  readonly worker: {
+    /** Worker processes of the worker role. */
+    readonly processes: number;
+    /** Jobs in flight per worker process and queue. */
+    readonly jobsPerProcess: number;
+    /** Queues the workers of this process consume. */
+    readonly queues: readonly string[];
+    /** Recycle a worker process after this many jobs; 0: never. */
+    readonly maxJobs: number;
+    /** Recycle a worker process above this RSS, MB; 0: no ceiling. */
+    readonly maxMemoryMb: number;
+    readonly jobTimeoutMs: number;
+    readonly retries: number;
+    readonly backoffMs: number;
+    readonly stallIntervalMs: number;
+  };
+  /** task_type → queue, on top of the defaults (API → ai_processing, Kafka → kafka_events). */
+  readonly routes: ReadonlyMap<string, string>;
+  readonly promptsFile: string | undefined;
+  readonly simulatedLatencyMs: { readonly min: number; readonly max: number };
+  readonly maxBodyBytes: number;
+  readonly llm: {
+    readonly provider: LlmProviderName;
+    readonly apiKey: string | undefined;
+    readonly baseUrl: string | undefined;
+    readonly model: string;
+    readonly embeddingModel: string;
+    readonly embeddingDim: number;
+    /** Undefined when unlimited. */
+    readonly rateLimit: RateLimit | undefined;
+  };
+  readonly cache: {
+    /** Redis of the cache entries and vector index; the Query Engine indexes database 0 only. */
+    readonly redisUrl: string;
+    readonly prefix: string;
+    readonly similarityThreshold: number;
+    /** Per task type overrides of similarityThreshold. */
+    readonly thresholds: ReadonlyMap<string, number>;
+    readonly ttlSeconds: number;
+    readonly extendTtlOnHit: boolean;
+    readonly maxTemperature: number;
+    readonly indexAlgorithm: "HNSW" | "FLAT";
+    /** HNSW EF_RUNTIME: recall of near-duplicates against latency (BENCHMARKS.md). */
+    readonly efRuntime: number;
+    /** How the Query Engine combines the scope filter with the KNN search; undefined: its own choice per query. */
+    readonly hybridPolicy: "BATCHES" | "ADHOC_BF" | undefined;
+    readonly falseHitGuard: boolean;
+    readonly embedBatch: { readonly windowMs: number; readonly maxSize: number; readonly memoSize: number };
+    /** USD per million tokens, for the estimated cost saved. */
+    readonly prices: { readonly input: number; readonly output: number; readonly embedding: number };
+  };
+  readonly resultTtlSeconds: number;
+  readonly apiKeys: readonly ApiKey[];
+  /** Tenants (API key names) that may administer the cache when auth is on. */
+  readonly apiAdmins: ReadonlySet<string>;
+  /** Per client; undefined: no limit. */
+  readonly apiRateLimit: RateLimit | undefined;
+  /** Tasks per API key accepted but not finished; 0: no cap. */
+  readonly apiMaxPendingTasks: number;
+  readonly logLevel: LogLevel;
+}
