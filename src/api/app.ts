@@ -40,10 +40,44 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 const WITH_BODY = new Set(["POST", "PUT", "PATCH"]);
 
+/** Bun's own body limit: far above MAX_BODY_BYTES (≤ 100 MiB), which the app enforces with its JSON 413. */
+const BUN_BODY_BACKSTOP_BYTES = 2 ** 31 - 1;
+
+/** The body as text, read chunk by chunk and abandoned with a 413 as soon as it passes `max` bytes. */
+async function readCapped(request: Request, max: number, onTooLarge: () => void): Promise<string> {
+  const reader = (request.body as ReadableStream<Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    length += value.byteLength;
+    if (length > max) {
+      await reader.cancel().catch(() => {});
+      onTooLarge();
+      throw new AppError("PAYLOAD_TOO_LARGE", `the body is over ${max} bytes, the limit`, { status: 413 });
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * Whether a Content-Type names JSON: the media type `application/json` in any
+ * case (media types are case-insensitive, RFC 9110 §8.3.1), with any
+ * parameters. Other JSON-based types (application/json-seq, …+json) are 415:
+ * the API does not speak them.
+ */
+export function isJson(contentType: string): boolean {
+  const semicolon = contentType.indexOf(";");
+  return (semicolon < 0 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase() === "application/json";
+}
+
 export function createApp(deps: AppDeps) {
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  // Bun's own limit is only a backstop (it answers a bare 413): declared sizes are refused below in the JSON
-  // error shape, and a chunked body is counted as it is read.
+  // Bun's own limit answers a bare 413 and closes the connection, so it is only a distant backstop: declared
+  // sizes are refused below in the JSON error shape before the body is read, and a chunked body is counted
+  // as it is read and abandoned at the limit.
   const access = deps.access;
   // The server exists once the app listens; the rate limit reads the remote address through it.
   const listening: { server?: { requestIP(request: Request): { address: string } | null } | null } = {};
@@ -55,7 +89,7 @@ export function createApp(deps: AppDeps) {
   // POST /process is checked on every request: a Set lookup for routes without parameters, the patterns otherwise.
   const isRoute = (method: string, path: string) =>
     routeTable.exact.has(`${method} ${path}`) || allowedMethods(routeTable.routes, path).includes(method);
-  const app = new Elysia({ name: "ai-eventstream", serve: { maxRequestBodySize: maxBodyBytes * 4 } })
+  const app = new Elysia({ name: "ai-eventstream", serve: { maxRequestBodySize: BUN_BODY_BACKSTOP_BYTES } })
     .use(errorHandler(deps.logger, (path) => allowedMethods(routeTable.routes, path)))
     // Before anything reads a body: a request without a key, or over its rate, costs no parsing.
     .use(access ? authGuard(access.keyring, deps.logger) : new Elysia({ name: "auth" }))
@@ -80,7 +114,7 @@ export function createApp(deps: AppDeps) {
         return errorResponse(413, "PAYLOAD_TOO_LARGE", `the body is ${length} bytes; the limit is ${maxBodyBytes}`);
       }
       const type = request.headers.get("content-type") ?? "";
-      if (!/^application\/json\b/i.test(type)) {
+      if (!isJson(type)) {
         deps.logger.info({ route: new URL(request.url).pathname, content_type: type }, "request rejected: not JSON");
         return errorResponse(
           415,
@@ -90,15 +124,12 @@ export function createApp(deps: AppDeps) {
       }
     })
     .onParse(async ({ request }) => {
-      if (request.headers.has("content-length") || !request.body) return;
-      const text = await request.text();
-      const length = Buffer.byteLength(text);
-      if (length > maxBodyBytes) {
-        deps.logger.info({ route: new URL(request.url).pathname, length }, "request rejected: chunked body too large");
-        throw new AppError("PAYLOAD_TOO_LARGE", `the body is ${length} bytes; the limit is ${maxBodyBytes}`, {
-          status: 413,
-        });
-      }
+      // Elysia's own parser is the fast path; it needs the media type in lower case, and a declared length.
+      const declaredJson = request.headers.get("content-type")?.startsWith("application/json") ?? false;
+      if ((declaredJson && request.headers.has("content-length")) || !request.body) return;
+      const text = await readCapped(request, maxBodyBytes, () =>
+        deps.logger.info({ route: new URL(request.url).pathname }, "request rejected: chunked body too large"),
+      );
       try {
         return JSON.parse(text);
       } catch {

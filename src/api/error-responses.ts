@@ -47,13 +47,30 @@ function jsonResponse(status: number, body: ErrorBody, headers: Record<string, s
   });
 }
 
-/** Field path ("/text" → "text") and reason of the first schema violation. */
-function validationDetails(error: ValidationError): { field: string; message: string; location: string } {
+/**
+ * Field path ("/text" → "text"), location and reason of the first schema
+ * violation. Elysia checks a query parameter on its own ("property", with an
+ * empty path): its name is the parameter whose value failed.
+ */
+function validationDetails(
+  error: ValidationError,
+  request: Request,
+): { field: string; message: string; location: string } {
   const first = error.valueError ?? error.all[0];
   const path = first && "path" in first ? String(first.path) : "";
-  const field = path.replace(/^\//, "").replaceAll("/", ".") || "(body)";
   const message = first && "message" in first ? String(first.message) : error.message;
-  return { field, message, location: error.type };
+  let field = path.replace(/^\//, "").replaceAll("/", ".");
+  let location = error.type;
+  if (field === "" && error.type === "property") {
+    for (const [name, value] of new URL(request.url).searchParams) {
+      if (value === String(error.value)) {
+        field = name;
+        location = "query";
+        break;
+      }
+    }
+  }
+  return { field: field || `(${location})`, message, location };
 }
 
 /**
@@ -65,7 +82,7 @@ export function errorHandler(logger: Logger, allowedMethods: (path: string) => s
     let error = thrown;
     const route = `${request.method} ${new URL(request.url).pathname}`;
     if (error instanceof ValidationError) {
-      const details = validationDetails(error);
+      const details = validationDetails(error, request);
       logger.info({ route, ...details }, "request rejected: validation failed");
       return jsonResponse(422, errorBody("VALIDATION_FAILED", `${details.field}: ${details.message}`, details));
     }

@@ -206,6 +206,47 @@ describe("POST /process", () => {
     expect(await waitingCount()).toBe(before);
   });
 
+  test.each([
+    ["APPLICATION/JSON", 202],
+    ["application/JSON; charset=utf-8", 202],
+    ["application/json-seq", 415],
+    ["application/json-patch+json", 415],
+  ])(
+    "content-type %s answers %d: media types are case-insensitive, other JSON types are not ours",
+    async (type, status) => {
+      const response = await post({ text: "hi" }, { "content-type": type });
+      expect(response.status).toBe(status);
+      if (status === 202) createdIds.push((await json<{ task_id: string }>(response)).task_id);
+      else expect((await json<ErrorBody>(response)).error.code).toBe("UNSUPPORTED_MEDIA_TYPE");
+    },
+  );
+
+  test("over a real socket, a body far over the limit (declared or chunked) still gets the JSON 413, never a bare one", async () => {
+    const server = app.listen({ port: 0, hostname: "127.0.0.1" });
+    try {
+      const url = `http://127.0.0.1:${server.server?.port}/process`;
+      const big = "x".repeat(5 * 1024 * 1024); // over 4 × the 1 MiB default, where Bun's own limit used to answer
+      const declared = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: big });
+      expect(declared.status).toBe(413);
+      expect((await json<ErrorBody>(declared)).error.code).toBe("PAYLOAD_TOO_LARGE");
+      const chunk = new TextEncoder().encode("x".repeat(256 * 1024));
+      const chunked = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (let i = 0; i < 20; i++) controller.enqueue(chunk);
+            controller.close();
+          },
+        }),
+      });
+      expect(chunked.status).toBe(413);
+      expect((await json<ErrorBody>(chunked)).error.code).toBe("PAYLOAD_TOO_LARGE");
+    } finally {
+      await app.stop();
+    }
+  });
+
   test("a body that is not JSON is refused with 415", async () => {
     const response = await app.handle(
       new Request("http://localhost/process", {
@@ -315,5 +356,14 @@ describe("GET /task/:id", () => {
   test("a malformed id or wait is refused with 422", async () => {
     expect((await app.handle(new Request("http://localhost/task/bad%20id"))).status).toBe(422);
     expect((await app.handle(new Request("http://localhost/task/abc?wait=soon"))).status).toBe(422);
+  });
+
+  test("a query parameter out of range is named, with its location and the allowed bound", async () => {
+    const response = await app.handle(new Request("http://localhost/task/abc?wait=-1"));
+    expect(response.status).toBe(422);
+    expect((await json<ErrorBody>(response)).error).toMatchObject({
+      message: "wait: Expected integer to be greater or equal to 0",
+      details: { field: "wait", location: "query" },
+    });
   });
 });
