@@ -6,7 +6,7 @@ import { AppError } from "../errors";
 import type { HealthProbe } from "../health-probe";
 import type { Logger } from "../log";
 import { APP_VERSION } from "../version";
-import { authGuard, type Keyring } from "./auth";
+import { adminGuard, authGuard, type Keyring } from "./auth";
 import { type CacheRoutesDeps, cacheRoutes } from "./cache";
 import { clientIdentity, rateLimitGuard } from "./client-limits";
 import { errorHandler, errorResponse } from "./error-responses";
@@ -27,9 +27,13 @@ export interface AppDeps {
   operations?: OperationsRoutesDeps;
   /** DELETE /cache/clear, DELETE /cache/:id. */
   cache?: CacheRoutesDeps;
-  /** API keys (every route but /health needs one when any is configured) and per-client request rate. */
+  /**
+   * API keys (every route but /health needs one when any is configured), who is an admin (what spans
+   * tenants: metrics, workers, /health's checks, the cache), and the per-client request rate.
+   */
   access?: {
     keyring: Keyring;
+    isAdmin: (request: Request) => boolean;
     redis: Redis;
     rateLimit: { calls: number; periodMs: number } | undefined;
   };
@@ -103,6 +107,8 @@ export function createApp(deps: AppDeps) {
           })
         : new Elysia({ name: "rate-limit" }),
     )
+    // After the rate limit: refused requests count toward it too.
+    .use(access ? adminGuard(access.keyring, access.isAdmin, deps.logger) : new Elysia({ name: "admin" }))
     .onRequest(({ request }) => {
       if (!WITH_BODY.has(request.method)) return;
       // A method the path does not have is the error handler's 405, whatever its body.
@@ -156,7 +162,14 @@ export function createApp(deps: AppDeps) {
         },
       }),
     )
-    .use(healthRoutes({ probes: deps.probes, roles: deps.roles, startedAt: deps.startedAt ?? Date.now() }))
+    .use(
+      healthRoutes({
+        probes: deps.probes,
+        roles: deps.roles,
+        startedAt: deps.startedAt ?? Date.now(),
+        ...(access?.keyring.enabled ? { maySeeDetail: access.isAdmin } : {}),
+      }),
+    )
     .use(deps.tasks ? taskRoutes(deps.tasks) : new Elysia({ name: "tasks" }))
     .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }))
     .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }))

@@ -2,7 +2,8 @@
  * API keys (API_KEYS / API_KEYS_FILE). When any is configured, every route
  * but /health needs `Authorization: Bearer <key>`; the key's name is the
  * tenant, which scopes tasks (another tenant's task is a 404) and cache
- * entries. Keys are compared in constant time (SHA-256 digests, every key
+ * entries. What spans tenants (the deployment's metrics, its worker
+ * processes, /health's checks) needs a key named in API_ADMINS. Keys are compared in constant time (SHA-256 digests, every key
  * checked, no early exit) and never logged: logs name the tenant or the
  * reason, never the presented value.
  */
@@ -56,5 +57,27 @@ export function authGuard(keyring: Keyring, logger: Logger) {
     const response = errorResponse(401, "UNAUTHORIZED", `${reason}: send Authorization: Bearer <key> (API_KEYS)`);
     response.headers.set("www-authenticate", 'Bearer realm="ai-eventstream"');
     return response;
+  });
+}
+
+/** Routes whose answer spans every tenant: the deployment's volume, its processes. */
+const ADMIN_PATHS = new Set(["/metrics", "/metrics/prometheus", "/workers"]);
+
+/**
+ * With keys configured, the routes of ADMIN_PATHS answer only an admin key
+ * (403 for another tenant's): one tenant must not read another's volume, or
+ * the PIDs and hosts of the deployment. Runs after authGuard, so the key is valid.
+ */
+export function adminGuard(keyring: Keyring, isAdmin: (request: Request) => boolean, logger: Logger) {
+  const plugin = new Elysia({ name: "admin" });
+  if (!keyring.enabled) return plugin;
+  return plugin.onRequest(({ request }) => {
+    const path = new URL(request.url).pathname;
+    if (!ADMIN_PATHS.has(path) || isAdmin(request)) return;
+    logger.info(
+      { route: `${request.method} ${path}`, tenant: keyring.tenantOf(request) },
+      "request refused: not an admin",
+    );
+    return errorResponse(403, "FORBIDDEN", `${path} spans every tenant: it needs a key named in API_ADMINS`);
   });
 }

@@ -1,4 +1,9 @@
-/** GET /health: 200 when every required dependency answers, else 503; vector search is reported, not required. */
+/**
+ * GET /health: 200 when every required dependency answers, else 503; vector
+ * search is reported, not required. Anyone may ask (an orchestrator's probe
+ * has no key), but with API keys configured only an admin key sees the
+ * checks (topics, lag, index names) and roles: others get the status alone.
+ */
 import { Elysia, t } from "elysia";
 import { type HealthProbe, runProbes } from "../health-probe";
 import { APP_VERSION } from "../version";
@@ -14,17 +19,26 @@ const ProbeSchema = t.Object({
 export const HealthSchema = t.Object({
   status: t.Union([t.Literal("ok"), t.Literal("unavailable")]),
   version: t.String(),
-  uptime: t.Number({ description: "seconds since the process started" }),
-  roles: t.Array(t.String()),
-  checks: t.Record(t.String(), ProbeSchema),
+  uptime: t.Optional(t.Number({ description: "seconds since the process started" })),
+  roles: t.Optional(t.Array(t.String())),
+  checks: t.Optional(
+    t.Record(t.String(), ProbeSchema, { description: "each dependency; with API keys, shown to an admin key only" }),
+  ),
 });
 
-export function healthRoutes(deps: { probes: readonly HealthProbe[]; roles: readonly string[]; startedAt: number }) {
+export function healthRoutes(deps: {
+  probes: readonly HealthProbe[];
+  roles: readonly string[];
+  startedAt: number;
+  /** Whether a request may see the checks; absent: everyone may (no API keys). */
+  maySeeDetail?: (request: Request) => boolean;
+}) {
   return new Elysia({ name: "health" }).get(
     "/health",
-    async ({ set }) => {
+    async ({ set, request }) => {
       const report = await runProbes(deps.probes);
       set.status = report.status === "ok" ? 200 : 503;
+      if (deps.maySeeDetail && !deps.maySeeDetail(request)) return { status: report.status, version: APP_VERSION };
       return {
         status: report.status,
         version: APP_VERSION,

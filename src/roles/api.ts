@@ -51,6 +51,12 @@ export async function startApiRole(deps: {
   });
   lifecycle.onShutdown("enqueue", () => enqueuer.flush());
   const keyring = createKeyring(config.apiKeys);
+  // Without keys everyone administers (a private deployment); with them, the tenants named in API_ADMINS.
+  const isAdmin = (request: Request) => {
+    if (!keyring.enabled) return true;
+    const tenant = keyring.tenantOf(request);
+    return tenant !== undefined && config.apiAdmins.has(tenant);
+  };
   const app = createApp({
     logger: logger.child({ component: "api" }),
     probes: deps.probes,
@@ -73,7 +79,7 @@ export async function startApiRole(deps: {
         resultTtlSeconds: config.resultTtlSeconds,
       }),
     },
-    access: { keyring, redis, rateLimit: config.apiRateLimit },
+    access: { keyring, isAdmin, redis, rateLimit: config.apiRateLimit },
     operations: {
       redis,
       queues: queueNames.map((queue) => queueKeys(queue)),
@@ -82,11 +88,7 @@ export async function startApiRole(deps: {
     cache: {
       admin: deps.cacheAdmin,
       logger: logger.child({ component: "cache" }),
-      mayAdminister: (request) => {
-        if (!keyring.enabled) return true;
-        const tenant = keyring.tenantOf(request);
-        return tenant !== undefined && config.apiAdmins.has(tenant);
-      },
+      mayAdminister: isAdmin,
     },
   });
   return {

@@ -17,7 +17,7 @@ import { createLogger } from "../../src/log";
 import { JITTER_BACKOFF, queuedJobs, queueKeys } from "../../src/queue/bee-queue-layout";
 import { createEnqueuer } from "../../src/queue/enqueuer";
 import { createProducerQueue } from "../../src/queue/queues";
-import type { RedisClient } from "../../src/redis/client";
+import { type RedisClient, redisProbe } from "../../src/redis/client";
 import { createTaskStore, pendingKey } from "../../src/store/task-store";
 import { createTaskWaiter, type TaskWaiter } from "../../src/store/task-waiter";
 import type { TaskJob } from "../../src/task/contract";
@@ -64,7 +64,7 @@ function buildApp(options: { rateLimit?: { calls: number; periodMs: number }; ma
   const bus = createEventBus();
   return createApp({
     logger,
-    probes: [],
+    probes: [redisProbe(redis)],
     roles: ["api"],
     tasks: {
       redis,
@@ -92,7 +92,7 @@ function buildApp(options: { rateLimit?: { calls: number; periodMs: number }; ma
       logger,
       mayAdminister: (request) => keyring.tenantOf(request) === ops,
     },
-    access: { keyring, redis, rateLimit: options.rateLimit },
+    access: { keyring, isAdmin: (request) => keyring.tenantOf(request) === ops, redis, rateLimit: options.rateLimit },
   });
 }
 
@@ -130,7 +130,28 @@ describe("API keys and tenants", () => {
         expect((await json<ErrorBody>(response)).error.code).toBe("UNAUTHORIZED");
       }
     }
-    expect((await call(app, "GET", "/metrics", KEYS.acme)).status).toBe(200);
+    expect((await call(app, "GET", "/metrics", KEYS.ops)).status).toBe(200);
+  });
+
+  test("what spans tenants (metrics, workers) answers only a key named in API_ADMINS: 403 for another tenant", async () => {
+    const app = buildApp();
+    for (const path of ["/metrics", "/metrics/prometheus", "/workers"]) {
+      const denied = await call(app, "GET", path, KEYS.acme);
+      expect(denied.status, path).toBe(403);
+      expect((await json<ErrorBody>(denied)).error.code).toBe("FORBIDDEN");
+      expect((await call(app, "GET", path, KEYS.ops)).status, path).toBe(200);
+    }
+  });
+
+  test("/health answers anyone with its status alone; only an admin key sees the checks and roles", async () => {
+    const app = buildApp();
+    for (const key of [undefined, KEYS.acme]) {
+      const response = await call(app, "GET", "/health", key);
+      expect(response.status).toBe(200);
+      expect(Object.keys(await json<Record<string, unknown>>(response)).sort()).toEqual(["status", "version"]);
+    }
+    const admin = await json<Record<string, unknown>>(await call(app, "GET", "/health", KEYS.ops));
+    expect(admin).toMatchObject({ status: "ok", roles: ["api"], checks: { redis: { ok: true } } });
   });
 
   test("tenant A cannot read tenant B's task: 404, the same as a task that does not exist", async () => {
@@ -151,11 +172,11 @@ describe("API keys and tenants", () => {
     const statuses: number[] = [];
     let limited: Response | undefined;
     for (let i = 0; i < 7; i++) {
-      const response = await call(app, "GET", "/workers", KEYS.globex);
+      const response = await call(app, "GET", "/task/0190b0c4-0000-7000-8000-000000000000", KEYS.globex);
       statuses.push(response.status);
       if (response.status === 429) limited = response;
     }
-    expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
+    expect(statuses).toEqual([404, 404, 404, 404, 404, 429, 429]);
     expect(Number(limited?.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     expect((await json<ErrorBody>(limited as Response)).error.code).toBe("RATE_LIMITED");
     expect((await call(app, "GET", "/workers", KEYS.ops)).status).toBe(200);

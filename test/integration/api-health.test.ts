@@ -51,8 +51,8 @@ describe("GET /health", () => {
     expect(response.status).toBe(200);
     expect(body.status).toBe("ok");
     expect(body.roles).toEqual(["api"]);
-    expect(body.checks.redis).toMatchObject({ ok: true, required: true });
-    expect(body.checks.semantic_cache).toMatchObject({
+    expect(body.checks?.redis).toMatchObject({ ok: true, required: true });
+    expect(body.checks?.semantic_cache).toMatchObject({
       ok: true,
       required: false,
       info: { index: `${cachePrefix}-idx:health-test:8`, algorithm: "HNSW", dim: 8, entries: 0 },
@@ -66,15 +66,15 @@ describe("GET /health", () => {
 
     expect(response.status).toBe(503);
     expect(body.status).toBe("unavailable");
-    expect(body.checks.redis?.ok).toBe(false);
-    expect(body.checks.redis?.error).toBeString();
+    expect(body.checks?.redis?.ok).toBe(false);
+    expect(body.checks?.redis?.error).toBeString();
   });
 
   test("a failing optional probe is reported without making the process unhealthy", async () => {
     const app = createApp({ logger, probes: [redisProbe(redis), cacheOn(absent).probe()], roles: ["api"] });
     const response = await get(app, "/health");
     expect(response.status).toBe(200);
-    const check = (await json<Health>(response)).checks.semantic_cache;
+    const check = (await json<Health>(response)).checks?.semantic_cache;
     expect(check?.ok).toBe(false);
     expect(check?.error).toContain("semantic search unavailable (exact tier only)");
   });
