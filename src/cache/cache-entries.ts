@@ -14,6 +14,7 @@ import type Redis from "ioredis";
 import type { ChatResult } from "../llm/provider";
 import { execChecked } from "../redis/script";
 import type { CacheKeys } from "./cache-key";
+import type { KnnMatch } from "./vector-index";
 
 export interface CachedAnswer {
   readonly query: string;
@@ -75,6 +76,17 @@ export function parseMetadata(json: string): CachedMetadata {
     completion_tokens: Number(value.completion_tokens ?? 0),
     created_at: Number(value.created_at ?? 0),
   };
+}
+
+/** A semantic match in the cache's shape; unreadable metadata counts as no tokens (a hit all the same). */
+export function answerOfMatch(match: KnnMatch): CachedAnswer {
+  let metadata: CachedMetadata;
+  try {
+    metadata = parseMetadata(match.metadata);
+  } catch {
+    metadata = { tokens_used: 0, prompt_tokens: 0, completion_tokens: 0, created_at: 0 };
+  }
+  return { query: match.query, response: match.response, model: match.model, metadata };
 }
 
 function toAnswer(values: (string | null)[]): CachedAnswer | undefined {

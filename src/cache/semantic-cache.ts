@@ -1,16 +1,19 @@
 /**
  * The semantic cache in front of the LLM (admission in cache-admission.ts,
- * the cross-process lock in flight-lock.ts). For one request:
+ * the cross-process lock in flight-lock.ts). For one request, in named steps:
  *
- *   1. exact tier: one HMGET of the computed key; a hit costs no embedding.
- *   2. same key already in flight in this process → wait for that answer.
- *   3. semantic tier: embed (micro-batched) → KNN (pipelined), threshold and
- *      false-hit guard.
- *   4. single-flight across processes: SET NX a lock (and re-read the entry,
- *      same round trip); the holder calls the LLM and stores; the others poll
- *      until the entry appears or the lock goes.
- *   5. store on miss, under the admission policy: finish reason `stop`, a
- *      non-empty answer, temperature at most CACHE_MAX_TEMPERATURE; errors
+ *   1. readExact, the exact tier: one HMGET of the computed key; a hit costs
+ *      no embedding.
+ *   2. same key already in flight in this process → followInProcess: wait for
+ *      that answer.
+ *   3. lookUpSemantic, the semantic tier: embed (micro-batched) → KNN
+ *      (pipelined), threshold and false-hit guard.
+ *   4. takeLead, single flight across processes: SET NX a lock (and re-read
+ *      the entry, same round trip); the holder calls the LLM and stores; the
+ *      others poll until the entry appears or the lock goes.
+ *   5. answerAndOffer on a miss (and on a refresh, and when the lock failed):
+ *      compute, then store under the admission policy: finish reason `stop`,
+ *      a non-empty answer, temperature at most CACHE_MAX_TEMPERATURE; errors
  *      never reach here (compute throws).
  *
  * The cache never fails a task: a Redis or embeddings error is counted and
@@ -22,7 +25,7 @@ import type { EventBus } from "../events";
 import type { ChatResult } from "../llm/provider";
 import type { Logger } from "../log";
 import { type CacheFailure, createAdmission } from "./cache-admission";
-import { answerOf, type CachedAnswer, type CachedMetadata, type CacheEntries, parseMetadata } from "./cache-entries";
+import { answerOf, answerOfMatch, type CachedAnswer, type CacheEntries } from "./cache-entries";
 import { type CacheKeys, type CacheRequest, exactHash, scopeOf } from "./cache-key";
 import { computeUnderLease, followLeader } from "./flight-lock";
 import { CacheStageError, type SemanticLookup } from "./semantic-lookup";
@@ -73,6 +76,20 @@ export interface SemanticCacheDeps {
   prices: { input: number; output: number };
 }
 
+/** One request's lookup: where its entry lives, and what it has cost so far (for `cache.lookup`). */
+interface Lookup {
+  readonly request: CacheRequest;
+  readonly scope: string;
+  readonly hash: string;
+  /** The entry's key, and its id (`{hash}:{task_type}`). */
+  readonly key: string;
+  readonly id: string;
+  readonly started: number;
+  roundTrips: number;
+}
+
+type FlightLock = { readonly lock: string; readonly token: string };
+
 export function createSemanticCache(deps: SemanticCacheDeps): SemanticCache {
   const { entries, keys, index, semantic, bus, logger, threshold, maxTemperature, extendTtlOnHit } = deps;
   const { lockLeaseMs, maxFollowMs } = deps;
@@ -81,23 +98,24 @@ export function createSemanticCache(deps: SemanticCacheDeps): SemanticCache {
   const savedNanoUsd = (answer: CachedAnswer) =>
     (answer.metadata.prompt_tokens * deps.prices.input + answer.metadata.completion_tokens * deps.prices.output) * 1000;
 
-  const hit = (
-    tier: CacheTier,
-    id: string,
-    answer: CachedAnswer,
-    started: number,
-    roundTrips: number,
-    similarity?: number,
-  ): Resolution => {
+  const hit = (lookup: Lookup, tier: CacheTier, id: string, answer: CachedAnswer, similarity?: number): Resolution => {
     bus.emit("cache.lookup", {
       tier,
-      ms: performance.now() - started,
-      round_trips: roundTrips,
+      ms: performance.now() - lookup.started,
+      round_trips: lookup.roundTrips,
       saved_nano_usd: savedNanoUsd(answer),
       ...(similarity === undefined ? {} : { similarity }),
     });
     return { fromCache: true, hit: { tier, id, answer, ...(similarity === undefined ? {} : { similarity }) } };
   };
+
+  /** A lookup that served nothing; a bypass looked nothing up, so it costs nothing. */
+  const missed = (tier: "miss" | "error" | "bypass", lookup?: Lookup) =>
+    bus.emit("cache.lookup", {
+      tier,
+      ms: lookup ? performance.now() - lookup.started : 0,
+      round_trips: lookup?.roundTrips ?? 0,
+    });
 
   const failed: CacheFailure = (stage, error, context) => {
     bus.emit("cache.error", { stage });
@@ -106,78 +124,109 @@ export function createSemanticCache(deps: SemanticCacheDeps): SemanticCache {
 
   const offer = createAdmission({ entries, keys, index, bus, failed });
 
-  const lead = async (
-    request: CacheRequest,
-    scope: string,
-    hash: string,
-    started: number,
+  const answerFresh = async (compute: () => Promise<ChatResult>): Promise<Resolution> => ({
+    fromCache: false,
+    answer: await compute(),
+  });
+
+  /**
+   * Compute (renewing the single-flight lock's lease while it runs, when there
+   * is one), offer the answer for storage, return it. The vector is asked for
+   * after the answer: a refresh embeds only then.
+   */
+  const answerAndOffer = async (
+    lookup: Lookup,
     compute: () => Promise<ChatResult>,
+    vectorOf: () => Promise<Float32Array | undefined> | Float32Array | undefined,
+    lock?: FlightLock,
   ): Promise<Resolution> => {
-    const key = keys.entry(hash, request.taskType);
-    const id = keys.entryId(hash, request.taskType);
-    const context = { task_type: request.taskType };
-    let roundTrips = 1;
-    let vector: Float32Array | undefined;
-
-    if (index.status().available) {
-      try {
-        const result = await semantic.lookup({
-          text: request.text,
-          scope,
-          taskType: request.taskType,
-          threshold: threshold(request.taskType),
-        });
-        vector = result.vector;
-        roundTrips += result.roundTrips;
-        if (result.match) {
-          if (extendTtlOnHit) await entries.touch(result.match.key).catch(() => {});
-          const matchId = result.match.key.slice(keys.indexPrefix.length);
-          const answer: CachedAnswer = {
-            query: result.match.query,
-            response: result.match.response,
-            model: result.match.model,
-            metadata: parseMetadataSafe(result.match.metadata),
-          };
-          return hit("semantic", matchId, answer, started, roundTrips, result.match.similarity);
-        }
-      } catch (error) {
-        failed(error instanceof CacheStageError ? error.stage : "lookup", error, context);
-      }
-    }
-
-    const lock = keys.lock(hash);
-    const token = crypto.randomUUID();
-    for (let attempt = 0; attempt < 3; attempt++) {
-      let locked: boolean;
-      try {
-        const state = await entries.lockOrRead(key, lock, token, lockLeaseMs);
-        roundTrips += 1;
-        if (state.entry) {
-          if (state.locked) await entries.unlock(lock, token).catch(() => {});
-          return hit("exact", id, state.entry, started, roundTrips);
-        }
-        locked = state.locked;
-        if (!locked) {
-          bus.emit("cache.single_flight", { role: "follower" });
-          const entry = await followLeader(entries, key, lock, maxFollowMs);
-          if (entry) return hit("single_flight", id, entry, started, roundTrips);
-          continue;
-        }
-      } catch (error) {
-        failed("lock", error, context);
-        break;
-      }
-      bus.emit("cache.single_flight", { role: "leader" });
-      bus.emit("cache.lookup", { tier: "miss", ms: performance.now() - started, round_trips: roundTrips });
-      const answer = await computeUnderLease(entries, lock, token, lockLeaseMs, compute);
-      const storedId = await offer({ request, scope, hash, answer, vector, lock: { lock, token } });
-      return { fromCache: false, answer, ...(storedId ? { storedId } : {}) };
-    }
-    // The lock kept changing hands, or Redis failed: answer without the single flight rather than not at all.
-    bus.emit("cache.lookup", { tier: "miss", ms: performance.now() - started, round_trips: roundTrips });
-    const answer = await compute();
-    const storedId = await offer({ request, scope, hash, answer, vector });
+    const answer = lock
+      ? await computeUnderLease(entries, lock.lock, lock.token, lockLeaseMs, compute)
+      : await compute();
+    const { request, scope, hash } = lookup;
+    const storedId = await offer({ request, scope, hash, answer, vector: await vectorOf(), lock });
     return { fromCache: false, answer, ...(storedId ? { storedId } : {}) };
+  };
+
+  /** The exact tier's hit, undefined on a miss, or "unavailable" when Redis failed (counted). */
+  const readExact = async (lookup: Lookup): Promise<Resolution | undefined | "unavailable"> => {
+    try {
+      const entry = await entries.get(lookup.key, extendTtlOnHit);
+      return entry ? hit(lookup, "exact", lookup.id, entry) : undefined;
+    } catch (error) {
+      failed("lookup", error, { task_type: lookup.request.taskType });
+      missed("error", lookup);
+      return "unavailable";
+    }
+  };
+
+  /** The outcome of this process's leader for the same key, served as a hit. */
+  const followInProcess = async (lookup: Lookup, flight: Promise<Resolution>): Promise<Resolution> => {
+    bus.emit("cache.single_flight", { role: "follower" });
+    const outcome = await flight;
+    if (outcome.fromCache) {
+      const { tier, id, answer, similarity } = outcome.hit;
+      return hit(lookup, tier, id, answer, similarity);
+    }
+    const answer = answerOf(lookup.request.text, outcome.answer);
+    return hit(lookup, "single_flight", outcome.storedId ?? lookup.id, answer);
+  };
+
+  /** A semantic hit, or the request's vector (when it could be computed) for storing the answer of a miss. */
+  const lookUpSemantic = async (lookup: Lookup): Promise<{ hit?: Resolution; vector?: Float32Array }> => {
+    if (!index.status().available) return {};
+    const { text, taskType } = lookup.request;
+    try {
+      const result = await semantic.lookup({ text, scope: lookup.scope, taskType, threshold: threshold(taskType) });
+      lookup.roundTrips += result.roundTrips;
+      const { match } = result;
+      if (!match) return { vector: result.vector };
+      if (extendTtlOnHit) await entries.touch(match.key).catch(() => {});
+      const id = match.key.slice(keys.indexPrefix.length);
+      return { hit: hit(lookup, "semantic", id, answerOfMatch(match), match.similarity) };
+    } catch (error) {
+      failed(error instanceof CacheStageError ? error.stage : "lookup", error, { task_type: taskType });
+      return {};
+    }
+  };
+
+  /**
+   * The single flight across processes: the lock to lead under, or a hit (the
+   * entry appeared, or another process's leader stored it); no lock when it
+   * kept changing hands or Redis failed (counted).
+   */
+  const takeLead = async (lookup: Lookup): Promise<{ hit: Resolution } | { lock?: FlightLock }> => {
+    const lock = { lock: keys.lock(lookup.hash), token: crypto.randomUUID() };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const state = await entries.lockOrRead(lookup.key, lock.lock, lock.token, lockLeaseMs);
+        lookup.roundTrips += 1;
+        if (state.entry) {
+          if (state.locked) await entries.unlock(lock.lock, lock.token).catch(() => {});
+          return { hit: hit(lookup, "exact", lookup.id, state.entry) };
+        }
+        if (state.locked) return { lock };
+        bus.emit("cache.single_flight", { role: "follower" });
+        const entry = await followLeader(entries, lookup.key, lock.lock, maxFollowMs);
+        if (entry) return { hit: hit(lookup, "single_flight", lookup.id, entry) };
+      } catch (error) {
+        failed("lock", error, { task_type: lookup.request.taskType });
+        return {};
+      }
+    }
+    return {};
+  };
+
+  /** After an exact miss: the semantic tier, then the single flight across processes, then the LLM. */
+  const lead = async (lookup: Lookup, compute: () => Promise<ChatResult>): Promise<Resolution> => {
+    const { hit: semanticHit, vector } = await lookUpSemantic(lookup);
+    if (semanticHit) return semanticHit;
+    const flight = await takeLead(lookup);
+    if ("hit" in flight) return flight.hit;
+    // Without the lock, answer without the single flight rather than not at all.
+    if (flight.lock) bus.emit("cache.single_flight", { role: "leader" });
+    missed("miss", lookup);
+    return answerAndOffer(lookup, compute, () => vector, flight.lock);
   };
 
   /** The vector of a refreshed entry, so it stays findable by the semantic tier. */
@@ -195,37 +244,25 @@ export function createSemanticCache(deps: SemanticCacheDeps): SemanticCache {
     async resolve(request, options, compute) {
       const started = performance.now();
       if (!options.useCache || request.temperature > maxTemperature) {
-        bus.emit("cache.lookup", { tier: "bypass", ms: 0, round_trips: 0 });
-        return { fromCache: false, answer: await compute() };
+        missed("bypass");
+        return answerFresh(compute);
       }
       const scope = scopeOf(request);
       const hash = exactHash(request, scope);
+      const [key, id] = [keys.entry(hash, request.taskType), keys.entryId(hash, request.taskType)];
+      // One round trip counted from the start: the exact tier's read.
+      const lookup: Lookup = { request, scope, hash, key, id, started, roundTrips: 1 };
       if (options.refresh) {
-        bus.emit("cache.lookup", { tier: "bypass", ms: 0, round_trips: 0 });
-        const answer = await compute();
-        const storedId = await offer({ request, scope, hash, answer, vector: await embedQuietly(request.text) });
-        return { fromCache: false, answer, ...(storedId ? { storedId } : {}) };
+        missed("bypass");
+        return answerAndOffer(lookup, compute, () => embedQuietly(request.text));
       }
-      try {
-        const entry = await entries.get(keys.entry(hash, request.taskType), extendTtlOnHit);
-        if (entry) return hit("exact", keys.entryId(hash, request.taskType), entry, started, 1);
-      } catch (error) {
-        failed("lookup", error, { task_type: request.taskType });
-        bus.emit("cache.lookup", { tier: "error", ms: performance.now() - started, round_trips: 1 });
-        return { fromCache: false, answer: await compute() };
-      }
+      const exact = await readExact(lookup);
+      if (exact === "unavailable") return answerFresh(compute);
+      if (exact) return exact;
 
       const inFlight = flights.get(hash);
-      if (inFlight) {
-        bus.emit("cache.single_flight", { role: "follower" });
-        const outcome = await inFlight;
-        const answer = outcome.fromCache ? outcome.hit.answer : answerOf(request.text, outcome.answer);
-        const similarity = outcome.fromCache ? outcome.hit.similarity : undefined;
-        const tier = outcome.fromCache ? outcome.hit.tier : "single_flight";
-        const id = outcome.fromCache ? outcome.hit.id : (outcome.storedId ?? keys.entryId(hash, request.taskType));
-        return hit(tier, id, answer, started, 1, similarity);
-      }
-      const flight = lead(request, scope, hash, started, compute);
+      if (inFlight) return followInProcess(lookup, inFlight);
+      const flight = lead(lookup, compute);
       flights.set(hash, flight);
       try {
         return await flight;
@@ -234,12 +271,4 @@ export function createSemanticCache(deps: SemanticCacheDeps): SemanticCache {
       }
     },
   };
-}
-
-function parseMetadataSafe(json: string): CachedMetadata {
-  try {
-    return parseMetadata(json);
-  } catch {
-    return { tokens_used: 0, prompt_tokens: 0, completion_tokens: 0, created_at: 0 };
-  }
 }

@@ -1,19 +1,28 @@
 /**
- * One task, start to end: mark it started (or skip it when a crashed
- * worker's earlier run already finished it), look the answer up in the
- * semantic cache; on a miss wait for the global LLM rate limit, ask the
- * provider under a timeout that really aborts the call, offer the answer to
- * the cache; store the result, announce it. On failure, decide retry-or-fail: only retriable
- * errors are retried, and a TypeError (a bug) never is.
+ * One task, start to end, in named steps:
+ *
+ *   1. startTask: mark it STARTED, or skip it when a crashed worker's earlier
+ *      run already finished it (it is not run twice); refuseRerun: past
+ *      maxAttempts starts it fails for good (TOO_MANY_ATTEMPTS).
+ *   2. lookUpOrAnswer: the semantic cache, and on a miss the LLM (llm-call.ts:
+ *      the global rate limit, then a timeout that really aborts the call),
+ *      whose answer the cache stores if it admits it.
+ *   3. resultOf: the result, built one way for a cache hit and a fresh answer.
+ *   4. recordSuccess: store the result, announce it.
+ *
+ * Any failure goes to retryOrFail, the one place that decides: only retriable
+ * errors are retried while retries remain, and a TypeError (a bug) never is.
  */
-import type { SemanticCache } from "../cache/semantic-cache";
+import { answerOf } from "../cache/cache-entries";
+import type { Resolution, SemanticCache } from "../cache/semantic-cache";
 import { AppError, errorMessage } from "../errors";
 import type { EventBus } from "../events";
-import type { ChatResult, LlmProvider } from "../llm/provider";
+import type { LlmProvider } from "../llm/provider";
 import type { RateLimiter } from "../llm/rate-limiter";
 import type { Logger } from "../log";
 import type { TaskStore } from "../store/task-store";
 import type { TaskError, TaskJob, TaskResult } from "../task/contract";
+import { createLlmCall, type LlmCall } from "./llm-call";
 
 export interface TaskProcessorDeps {
   provider: LlmProvider;
@@ -48,13 +57,6 @@ export interface QueuedTask {
   readonly options: object;
 }
 
-export class JobTimeoutError extends AppError {
-  constructor(ms: number, cause?: unknown) {
-    super("JOB_TIMEOUT", `the task timed out after ${ms} ms (JOB_TIMEOUT_MS)`, { retriable: true, cause, status: 504 });
-    this.name = "JobTimeoutError";
-  }
-}
-
 /** The error as a task records it. A non-AppError (TypeError, RangeError, ...) is a bug: never retried. */
 export function classify(error: unknown): TaskError & { retryAfterMs?: number } {
   if (error instanceof AppError) {
@@ -69,29 +71,57 @@ export function classify(error: unknown): TaskError & { retryAfterMs?: number } 
   return { code: "INTERNAL", message: errorMessage(error), retriable: false };
 }
 
+/**
+ * Stall detection re-runs the job of a process that died and does not count it
+ * as a retry: a task that kills its worker every time (a poison job) would loop
+ * for ever. Past the cap it fails for good.
+ */
+export class TooManyAttemptsError extends AppError {
+  constructor(
+    readonly attempt: number,
+    readonly maxAttempts: number,
+  ) {
+    super(
+      "TOO_MANY_ATTEMPTS",
+      `the task was started ${attempt} times without finishing (its worker died each time?); not run again`,
+    );
+    this.name = "TooManyAttemptsError";
+  }
+}
+
 const round4 = (n: number) => Math.round(n * 10_000) / 10_000;
+
+/** The task's result, built one way whether the cache or the LLM answered. */
+export function resultOf(task: TaskJob, resolution: Resolution, processingMs: number): TaskResult {
+  const { answer, hit, cacheId } = resolution.fromCache
+    ? { answer: resolution.hit.answer, hit: resolution.hit, cacheId: resolution.hit.id }
+    : { answer: answerOf(task.text, resolution.answer), hit: undefined, cacheId: resolution.storedId };
+  return {
+    response: answer.response,
+    task_type: task.task_type,
+    model: answer.model,
+    processing_time: processingMs / 1000,
+    from_cache: resolution.fromCache,
+    ...(hit?.similarity === undefined ? {} : { similarity: round4(hit.similarity) }),
+    ...(hit ? { cache_tier: hit.tier } : {}),
+    ...(cacheId ? { cache_id: cacheId } : {}),
+    metadata: {
+      tokens_used: answer.metadata.tokens_used,
+      prompt_tokens: answer.metadata.prompt_tokens,
+      completion_tokens: answer.metadata.completion_tokens,
+    },
+  };
+}
 
 export type TaskProcessor = (job: QueuedTask, queue: string) => Promise<TaskResult | undefined>;
 
 export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
-  const {
-    provider,
-    systemPrompt,
-    limiter,
-    store,
-    bus,
-    logger,
-    jobTimeoutMs,
-    defaultModel,
-    cache,
-    maxAttempts = 0,
-  } = deps;
+  const { systemPrompt, store, bus, logger, defaultModel, cache, maxAttempts = 0 } = deps;
+  const llmDeps = { provider: deps.provider, limiter: deps.limiter, bus, timeoutMs: deps.jobTimeoutMs };
 
-  return async (job, queue) => {
-    const task = job.data;
-    const log = logger.child({ task_id: task.task_id, queue });
-    const startedAt = Date.now();
-    const start = await store.start(task, queue, startedAt);
+  /** The attempt's number, or undefined when an earlier run already finished the task. */
+  const startTask = async (task: TaskJob, queue: string, now: number, log: Logger) => {
+    const start = await store.start(task, queue, now);
     if (start.status !== "STARTED") {
       // A worker died after finishing this task but before Bee-Queue recorded it: do not run it twice.
       log.info({ status: start.status }, "task already finished by an earlier run; not running it again");
@@ -99,143 +129,88 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     }
     const attempt = "attempt" in start ? start.attempt : 1;
     bus.emit("task.started", { task_id: task.task_id, queue, attempt });
-    if (maxAttempts > 0 && attempt > maxAttempts) {
-      // Stall detection re-runs the job of a process that died, and does not count it as a retry: a task that
-      // kills its worker every time (a poison job) would loop for ever. Past the cap it fails for good.
-      const recorded = {
-        code: "TOO_MANY_ATTEMPTS",
-        message: `the task was started ${attempt} times without finishing (its worker died each time?); not run again`,
-        retriable: false,
-      };
-      (job.options as TaskJobOptions).retries = 0;
-      await store.fail(task.task_id, recorded, Date.now(), task.tenant);
-      bus.emit("task.failed", { task_id: task.task_id, queue, code: recorded.code });
-      log.error({ attempt, max_attempts: maxAttempts }, recorded.message);
-      throw new AppError(recorded.code, recorded.message);
-    }
+    return attempt;
+  };
 
-    let signal: AbortSignal | undefined;
+  const refuseRerun = (attempt: number) => {
+    if (maxAttempts > 0 && attempt > maxAttempts) throw new TooManyAttemptsError(attempt, maxAttempts);
+  };
+
+  const lookUpOrAnswer = async (task: TaskJob, llm: LlmCall): Promise<Resolution> => {
+    const system = systemPrompt(task.task_type);
+    const model = task.model ?? defaultModel;
+    const { temperature, max_tokens: maxTokens } = task;
+    const compute = () => llm.ask({ taskType: task.task_type, system, user: task.text, model, temperature, maxTokens });
+    if (!cache) return { fromCache: false, answer: await compute() };
+    return cache.resolve(
+      { tenant: task.tenant, taskType: task.task_type, text: task.text, model, system, temperature, maxTokens },
+      { useCache: task.use_cache, refresh: task.refresh_cache === true },
+      compute,
+    );
+  };
+
+  const recordSuccess = async (
+    task: TaskJob,
+    queue: string,
+    result: TaskResult,
+    startedAt: number,
+    finishedAt: number,
+  ) => {
+    await store.succeed(task.task_id, result, finishedAt, task.tenant);
+    bus.emit("task.succeeded", {
+      task_id: task.task_id,
+      queue,
+      task_type: task.task_type,
+      processing_ms: finishedAt - startedAt,
+      latency_ms: finishedAt - task.accepted_at,
+      from_cache: result.from_cache,
+      tokens: result.metadata.tokens_used,
+    });
+  };
+
+  /** The one retry-or-fail decision; returns the error to throw back to the queue. */
+  const retryOrFail = async (job: QueuedTask, queue: string, error: unknown, log: Logger) => {
+    const task = job.data;
+    const { retryAfterMs, ...recorded } = classify(error);
+    const options = job.options as TaskJobOptions;
+    if (recorded.retriable && options.retries > 0) {
+      options.retryAfterMs = retryAfterMs;
+      await store.retry(task.task_id, recorded);
+      bus.emit("task.retried", { task_id: task.task_id, queue, code: recorded.code, delay_ms: retryAfterMs ?? 0 });
+      log.warn(
+        { code: recorded.code, error: recorded.message, retries_left: options.retries },
+        "task attempt failed; retrying",
+      );
+      return error;
+    }
+    // Bee-Queue retries any error while retries remain: a non-retriable one must fail now.
+    options.retries = 0;
+    await store.fail(task.task_id, recorded, Date.now(), task.tenant);
+    bus.emit("task.failed", { task_id: task.task_id, queue, code: recorded.code });
+    // A task that kills its worker is the operator's problem, not the client's: it is logged as an error.
+    if (error instanceof TooManyAttemptsError)
+      log.error({ attempt: error.attempt, max_attempts: error.maxAttempts }, recorded.message);
+    else log.warn({ code: recorded.code, error: recorded.message }, "task failed");
+    return error;
+  };
+
+  return async (job, queue) => {
+    const task = job.data;
+    const log = logger.child({ task_id: task.task_id, queue });
+    const startedAt = Date.now();
+    const attempt = await startTask(task, queue, startedAt, log);
+    if (attempt === undefined) return undefined;
+    // One per attempt: it knows whether this attempt's timeout fired.
+    const llm = createLlmCall(llmDeps);
     try {
-      const system = systemPrompt(task.task_type);
-      const model = task.model ?? defaultModel;
-      const callLlm = async (): Promise<ChatResult> => {
-        // Waiting for the global rate limit is not the job's time: a backlog delays jobs, it never times them out.
-        const waitedMs = await limiter.waitForSlot();
-        if (waitedMs > 0) bus.emit("llm.rate_limited", { wait_ms: waitedMs });
-        signal = AbortSignal.timeout(jobTimeoutMs);
-        const callStarted = performance.now();
-        return provider
-          .chat({
-            taskType: task.task_type,
-            system,
-            user: task.text,
-            model,
-            temperature: task.temperature,
-            maxTokens: task.max_tokens,
-            signal,
-          })
-          .then(
-            (result) => {
-              bus.emit("llm.call", {
-                provider: provider.name,
-                model: result.model,
-                ms: performance.now() - callStarted,
-                ok: true,
-                prompt_tokens: result.usage.promptTokens,
-                completion_tokens: result.usage.completionTokens,
-              });
-              return result;
-            },
-            (error: unknown) => {
-              bus.emit("llm.call", {
-                provider: provider.name,
-                model,
-                ms: performance.now() - callStarted,
-                ok: false,
-                prompt_tokens: 0,
-                completion_tokens: 0,
-              });
-              throw signal?.aborted ? new JobTimeoutError(jobTimeoutMs, error) : error;
-            },
-          );
-      };
-      const resolution = cache
-        ? await cache.resolve(
-            {
-              tenant: task.tenant,
-              taskType: task.task_type,
-              text: task.text,
-              model,
-              system,
-              temperature: task.temperature,
-              maxTokens: task.max_tokens,
-            },
-            { useCache: task.use_cache, refresh: task.refresh_cache === true },
-            callLlm,
-          )
-        : { fromCache: false as const, answer: await callLlm() };
+      refuseRerun(attempt);
+      const resolution = await lookUpOrAnswer(task, llm);
       const finishedAt = Date.now();
-      const result: TaskResult = resolution.fromCache
-        ? {
-            response: resolution.hit.answer.response,
-            task_type: task.task_type,
-            model: resolution.hit.answer.model,
-            processing_time: (finishedAt - startedAt) / 1000,
-            from_cache: true,
-            ...(resolution.hit.similarity === undefined ? {} : { similarity: round4(resolution.hit.similarity) }),
-            cache_tier: resolution.hit.tier,
-            cache_id: resolution.hit.id,
-            metadata: {
-              tokens_used: resolution.hit.answer.metadata.tokens_used,
-              prompt_tokens: resolution.hit.answer.metadata.prompt_tokens,
-              completion_tokens: resolution.hit.answer.metadata.completion_tokens,
-            },
-          }
-        : {
-            response: resolution.answer.text,
-            task_type: task.task_type,
-            model: resolution.answer.model,
-            processing_time: (finishedAt - startedAt) / 1000,
-            from_cache: false,
-            ...(resolution.storedId ? { cache_id: resolution.storedId } : {}),
-            metadata: {
-              tokens_used: resolution.answer.usage.totalTokens,
-              prompt_tokens: resolution.answer.usage.promptTokens,
-              completion_tokens: resolution.answer.usage.completionTokens,
-            },
-          };
-      await store.succeed(task.task_id, result, finishedAt, task.tenant);
-      bus.emit("task.succeeded", {
-        task_id: task.task_id,
-        queue,
-        task_type: task.task_type,
-        processing_ms: finishedAt - startedAt,
-        latency_ms: finishedAt - task.accepted_at,
-        from_cache: result.from_cache,
-        tokens: result.metadata.tokens_used,
-      });
+      const result = resultOf(task, resolution, finishedAt - startedAt);
+      await recordSuccess(task, queue, result, startedAt, finishedAt);
       return result;
     } catch (thrown) {
-      const error =
-        signal?.aborted && !(thrown instanceof JobTimeoutError) ? new JobTimeoutError(jobTimeoutMs, thrown) : thrown;
-      const { retryAfterMs, ...recorded } = classify(error);
-      const options = job.options as TaskJobOptions;
-      if (recorded.retriable && options.retries > 0) {
-        options.retryAfterMs = retryAfterMs;
-        await store.retry(task.task_id, recorded);
-        bus.emit("task.retried", { task_id: task.task_id, queue, code: recorded.code, delay_ms: retryAfterMs ?? 0 });
-        log.warn(
-          { code: recorded.code, error: recorded.message, retries_left: options.retries },
-          "task attempt failed; retrying",
-        );
-      } else {
-        // Bee-Queue retries any error while retries remain: a non-retriable one must fail now.
-        options.retries = 0;
-        await store.fail(task.task_id, recorded, Date.now(), task.tenant);
-        bus.emit("task.failed", { task_id: task.task_id, queue, code: recorded.code });
-        log.warn({ code: recorded.code, error: recorded.message }, "task failed");
-      }
-      throw error;
+      throw await retryOrFail(job, queue, llm.blame(thrown), log);
     }
   };
 }

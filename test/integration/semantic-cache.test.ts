@@ -3,6 +3,8 @@
  * answers from the project's mock OpenAI server through the real `openai`
  * SDK. Each test has its own key prefix (its own index); two cache instances
  * with their own Redis connections stand for two worker processes.
+ * Past ~300 lines on purpose: one test per promise of semantic-cache.ts's
+ * header, on one harness that a second file would have to copy.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import type Redis from "ioredis";
@@ -213,13 +215,20 @@ describe("semantic cache (real Redis Query Engine, mock OpenAI over HTTP)", () =
     expect(events.all("cache.store").filter((e) => !e.stored)).toHaveLength(2);
   });
 
-  test("use_cache false neither looks up nor stores; refresh replaces the entry", async () => {
-    const { cache, admin, prefix } = await build();
+  test("use_cache false or a temperature above CACHE_MAX_TEMPERATURE neither looks up nor stores; refresh replaces the entry, still findable by meaning", async () => {
+    const { cache, admin, prefix, events } = await build({ config: { maxTemperature: 0.5 } });
     const request = ask("List three uses of graphene");
     const off = { useCache: false, refresh: false };
-    await resolve(cache, request, off);
-    await resolve(cache, request, off);
-    expect(mock.counters().chat_requests).toBe(2);
+    const hot = { ...request, temperature: 0.9 };
+    for (const [r, options] of [
+      [request, off],
+      [request, off],
+      [hot, ON],
+      [hot, ON],
+    ] as const)
+      await resolve(cache, r, options);
+    expect(mock.counters().chat_requests).toBe(4);
+    expect(events.tiers()).toEqual(["bypass", "bypass", "bypass", "bypass"]);
     expect(await admin.clear()).toBe(0);
 
     const stored = await resolve(cache, request);
@@ -230,7 +239,34 @@ describe("semantic cache (real Redis Query Engine, mock OpenAI over HTTP)", () =
     const refreshed = await resolve(cache, request, { useCache: true, refresh: true });
     expect(refreshed.fromCache).toBe(false);
     expect(await redis.hget(key, "response")).toBe(responseOf(refreshed));
-    expect(mock.counters().chat_requests).toBe(4);
+    expect(mock.counters().chat_requests).toBe(6);
+    // The refresh stored the entry whole again, its vector included.
+    const near = await resolve(cache, ask("List three uses of graphene!"));
+    expect(near.fromCache && near.hit.tier).toBe("semantic");
+  });
+
+  test("a Redis failure at the single-flight lock never fails the task: it is answered without the lock, stored, and counted", async () => {
+    // Every pipelined SET goes with a negative lease, which Redis refuses: only the lock is SET in a pipeline.
+    const lockRefused = new Proxy(redis, {
+      get(target, property) {
+        if (property === "pipeline")
+          return () => {
+            const pipeline = target.pipeline();
+            const set = pipeline.set.bind(pipeline) as unknown as (...args: (string | number)[]) => typeof pipeline;
+            pipeline.set = ((key: string, value: string) => set(key, value, "PX", -1, "NX")) as typeof pipeline.set;
+            return pipeline;
+          };
+        const value = Reflect.get(target, property);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const { cache, events } = await build({ client: lockRefused });
+    const request = ask("Which metal has the highest melting point?");
+    expect((await resolve(cache, request)).fromCache).toBe(false);
+    expect(events.all("cache.error").map((e) => e.stage)).toEqual(["lock"]);
+    expect((await resolve(cache, request)).fromCache).toBe(true);
+    expect(events.tiers()).toEqual(["miss", "exact"]);
+    expect(mock.counters().chat_requests).toBe(1);
   });
 
   test("entries age out after CACHE_TTL_SECONDS, and a hit does not extend the age unless configured", async () => {

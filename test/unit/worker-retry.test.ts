@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { AppError } from "../../src/errors";
-import { classify, JobTimeoutError } from "../../src/pipeline/process-task";
+import { JobTimeoutError } from "../../src/pipeline/llm-call";
+import { classify } from "../../src/pipeline/process-task";
 import { retryDelay } from "../../src/util/backoff";
 
 describe("retry delay", () => {

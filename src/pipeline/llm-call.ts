@@ -1,0 +1,70 @@
+/**
+ * One task's call to the LLM. It first waits for the global rate limit, which
+ * is not the job's time: a backlog delays jobs, it never times them out. Then
+ * it asks the provider under JOB_TIMEOUT_MS with a signal that really aborts
+ * the HTTP call, and reports every call, answered or not, as `llm.call`.
+ */
+import { AppError } from "../errors";
+import type { EventBus } from "../events";
+import type { ChatRequest, ChatResult, LlmProvider } from "../llm/provider";
+import type { RateLimiter } from "../llm/rate-limiter";
+
+export class JobTimeoutError extends AppError {
+  constructor(ms: number, cause?: unknown) {
+    super("JOB_TIMEOUT", `the task timed out after ${ms} ms (JOB_TIMEOUT_MS)`, { retriable: true, cause, status: 504 });
+    this.name = "JobTimeoutError";
+  }
+}
+
+export interface LlmCallDeps {
+  provider: LlmProvider;
+  limiter: RateLimiter;
+  bus: EventBus;
+  timeoutMs: number;
+}
+
+/** One task attempt's LLM call (at most one ask per attempt: the cache calls it once, on a miss). */
+export interface LlmCall {
+  /** Waits for a slot, then asks; a call that the timeout cut throws JobTimeoutError. */
+  readonly ask: (request: Omit<ChatRequest, "signal"> & { model: string }) => Promise<ChatResult>;
+  /**
+   * The error to record for what a task's attempt threw: once the timeout has
+   * fired, whatever follows from the abort is the timeout's doing.
+   */
+  readonly blame: (thrown: unknown) => unknown;
+}
+
+export function createLlmCall(deps: LlmCallDeps): LlmCall {
+  const { provider, limiter, bus, timeoutMs } = deps;
+  let signal: AbortSignal | undefined;
+  const timedOut = (thrown: unknown) => signal?.aborted === true && !(thrown instanceof JobTimeoutError);
+
+  const report = (started: number, model: string, result?: ChatResult) =>
+    bus.emit("llm.call", {
+      provider: provider.name,
+      model: result?.model ?? model,
+      ms: performance.now() - started,
+      ok: result !== undefined,
+      prompt_tokens: result?.usage.promptTokens ?? 0,
+      completion_tokens: result?.usage.completionTokens ?? 0,
+    });
+
+  return {
+    async ask(request) {
+      const waitedMs = await limiter.waitForSlot();
+      if (waitedMs > 0) bus.emit("llm.rate_limited", { wait_ms: waitedMs });
+      signal = AbortSignal.timeout(timeoutMs);
+      const started = performance.now();
+      let result: ChatResult;
+      try {
+        result = await provider.chat({ ...request, signal });
+      } catch (error) {
+        report(started, request.model);
+        throw timedOut(error) ? new JobTimeoutError(timeoutMs, error) : error;
+      }
+      report(started, request.model, result);
+      return result;
+    },
+    blame: (thrown) => (timedOut(thrown) ? new JobTimeoutError(timeoutMs, thrown) : thrown),
+  };
+}

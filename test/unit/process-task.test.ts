@@ -1,0 +1,241 @@
+/**
+ * A task's steps and its retry-or-fail decision, in process: the simulated
+ * provider (real latency, a signal that really aborts it), a rate limiter that
+ * makes the task wait, and a store that records what the processor told it.
+ * The paths with real processes (kill -9, poison jobs, provider faults over
+ * HTTP) are in test/fault and test/integration.
+ */
+import { describe, expect, test } from "bun:test";
+import type { Resolution, SemanticCache } from "../../src/cache/semantic-cache";
+import { createEventBus, type EventMap } from "../../src/events";
+import { DEFAULT_PROMPTS, promptFor } from "../../src/llm/prompts";
+import { LlmError, type LlmProvider } from "../../src/llm/provider";
+import { type RateLimiter, UNLIMITED } from "../../src/llm/rate-limiter";
+import { createSimulatedProvider } from "../../src/llm/simulated-provider";
+import { createLogger } from "../../src/log";
+import { createTaskProcessor, resultOf, type TaskJobOptions } from "../../src/pipeline/process-task";
+import type { TaskStore } from "../../src/store/task-store";
+import type { TaskError, TaskJob, TaskResult, TaskStatus } from "../../src/task/contract";
+
+const job = (extra: Partial<TaskJob> = {}): TaskJob => ({
+  task_id: `t-${crypto.randomUUID()}`,
+  text: "The delivery was fast and the product works well",
+  task_type: "sentiment_analysis",
+  use_cache: true,
+  temperature: 0.2,
+  max_tokens: 200,
+  source: "api",
+  accepted_at: Date.now(),
+  ...extra,
+});
+
+/** A store that answers start() as told and records every outcome. */
+function recordingStore(start: { status: "STARTED"; attempt: number } | { status: TaskStatus }) {
+  const outcomes: { kind: "succeed" | "retry" | "fail"; result?: TaskResult; error?: TaskError }[] = [];
+  const store: TaskStore = {
+    start: async () => start,
+    succeed: async (_id, result) => void outcomes.push({ kind: "succeed", result }),
+    retry: async (_id, error) => void outcomes.push({ kind: "retry", error }),
+    fail: async (_id, error) => void outcomes.push({ kind: "fail", error }),
+    get: async () => undefined,
+  };
+  return { store, outcomes };
+}
+
+function build(
+  options: {
+    provider?: LlmProvider;
+    limiter?: RateLimiter;
+    attempt?: number;
+    status?: TaskStatus;
+    maxAttempts?: number;
+    jobTimeoutMs?: number;
+    cache?: SemanticCache;
+  } = {},
+) {
+  const { store, outcomes } = recordingStore(
+    options.status ? { status: options.status } : { status: "STARTED", attempt: options.attempt ?? 1 },
+  );
+  const bus = createEventBus();
+  const llmCalls: EventMap["llm.call"][] = [];
+  bus.on("llm.call", (call) => llmCalls.push(call));
+  const process = createTaskProcessor({
+    provider: options.provider ?? createSimulatedProvider({ embeddingDim: 8 }),
+    systemPrompt: (taskType) => promptFor(DEFAULT_PROMPTS, taskType),
+    limiter: options.limiter ?? UNLIMITED,
+    store,
+    bus,
+    logger: createLogger({ level: "silent" }),
+    jobTimeoutMs: options.jobTimeoutMs ?? 5_000,
+    defaultModel: "default-model",
+    ...(options.cache ? { cache: options.cache } : {}),
+    maxAttempts: options.maxAttempts ?? 0,
+  });
+  const run = (data: TaskJob, retries = 3) => {
+    const queued = { data, options: { retries } as TaskJobOptions };
+    return { queued, done: process(queued, "ai_processing") };
+  };
+  return { run, outcomes, llmCalls };
+}
+
+/** A provider whose every call fails with the given error. */
+const failing = (error: unknown): LlmProvider => ({
+  ...createSimulatedProvider({ embeddingDim: 8 }),
+  chat: async () => {
+    throw error;
+  },
+});
+
+describe("a task's steps", () => {
+  test("a task an earlier run already finished is not run again: no LLM call, nothing recorded", async () => {
+    const { run, outcomes, llmCalls } = build({ status: "SUCCESS" });
+    expect(await run(job()).done).toBeUndefined();
+    expect(outcomes).toEqual([]);
+    expect(llmCalls).toEqual([]);
+  });
+
+  test("past maxAttempts starts the task fails for good with TOO_MANY_ATTEMPTS, without asking the LLM", async () => {
+    const { run, outcomes, llmCalls } = build({ attempt: 8, maxAttempts: 7 });
+    const { queued, done } = run(job());
+    await expect(done).rejects.toMatchObject({ code: "TOO_MANY_ATTEMPTS" });
+    expect(queued.options.retries).toBe(0);
+    expect(outcomes).toEqual([{ kind: "fail", error: expect.objectContaining({ code: "TOO_MANY_ATTEMPTS" }) }]);
+    expect(llmCalls).toEqual([]);
+  });
+
+  test("a fresh answer is recorded as the result, with its tokens and no cache fields", async () => {
+    const { run, outcomes } = build();
+    const result = await run(job()).done;
+    expect(result).toMatchObject({ from_cache: false, model: "simulated", task_type: "sentiment_analysis" });
+    expect(result?.response).toStartWith("positive");
+    expect(result?.metadata.tokens_used).toBeGreaterThan(0);
+    expect(result).not.toContainAnyKeys(["cache_tier", "cache_id", "similarity"]);
+    expect(outcomes).toEqual([{ kind: "succeed", result }]);
+  });
+
+  test("a cache hit and a fresh answer are built into results of one shape; similarity is rounded to 4 places", () => {
+    const answer = {
+      text: "positive",
+      model: "m",
+      finishReason: "stop",
+      usage: { promptTokens: 3, completionTokens: 2, totalTokens: 5 },
+    };
+    const fresh: Resolution = { fromCache: false, answer, storedId: "abc:sentiment_analysis" };
+    const hit: Resolution = {
+      fromCache: true,
+      hit: {
+        tier: "semantic",
+        id: "def:sentiment_analysis",
+        similarity: 0.934567,
+        answer: {
+          query: "q",
+          response: "positive",
+          model: "m",
+          metadata: { tokens_used: 5, prompt_tokens: 3, completion_tokens: 2, created_at: 1 },
+        },
+      },
+    };
+    const task = job();
+    const common = {
+      response: "positive",
+      task_type: task.task_type,
+      model: "m",
+      processing_time: 0.25,
+      metadata: { tokens_used: 5, prompt_tokens: 3, completion_tokens: 2 },
+    };
+    expect(resultOf(task, fresh, 250)).toEqual({ ...common, from_cache: false, cache_id: "abc:sentiment_analysis" });
+    expect(resultOf(task, hit, 250)).toEqual({
+      ...common,
+      from_cache: true,
+      similarity: 0.9346,
+      cache_tier: "semantic",
+      cache_id: "def:sentiment_analysis",
+    });
+  });
+});
+
+describe("retry or fail", () => {
+  test("a retriable error with retries left is a retry, and hands the provider's Retry-After to the queue", async () => {
+    const { run, outcomes } = build({
+      provider: failing(new LlmError("LLM_RATE_LIMITED", "429", { retriable: true, retryAfterMs: 1500 })),
+    });
+    const { queued, done } = run(job(), 2);
+    await expect(done).rejects.toMatchObject({ code: "LLM_RATE_LIMITED" });
+    expect(queued.options).toEqual({ retries: 2, retryAfterMs: 1500 });
+    expect(outcomes.map((o) => [o.kind, o.error?.code])).toEqual([["retry", "LLM_RATE_LIMITED"]]);
+  });
+
+  test("a retriable error with no retries left fails", async () => {
+    const { run, outcomes } = build({ provider: failing(new LlmError("LLM_UNAVAILABLE", "503", { retriable: true })) });
+    await expect(run(job(), 0).done).rejects.toThrow("503");
+    expect(outcomes.map((o) => [o.kind, o.error?.code])).toEqual([["fail", "LLM_UNAVAILABLE"]]);
+  });
+
+  test("a non-retriable error and a TypeError (a bug) fail at once, retries left or not", async () => {
+    for (const error of [
+      new LlmError("LLM_BAD_REQUEST", "400", { retriable: false }),
+      new TypeError("x is undefined"),
+    ]) {
+      const { run, outcomes } = build({ provider: failing(error) });
+      const { queued, done } = run(job(), 3);
+      await expect(done).rejects.toBe(error);
+      expect(queued.options.retries).toBe(0);
+      expect(outcomes).toEqual([{ kind: "fail", error: expect.objectContaining({ retriable: false }) }]);
+    }
+  });
+
+  test("an unknown task type fails at once, before any LLM call", async () => {
+    const { run, outcomes, llmCalls } = build();
+    await expect(run(job({ task_type: "no_such_type" })).done).rejects.toThrow("task_type");
+    expect(outcomes.map((o) => o.kind)).toEqual(["fail"]);
+    expect(llmCalls).toEqual([]);
+  });
+});
+
+describe("job timeout", () => {
+  test("the wait for the global rate limit is not the job's time", async () => {
+    const limiter: RateLimiter = {
+      waitForSlot: async () => {
+        await Bun.sleep(300);
+        return 300;
+      },
+    };
+    const provider = createSimulatedProvider({ embeddingDim: 8, latencyMs: { min: 20, max: 20 } });
+    const { run, outcomes } = build({ limiter, provider, jobTimeoutMs: 150 });
+    expect((await run(job()).done)?.from_cache).toBe(false);
+    expect(outcomes.map((o) => o.kind)).toEqual(["succeed"]);
+  });
+
+  test("a call past the timeout is aborted and recorded as a retriable JOB_TIMEOUT", async () => {
+    let signal: AbortSignal | undefined;
+    const hung = createSimulatedProvider({ embeddingDim: 8, latencyMs: { min: 10_000, max: 10_000 } });
+    const provider: LlmProvider = {
+      ...hung,
+      chat: (request) => {
+        signal = request.signal;
+        return hung.chat(request);
+      },
+    };
+    const { run, outcomes, llmCalls } = build({ provider, jobTimeoutMs: 50 });
+    await expect(run(job(), 1).done).rejects.toMatchObject({ code: "JOB_TIMEOUT" });
+    expect(signal?.aborted).toBe(true);
+    expect(outcomes.map((o) => [o.kind, o.error?.code])).toEqual([["retry", "JOB_TIMEOUT"]]);
+    expect(llmCalls.map((c) => c.ok)).toEqual([false]);
+  });
+
+  test("whatever is thrown once the timeout fired is recorded as JOB_TIMEOUT, even if a layer between rewrapped it", async () => {
+    const hung = createSimulatedProvider({ embeddingDim: 8, latencyMs: { min: 10_000, max: 10_000 } });
+    const rewrapping: SemanticCache = {
+      async resolve(_request, _options, compute) {
+        try {
+          return { fromCache: false, answer: await compute() };
+        } catch {
+          throw new Error("something in between failed");
+        }
+      },
+    };
+    const { run, outcomes } = build({ provider: hung, jobTimeoutMs: 50, cache: rewrapping });
+    await expect(run(job(), 0).done).rejects.toMatchObject({ code: "JOB_TIMEOUT" });
+    expect(outcomes.map((o) => [o.kind, o.error?.code])).toEqual([["fail", "JOB_TIMEOUT"]]);
+  });
+});
