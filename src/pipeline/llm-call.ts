@@ -28,8 +28,10 @@ export interface LlmCall {
   /** Waits for a slot, then asks; a call that the timeout cut throws JobTimeoutError. */
   readonly ask: (request: Omit<ChatRequest, "signal"> & { model: string }) => Promise<ChatResult>;
   /**
-   * The error to record for what a task's attempt threw: once the timeout has
-   * fired, whatever follows from the abort is the timeout's doing.
+   * The error to record for what a task's attempt threw: when the timeout cut
+   * the call, whatever follows from the abort (a layer that rethrows it in its
+   * own words) is the timeout's doing. An error after a call that answered
+   * keeps its own name, even once the timer has run out.
    */
   readonly blame: (thrown: unknown) => unknown;
 }
@@ -37,6 +39,7 @@ export interface LlmCall {
 export function createLlmCall(deps: LlmCallDeps): LlmCall {
   const { provider, limiter, bus, timeoutMs } = deps;
   let signal: AbortSignal | undefined;
+  let cut = false;
   const timedOut = (thrown: unknown) => signal?.aborted === true && !(thrown instanceof JobTimeoutError);
 
   const report = (started: number, model: string, result?: ChatResult) =>
@@ -60,11 +63,12 @@ export function createLlmCall(deps: LlmCallDeps): LlmCall {
         result = await provider.chat({ ...request, signal });
       } catch (error) {
         report(started, request.model);
+        cut = signal.aborted;
         throw timedOut(error) ? new JobTimeoutError(timeoutMs, error) : error;
       }
       report(started, request.model, result);
       return result;
     },
-    blame: (thrown) => (timedOut(thrown) ? new JobTimeoutError(timeoutMs, thrown) : thrown),
+    blame: (thrown) => (cut && !(thrown instanceof JobTimeoutError) ? new JobTimeoutError(timeoutMs, thrown) : thrown),
   };
 }

@@ -16,6 +16,8 @@
 import { answerOf } from "../cache/cache-entries";
 import type { Resolution, SemanticCache } from "../cache/semantic-cache";
 import { AppError, errorMessage } from "../errors";
+import { isRedisUnavailable } from "../redis/client";
+import { sleep } from "../util/backoff";
 import type { EventBus } from "../events";
 import type { LlmProvider } from "../llm/provider";
 import type { RateLimiter } from "../llm/rate-limiter";
@@ -39,6 +41,8 @@ export interface TaskProcessorDeps {
   cache?: SemanticCache;
   /** Starts of one task beyond which it fails for good (retries and stall re-runs together); 0: no cap. */
   maxAttempts?: number;
+  /** The waits between tries to record an answer while Redis is unreachable; then the attempt is retried. */
+  recordRetryDelaysMs?: readonly number[];
 }
 
 /** Job options that the queue persists with the job; its backoff strategy reads retryAfterMs. */
@@ -57,7 +61,12 @@ export interface QueuedTask {
   readonly options: object;
 }
 
-/** The error as a task records it. A non-AppError (TypeError, RangeError, ...) is a bug: never retried. */
+/**
+ * The error as a task records it, in a code and a sentence of ours (a
+ * library's message never reaches a client; the worker logs it). A lost
+ * connection to Redis is retriable: the task runs again once Redis is back.
+ * Any other non-AppError (TypeError, RangeError, ...) is a bug: never retried.
+ */
 export function classify(error: unknown): TaskError & { retryAfterMs?: number } {
   if (error instanceof AppError) {
     const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs;
@@ -68,8 +77,14 @@ export function classify(error: unknown): TaskError & { retryAfterMs?: number } 
       ...(typeof retryAfterMs === "number" ? { retryAfterMs } : {}),
     };
   }
-  return { code: "INTERNAL", message: errorMessage(error), retriable: false };
+  if (isRedisUnavailable(error)) {
+    return { code: "STORE_UNAVAILABLE", message: "Redis was unreachable while the task ran", retriable: true };
+  }
+  return { code: "INTERNAL", message: "an internal error stopped the task; the worker logged it", retriable: false };
 }
+
+/** How long an answer already obtained waits for Redis to come back (about 8 s) before the attempt gives up on it. */
+const RECORD_RETRY_DELAYS_MS = [100, 250, 500, 1000, 2000, 4000];
 
 /**
  * Stall detection re-runs the job of a process that died and does not count it
@@ -117,6 +132,7 @@ export type TaskProcessor = (job: QueuedTask, queue: string) => Promise<TaskResu
 
 export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
   const { systemPrompt, store, bus, logger, defaultModel, cache, maxAttempts = 0 } = deps;
+  const recordRetryDelaysMs = deps.recordRetryDelaysMs ?? RECORD_RETRY_DELAYS_MS;
   const llmDeps = { provider: deps.provider, limiter: deps.limiter, bus, timeoutMs: deps.jobTimeoutMs };
 
   /** The attempt's number, or undefined when an earlier run already finished the task. */
@@ -156,7 +172,17 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     startedAt: number,
     finishedAt: number,
   ) => {
-    await store.succeed(task.task_id, result, finishedAt, task.tenant);
+    // The answer is in hand (and paid for): a Redis blip while recording it is waited out, never turned into a
+    // failure or a second LLM call.
+    for (const delay of [...recordRetryDelaysMs, undefined]) {
+      try {
+        await store.succeed(task.task_id, result, finishedAt, task.tenant);
+        break;
+      } catch (error) {
+        if (delay === undefined || !isRedisUnavailable(error)) throw error;
+        await sleep(delay);
+      }
+    }
     bus.emit("task.succeeded", {
       task_id: task.task_id,
       queue,
@@ -178,7 +204,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
       await store.retry(task.task_id, recorded);
       bus.emit("task.retried", { task_id: task.task_id, queue, code: recorded.code, delay_ms: retryAfterMs ?? 0 });
       log.warn(
-        { code: recorded.code, error: recorded.message, retries_left: options.retries },
+        { code: recorded.code, error: recorded.message, cause: errorMessage(error), retries_left: options.retries },
         "task attempt failed; retrying",
       );
       return error;
@@ -190,6 +216,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     // A task that kills its worker is the operator's problem, not the client's: it is logged as an error.
     if (error instanceof TooManyAttemptsError)
       log.error({ attempt: error.attempt, max_attempts: error.maxAttempts }, recorded.message);
+    else if (recorded.code === "INTERNAL") log.error({ err: error }, "task failed: internal error");
     else log.warn({ code: recorded.code, error: recorded.message }, "task failed");
     return error;
   };
@@ -198,11 +225,13 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     const task = job.data;
     const log = logger.child({ task_id: task.task_id, queue });
     const startedAt = Date.now();
-    const attempt = await startTask(task, queue, startedAt, log);
-    if (attempt === undefined) return undefined;
-    // One per attempt: it knows whether this attempt's timeout fired.
+    // One per attempt: it knows whether this attempt's timeout cut the call.
     const llm = createLlmCall(llmDeps);
     try {
+      // Inside the try: a start that cannot reach Redis is retried like any step, never a job that fails
+      // with no result and reads PENDING for ever.
+      const attempt = await startTask(task, queue, startedAt, log);
+      if (attempt === undefined) return undefined;
       refuseRerun(attempt);
       const resolution = await lookUpOrAnswer(task, llm);
       const finishedAt = Date.now();

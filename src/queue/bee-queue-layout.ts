@@ -49,7 +49,8 @@ export interface JobRecord {
     retries: number;
     backoff: { strategy: string; delay: number };
   };
-  status: "created";
+  /** Bee-Queue updates it as the job goes: "failed" once it failed for good. */
+  status: "created" | "succeeded" | "failed" | "retrying";
   progress: number;
 }
 
@@ -69,9 +70,10 @@ export function jobRecord(job: TaskJob, options: { now: number; retries: number;
   return JSON.stringify(record);
 }
 
-/** The task a job record carries. */
-export function jobOf(record: string): TaskJob {
-  return (JSON.parse(record) as Pick<JobRecord, "data">).data;
+/** The task a job record carries, and whether Bee-Queue failed the job for good. */
+export function readRecord(record: string): { job: TaskJob; failed: boolean } {
+  const { data, status } = JSON.parse(record) as Pick<JobRecord, "data" | "status">;
+  return { job: data, failed: status === "failed" };
 }
 
 /**
@@ -79,5 +81,5 @@ export function jobOf(record: string): TaskJob {
  * job hash, and how to read a task from a record.
  */
 export function queuedJobs(queues: readonly string[], prefix: string = QUEUE_KEY_PREFIX) {
-  return { hashes: queues.map((queue) => ({ queue, key: queueKeys(queue, prefix).jobs })), jobOf };
+  return { hashes: queues.map((queue) => ({ queue, key: queueKeys(queue, prefix).jobs })), read: readRecord };
 }

@@ -29,6 +29,12 @@ export interface TaskState {
   tenant?: string;
 }
 
+const JOB_FAILED_UNRECORDED: TaskError = {
+  code: "JOB_FAILED",
+  message: "the task's job failed before it could record a result",
+  retriable: false,
+};
+
 /** Channel on which a finished task's id is published, so waiting requests wake without polling. */
 export const DONE_CHANNEL = "tasks:done";
 /** How long a started task's record lives if its worker dies and nobody finishes it. */
@@ -94,7 +100,8 @@ function toNumber(value: string | undefined): number | undefined {
  */
 export interface QueuedJobs {
   readonly hashes: readonly { readonly queue: string; readonly key: string }[];
-  jobOf(record: string): TaskJob;
+  /** The task of a job record, and whether the queue failed the job for good (it never recorded a result). */
+  read(record: string): { job: TaskJob; failed: boolean };
 }
 
 export function createTaskStore(deps: { redis: Redis; resultTtlSeconds: number; queued: QueuedJobs }): TaskStore {
@@ -151,15 +158,17 @@ export function createTaskStore(deps: { redis: Redis; resultTtlSeconds: number; 
       // Not started yet: the job in one of the queues.
       for (const [i, raw] of replies.slice(1).entries()) {
         if (typeof raw !== "string") continue;
-        const job = queued.jobOf(raw);
+        const { job, failed } = queued.read(raw);
         if (tenant !== undefined && job.tenant !== tenant) return undefined;
         return {
           task_id: taskId,
-          status: "PENDING",
+          // A job the queue failed before its task could record anything (Redis lost at its start) is over.
+          status: failed ? "FAILURE" : "PENDING",
           task_type: job.task_type,
           queue: queued.hashes[i]?.queue,
           accepted_at: job.accepted_at,
           tenant: job.tenant,
+          ...(failed ? { error: JOB_FAILED_UNRECORDED } : {}),
         };
       }
       return undefined;

@@ -99,6 +99,20 @@ describe("task store", () => {
     expect(await tasks.get(newTaskId())).toBeUndefined();
   });
 
+  test("a job the queue failed before its task recorded anything reads FAILURE with a reason, not PENDING for ever", async () => {
+    const tasks = store();
+    const task = job();
+    await redis.hset(
+      `${queuePrefix}:ai_processing:jobs`,
+      task.task_id,
+      JSON.stringify({ data: task, options: {}, status: "failed" }),
+    );
+    expect(await tasks.get(task.task_id)).toMatchObject({
+      status: "FAILURE",
+      error: { code: "JOB_FAILED", retriable: false },
+    });
+  });
+
   test("another tenant's task reads as nothing, queued or finished", async () => {
     const tasks = store();
     const queued = job({ tenant: "acme" });

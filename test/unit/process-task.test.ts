@@ -7,6 +7,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { Resolution, SemanticCache } from "../../src/cache/semantic-cache";
+import { AppError } from "../../src/errors";
 import { createEventBus, type EventMap } from "../../src/events";
 import { DEFAULT_PROMPTS, promptFor } from "../../src/llm/prompts";
 import { LlmError, type LlmProvider } from "../../src/llm/provider";
@@ -51,11 +52,15 @@ function build(
     maxAttempts?: number;
     jobTimeoutMs?: number;
     cache?: SemanticCache;
+    /** Replaces some of the recording store's calls (which still record when they are not replaced). */
+    store?: (recording: TaskStore) => Partial<TaskStore>;
   } = {},
 ) {
-  const { store, outcomes } = recordingStore(
+  const recording = recordingStore(
     options.status ? { status: options.status } : { status: "STARTED", attempt: options.attempt ?? 1 },
   );
+  const { outcomes } = recording;
+  const store: TaskStore = { ...recording.store, ...options.store?.(recording.store) };
   const bus = createEventBus();
   const llmCalls: EventMap["llm.call"][] = [];
   bus.on("llm.call", (call) => llmCalls.push(call));
@@ -70,6 +75,7 @@ function build(
     defaultModel: "default-model",
     ...(options.cache ? { cache: options.cache } : {}),
     maxAttempts: options.maxAttempts ?? 0,
+    recordRetryDelaysMs: [5, 10],
   });
   const run = (data: TaskJob, retries = 3) => {
     const queued = { data, options: { retries } as TaskJobOptions };
@@ -192,7 +198,73 @@ describe("retry or fail", () => {
   });
 });
 
+/** What ioredis throws when Redis stays away longer than maxRetriesPerRequest reconnections. */
+const redisLost = () =>
+  new Error('Reached the max retries per request limit (which is 3). Refer to "maxRetriesPerRequest"');
+
+describe("a Redis outage (issue 13 §3, §4)", () => {
+  test("a blip while recording the answer is waited out: one LLM call, the result stored, no failure", async () => {
+    let refusals = 2;
+    const { run, outcomes, llmCalls } = build({
+      store: (recording) => ({
+        succeed: async (...args) => {
+          if (refusals-- > 0) throw redisLost();
+          return recording.succeed(...args);
+        },
+      }),
+    });
+    expect((await run(job()).done)?.from_cache).toBe(false);
+    expect(outcomes.map((o) => o.kind)).toEqual(["succeed"]);
+    expect(llmCalls).toHaveLength(1);
+  });
+
+  test("a lost connection is retriable, recorded in our words; a bug's message never reaches the task", async () => {
+    const { run, outcomes } = build({ store: () => ({ succeed: async () => Promise.reject(redisLost()) }) });
+    const { queued, done } = run(job(), 2);
+    await expect(done).rejects.toThrow("max retries");
+    expect(queued.options.retries).toBe(2);
+    expect(outcomes).toEqual([
+      {
+        kind: "retry",
+        error: { code: "STORE_UNAVAILABLE", message: "Redis was unreachable while the task ran", retriable: true },
+      },
+    ]);
+    const bug = build({ provider: failing(new TypeError("cannot read properties of undefined (reading 'x')")) });
+    await expect(bug.run(job(), 2).done).rejects.toThrow(TypeError);
+    expect(bug.outcomes[0]?.error).toEqual({
+      code: "INTERNAL",
+      message: "an internal error stopped the task; the worker logged it",
+      retriable: false,
+    });
+  });
+
+  test("a start that cannot reach Redis is retried, never a job that fails without a record", async () => {
+    const { run, outcomes, llmCalls } = build({ store: () => ({ start: async () => Promise.reject(redisLost()) }) });
+    const { queued, done } = run(job(), 3);
+    await expect(done).rejects.toThrow("max retries");
+    expect(queued.options.retries).toBe(3);
+    expect(outcomes.map((o) => [o.kind, o.error?.code])).toEqual([["retry", "STORE_UNAVAILABLE"]]);
+    expect(llmCalls).toEqual([]);
+  });
+});
+
 describe("job timeout", () => {
+  test("an error after an LLM call that answered keeps its own name, even once the timer has run out (issue 13 §9)", async () => {
+    const provider = createSimulatedProvider({ embeddingDim: 8, latencyMs: { min: 5, max: 5 } });
+    const { run, outcomes } = build({
+      provider,
+      jobTimeoutMs: 50,
+      store: () => ({
+        succeed: async () => {
+          await Bun.sleep(120);
+          throw new AppError("RESULT_TOO_LARGE", "the result could not be stored", { retriable: false });
+        },
+      }),
+    });
+    await expect(run(job(), 1).done).rejects.toMatchObject({ code: "RESULT_TOO_LARGE" });
+    expect(outcomes.map((o) => [o.kind, o.error?.code])).toEqual([["fail", "RESULT_TOO_LARGE"]]);
+  });
+
   test("the wait for the global rate limit is not the job's time", async () => {
     const limiter: RateLimiter = {
       waitForSlot: async () => {

@@ -37,7 +37,7 @@ describe("classify", () => {
   test("a TypeError is a bug: never retried", () => {
     expect(classify(new TypeError("x is undefined"))).toEqual({
       code: "INTERNAL",
-      message: "x is undefined",
+      message: "an internal error stopped the task; the worker logged it",
       retriable: false,
     });
   });
