@@ -39,14 +39,20 @@ export async function startConsumerRole(deps: {
    */
   admin?: Pick<Admin, "fetchTopicOffsets" | "fetchOffsets">;
   env?: Record<string, string>;
+  /** The consumer thread's entry file; tests give a stand-in. */
+  entry?: string;
+  /** How long the threads may take to join before the role gives up. */
+  startTimeoutMs?: number;
 }): Promise<ConsumerRole> {
   const { config, redis, bus, logger, env, admin } = deps;
+  const { entry = join(import.meta.dir, "..", "ingest", "consumer-thread.ts"), startTimeoutMs } = deps;
   const pool = createConsumerPool({
     threads: config.consumerThreads,
-    entry: join(import.meta.dir, "..", "ingest", "consumer-thread.ts"),
+    entry,
     bus,
     logger,
     ...(env ? { env } : {}),
+    ...(startTimeoutMs === undefined ? {} : { startTimeoutMs }),
     onHighWatermark: (waiting) => backpressure.report(waiting),
   });
   const backpressure = createBackpressure({
