@@ -61,6 +61,8 @@ export interface EventMap {
     enqueued: number;
     duplicates: number;
     dead_lettered: number;
+    /** Events neither enqueued nor dead-lettered (a poison chunk the DLQ refused too). */
+    skipped: number;
     batches: number;
     batch_ms: number[];
   };

@@ -76,7 +76,7 @@ export function createConsumerPool(deps: {
   const lags = new Map<string, PartitionLag>();
   let paused: PauseReason | undefined;
   let stopping = false;
-  const totals: IngestDeltas = { consumed: 0, enqueued: 0, duplicates: 0, dead_lettered: 0, batches: 0 };
+  const totals: IngestDeltas = { consumed: 0, enqueued: 0, duplicates: 0, dead_lettered: 0, skipped: 0, batches: 0 };
   let restarts = 0;
 
   const recordLags = (reported: readonly PartitionLag[]) => {

@@ -17,6 +17,8 @@ export interface IngestDeltas {
   enqueued: number;
   duplicates: number;
   dead_lettered: number;
+  /** Events of a chunk that kept failing that the DLQ refused too: neither enqueued nor dead-lettered. */
+  skipped: number;
   batches: number;
 }
 

@@ -47,7 +47,7 @@ const logger = createLogger({
   base: { component: "kafka-consumer", thread: threadIndex, thread_id: threadId },
 });
 
-let deltas: IngestDeltas = { consumed: 0, enqueued: 0, duplicates: 0, dead_lettered: 0, batches: 0 };
+let deltas: IngestDeltas = { consumed: 0, enqueued: 0, duplicates: 0, dead_lettered: 0, skipped: 0, batches: 0 };
 let lags = new Map<string, PartitionLag>();
 let batchMs: number[] = [];
 
@@ -93,6 +93,7 @@ try {
       deltas.enqueued += outcome.enqueued;
       deltas.duplicates += outcome.duplicates;
       deltas.dead_lettered += outcome.dead_lettered;
+      deltas.skipped += outcome.skipped;
       deltas.batches++;
       batchMs.push(outcome.ms);
       if (outcome.committed !== undefined) {
@@ -110,7 +111,7 @@ try {
   const flushStats = () => {
     if (deltas.batches === 0 && lags.size === 0) return;
     send({ type: "stats", thread: threadIndex, deltas, lags: [...lags.values()], batch_ms: batchMs });
-    deltas = { consumed: 0, enqueued: 0, duplicates: 0, dead_lettered: 0, batches: 0 };
+    deltas = { consumed: 0, enqueued: 0, duplicates: 0, dead_lettered: 0, skipped: 0, batches: 0 };
     lags = new Map();
     batchMs = [];
   };
