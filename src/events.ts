@@ -66,6 +66,7 @@ export interface EventMap {
     batches: number;
     batch_ms: number[];
   };
+  /** A consumer thread said ready, or died (the pool restarts it: one death is one restart). */
   "ingest.thread": { thread: number; state: "ready" | "died" };
   "ingest.paused": { reason: "queue_high_watermark" | "llm_rate_limited" };
   "ingest.resumed": Record<string, never>;

@@ -1,4 +1,7 @@
-/** GET /health: 200 when every required dependency answers, else 503; vector search is reported, not required. */
+/**
+ * GET /health: 200 when every required dependency answers (`degraded` when one works but not fully, e.g. a
+ * consumer thread in a restart loop), else 503; vector search is reported, not required.
+ */
 import { Elysia, t } from "elysia";
 import { type HealthProbe, runProbes } from "../health-probe";
 import { APP_VERSION } from "../version";
@@ -8,11 +11,12 @@ const ProbeSchema = t.Object({
   required: t.Boolean(),
   latency_ms: t.Number(),
   error: t.Optional(t.String()),
+  degraded: t.Optional(t.String({ description: "why the dependency works but not fully" })),
   info: t.Optional(t.Record(t.String(), t.Unknown())),
 });
 
 export const HealthSchema = t.Object({
-  status: t.Union([t.Literal("ok"), t.Literal("unavailable")]),
+  status: t.Union([t.Literal("ok"), t.Literal("degraded"), t.Literal("unavailable")]),
   version: t.String(),
   uptime: t.Number({ description: "seconds since the process started" }),
   roles: t.Array(t.String()),
@@ -24,7 +28,7 @@ export function healthRoutes(deps: { probes: readonly HealthProbe[]; roles: read
     "/health",
     async ({ set }) => {
       const report = await runProbes(deps.probes);
-      set.status = report.status === "ok" ? 200 : 503;
+      set.status = report.status === "unavailable" ? 503 : 200;
       return {
         status: report.status,
         version: APP_VERSION,

@@ -125,7 +125,7 @@ try {
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     logger.info({ member: payload.memberId, assignment: payload.memberAssignment }, "joined the consumer group");
     const partitions = Object.values(payload.memberAssignment).reduce((sum, list) => sum + list.length, 0);
-    send({ type: "assigned", thread: threadIndex, partitions });
+    send({ type: "assigned", thread: threadIndex, partitions, assignment: payload.memberAssignment });
   });
 
   let stopping = false;

@@ -32,6 +32,7 @@ export async function renderPrometheus(snapshot: MetricsSnapshot): Promise<strin
       "Kafka events neither enqueued nor dead-lettered",
       snapshot.kafka.events_skipped,
     ],
+    ["aies_kafka_consumer_restarts_total", "Kafka consumer threads restarted", snapshot.kafka.consumer_restarts],
     ["aies_kafka_events_duplicate_total", "Redelivered Kafka events not enqueued again", snapshot.kafka.duplicates],
     ["aies_kafka_results_published_total", "Results produced to the results topic", snapshot.kafka.results_published],
     [

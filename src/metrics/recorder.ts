@@ -46,6 +46,7 @@ export const EXTERNAL_COUNTERS = {
   kafkaEventsDuplicate: "kafka_events_duplicate",
   kafkaEventsDeadLettered: "kafka_events_dead_lettered",
   kafkaEventsSkipped: "kafka_events_skipped",
+  kafkaConsumerRestarts: "kafka_consumer_restarts",
   kafkaResultsPublished: "kafka_results_published",
   kafkaResultsFailedBatches: "kafka_results_failed_batches",
   kafkaResultsRepublished: "kafka_results_republished",
@@ -154,6 +155,9 @@ export function createMetricsRecorder(deps: {
       // Consumer threads enqueue without the bus: their accepted tasks are counted here.
       add("tasks_accepted", e.enqueued);
       add("tasks_accepted:kafka_events", e.enqueued);
+    }),
+    bus.on("ingest.thread", (e) => {
+      if (e.state === "died") add(EXTERNAL_COUNTERS.kafkaConsumerRestarts);
     }),
     bus.on("ingest.results_out", (e) => {
       if (e.ok) add(EXTERNAL_COUNTERS.kafkaResultsPublished, e.size);

@@ -54,6 +54,7 @@ export const MetricsSnapshotSchema = t.Object({
       minimum: 0,
       description: "events of a chunk that kept failing that the DLQ refused too: skipped, neither task nor letter",
     }),
+    consumer_restarts: t.Integer({ minimum: 0, description: "consumer threads that died and were restarted" }),
     lag: t.Record(t.String(), t.Object({ lag: Count, committed: t.String(), at: t.Number() }), {
       description: "consumer lag per topic:partition, as last reported by a consumer thread",
     }),
@@ -185,6 +186,7 @@ export async function readMetrics(deps: {
       duplicates: count(EXTERNAL_COUNTERS.kafkaEventsDuplicate),
       dead_lettered: count(EXTERNAL_COUNTERS.kafkaEventsDeadLettered),
       events_skipped: count(EXTERNAL_COUNTERS.kafkaEventsSkipped),
+      consumer_restarts: count(EXTERNAL_COUNTERS.kafkaConsumerRestarts),
       lag,
       total_lag: Object.values(lag).reduce((sum, p) => sum + p.lag, 0),
       results_published: count(EXTERNAL_COUNTERS.kafkaResultsPublished),
