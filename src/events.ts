@@ -61,9 +61,12 @@ export interface EventMap {
     enqueued: number;
     duplicates: number;
     dead_lettered: number;
+    /** Events neither enqueued nor dead-lettered (a poison chunk the DLQ refused too). */
+    skipped: number;
     batches: number;
     batch_ms: number[];
   };
+  /** A consumer thread said ready, or died (the pool restarts it: one death is one restart). */
   "ingest.thread": { thread: number; state: "ready" | "died" };
   "ingest.paused": { reason: "queue_high_watermark" | "llm_rate_limited" };
   "ingest.resumed": Record<string, never>;

@@ -1,8 +1,10 @@
 /**
- * GET /health: 200 when every required dependency answers, else 503; vector
- * search is reported, not required. Anyone may ask (an orchestrator's probe
- * has no key), but with API keys configured only an admin key sees the
- * checks (topics, lag, index names) and roles: others get the status alone.
+ * GET /health: 200 when every required dependency answers (`degraded` when
+ * one works but not fully, e.g. a consumer thread in a restart loop), else
+ * 503; vector search is reported, not required. Anyone may ask (an
+ * orchestrator's probe has no key), but with API keys configured only an
+ * admin key sees the checks (topics, lag, index names) and roles: others get
+ * the status alone.
  */
 import { Elysia, t } from "elysia";
 import { type HealthProbe, runProbes } from "../health-probe";
@@ -13,11 +15,12 @@ const ProbeSchema = t.Object({
   required: t.Boolean(),
   latency_ms: t.Number(),
   error: t.Optional(t.String()),
+  degraded: t.Optional(t.String({ description: "why the dependency works but not fully" })),
   info: t.Optional(t.Record(t.String(), t.Unknown())),
 });
 
 export const HealthSchema = t.Object({
-  status: t.Union([t.Literal("ok"), t.Literal("unavailable")]),
+  status: t.Union([t.Literal("ok"), t.Literal("degraded"), t.Literal("unavailable")]),
   version: t.String(),
   uptime: t.Optional(t.Number({ description: "seconds since the process started" })),
   roles: t.Optional(t.Array(t.String())),
@@ -37,7 +40,7 @@ export function healthRoutes(deps: {
     "/health",
     async ({ set, request }) => {
       const report = await runProbes(deps.probes);
-      set.status = report.status === "ok" ? 200 : 503;
+      set.status = report.status === "unavailable" ? 503 : 200;
       if (deps.maySeeDetail && !deps.maySeeDetail(request)) return { status: report.status, version: APP_VERSION };
       return {
         status: report.status,

@@ -4,6 +4,14 @@
  * event), forwards pause/resume from the backpressure controller, adds up
  * their stats, and stops them gracefully (each finishes its batch, commits
  * and leaves the group).
+ *
+ * The restart backoff grows with the deaths in a row of a slot (0.4 s at
+ * least, then 0.8, 1.6 ... up to 30 s) and resets only once a thread has
+ * stayed up for STABLE_AFTER_MS. It used to reset whenever a thread said
+ * ready, so one that died on its first batch after every start (a poison
+ * event) was restarted every ~0.4 s for ever: 81 restarts in 45 s (issue 13
+ * §1). Such a loop shows in status() (`looping`), which /health reports as
+ * degraded.
  */
 import { Worker } from "node:worker_threads";
 import { errorMessage } from "../errors";
@@ -31,8 +39,13 @@ export interface ConsumerPoolStatus {
   assigned: number[];
   /** What this process's threads consumed and enqueued since it started (/metrics sums every process). */
   totals: IngestDeltas;
-  /** Latest lag reported for each partition, keyed `topic:partition`. */
+  /** Latest lag reported for each partition a thread holds now (a revoked partition's last figure is not). */
   lags: PartitionLag[];
+  /**
+   * Threads in a restart loop: died twice or more without staying up for
+   * STABLE_AFTER_MS in between, with the deaths in a row.
+   */
+  looping: { thread: number; deaths: number }[];
 }
 
 export interface ConsumerPool {
@@ -48,10 +61,21 @@ export interface ConsumerPool {
 interface Slot {
   worker: Worker | undefined;
   ready: boolean;
+  /** When the current thread said ready (performance.now()). */
+  readyAt: number;
   assigned: number;
+  /** `topic:partition` of what the thread holds since its last group join. */
+  holds: Set<string>;
+  /** Deaths in a row, each without the thread staying up STABLE_AFTER_MS before it. */
   failures: number;
   exited: Promise<void> | undefined;
 }
+
+/** A thread up this long is healthy again: its slot's restart backoff starts over. */
+const STABLE_AFTER_MS = 60_000;
+/** retryDelay's equal jitter makes the n-th delay of a row 0.4 s × 2^(n-1) to twice that. */
+const RESTART_BASE_MS = 800;
+const RESTART_MAX_MS = 30_000;
 
 export function createConsumerPool(deps: {
   threads: number;
@@ -69,14 +93,18 @@ export function createConsumerPool(deps: {
   const slots: Slot[] = Array.from({ length: threads }, () => ({
     worker: undefined,
     ready: false,
+    readyAt: 0,
     assigned: -1,
+    holds: new Set<string>(),
     failures: 0,
     exited: undefined,
   }));
+  const deathsInARow = (slot: Slot) =>
+    slot.ready && performance.now() - slot.readyAt >= STABLE_AFTER_MS ? 0 : slot.failures;
   const lags = new Map<string, PartitionLag>();
   let paused: PauseReason | undefined;
   let stopping = false;
-  const totals: IngestDeltas = { consumed: 0, enqueued: 0, duplicates: 0, dead_lettered: 0, batches: 0 };
+  const totals: IngestDeltas = { consumed: 0, enqueued: 0, duplicates: 0, dead_lettered: 0, skipped: 0, batches: 0 };
   let restarts = 0;
 
   const recordLags = (reported: readonly PartitionLag[]) => {
@@ -99,8 +127,9 @@ export function createConsumerPool(deps: {
     worker.on("message", (message: FromConsumerThread) => {
       switch (message.type) {
         case "ready":
+          // Not a reset of the backoff: a thread that dies on its first batch says ready first (see the header).
           slot.ready = true;
-          slot.failures = 0;
+          slot.readyAt = performance.now();
           // A thread that (re)joins while the pool is paused starts paused.
           if (paused) post(slot, { type: "pause", reason: paused });
           bus.emit("ingest.thread", { thread: index, state: "ready" });
@@ -112,6 +141,9 @@ export function createConsumerPool(deps: {
           break;
         case "assigned":
           slot.assigned = message.partitions;
+          slot.holds = new Set(
+            Object.entries(message.assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}:${p}`)),
+          );
           break;
         case "high_watermark":
           // Without a controller nobody would ever resume the thread: let it go on.
@@ -130,15 +162,19 @@ export function createConsumerPool(deps: {
     worker.on("error", (error) => log.error({ error: errorMessage(error) }, "consumer thread crashed"));
     slot.exited = new Promise<void>((resolve) => {
       worker.once("exit", (code) => {
+        slot.failures = deathsInARow(slot) + 1;
         slot.worker = undefined;
         slot.ready = false;
         slot.assigned = -1;
+        slot.holds = new Set();
         resolve();
         if (stopping) return;
-        slot.failures++;
         restarts++;
-        const delay = retryDelay(slot.failures, 500, 30_000);
-        log.error({ code, restart_in_ms: Math.round(delay) }, "consumer thread died; restarting it");
+        const delay = retryDelay(slot.failures, RESTART_BASE_MS, RESTART_MAX_MS);
+        log.error(
+          { code, deaths_in_a_row: slot.failures, restart_in_ms: Math.round(delay) },
+          "consumer thread died; restarting it",
+        );
         bus.emit("ingest.thread", { thread: index, state: "died" });
         setTimeout(() => {
           if (!stopping) spawn(index);
@@ -170,6 +206,8 @@ export function createConsumerPool(deps: {
       bus.emit("ingest.resumed", {});
     },
     status() {
+      const held = new Set(slots.flatMap((slot) => [...slot.holds]));
+      for (const key of lags.keys()) if (!held.has(key)) lags.delete(key);
       return {
         threads,
         alive: slots.filter((slot) => slot.ready).length,
@@ -178,6 +216,10 @@ export function createConsumerPool(deps: {
         assigned: slots.map((slot) => slot.assigned),
         totals: { ...totals },
         lags: [...lags.values()].sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition),
+        looping: slots.flatMap((slot, thread) => {
+          const deaths = deathsInARow(slot);
+          return !stopping && deaths >= 2 ? [{ thread, deaths }] : [];
+        }),
       };
     },
     recordLags,

@@ -17,6 +17,8 @@ export interface IngestDeltas {
   enqueued: number;
   duplicates: number;
   dead_lettered: number;
+  /** Events of a chunk that kept failing that the DLQ refused too: neither enqueued nor dead-lettered. */
+  skipped: number;
   batches: number;
 }
 
@@ -33,8 +35,11 @@ export type FromConsumerThread =
   | { type: "ready"; thread: number }
   | { type: "stats"; thread: number; deltas: IngestDeltas; lags: PartitionLag[]; batch_ms: number[] }
   | { type: "error"; thread: number; message: string; fatal: boolean }
-  /** The thread (re)joined the group with this many partitions (0: none, e.g. more threads than partitions). */
-  | { type: "assigned"; thread: number; partitions: number }
+  /**
+   * The thread (re)joined the group with this many partitions (0: none, e.g. more threads than partitions),
+   * listed per topic in `assignment`: only their lag is reported.
+   */
+  | { type: "assigned"; thread: number; partitions: number; assignment: Record<string, number[]> }
   /** An enqueue left the queue at or over the high watermark: the thread paused itself, the pool should pause. */
   | { type: "high_watermark"; thread: number; waiting: number }
   | { type: "stopped"; thread: number };

@@ -48,7 +48,7 @@ const logger = createLogger({
   base: { component: "kafka-consumer", thread: threadIndex, thread_id: threadId },
 });
 
-let deltas: IngestDeltas = { consumed: 0, enqueued: 0, duplicates: 0, dead_lettered: 0, batches: 0 };
+let deltas: IngestDeltas = { consumed: 0, enqueued: 0, duplicates: 0, dead_lettered: 0, skipped: 0, batches: 0 };
 let lags = new Map<string, PartitionLag>();
 let batchMs: number[] = [];
 
@@ -95,6 +95,7 @@ try {
       deltas.enqueued += outcome.enqueued;
       deltas.duplicates += outcome.duplicates;
       deltas.dead_lettered += outcome.dead_lettered;
+      deltas.skipped += outcome.skipped;
       deltas.batches++;
       batchMs.push(outcome.ms);
       if (outcome.committed !== undefined) {
@@ -112,7 +113,7 @@ try {
   const flushStats = () => {
     if (deltas.batches === 0 && lags.size === 0) return;
     send({ type: "stats", thread: threadIndex, deltas, lags: [...lags.values()], batch_ms: batchMs });
-    deltas = { consumed: 0, enqueued: 0, duplicates: 0, dead_lettered: 0, batches: 0 };
+    deltas = { consumed: 0, enqueued: 0, duplicates: 0, dead_lettered: 0, skipped: 0, batches: 0 };
     lags = new Map();
     batchMs = [];
   };
@@ -126,7 +127,7 @@ try {
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     logger.info({ member: payload.memberId, assignment: payload.memberAssignment }, "joined the consumer group");
     const partitions = Object.values(payload.memberAssignment).reduce((sum, list) => sum + list.length, 0);
-    send({ type: "assigned", thread: threadIndex, partitions });
+    send({ type: "assigned", thread: threadIndex, partitions, assignment: payload.memberAssignment });
   });
 
   let stopping = false;

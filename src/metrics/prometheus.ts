@@ -27,6 +27,12 @@ export async function renderPrometheus(snapshot: MetricsSnapshot): Promise<strin
     ["aies_embedding_inputs_total", "Texts embedded", snapshot.cache.embedding_inputs],
     ["aies_kafka_events_consumed_total", "Kafka events consumed", snapshot.kafka.events_consumed],
     ["aies_kafka_events_dead_lettered_total", "Kafka events sent to the DLQ", snapshot.kafka.dead_lettered],
+    [
+      "aies_kafka_events_skipped_total",
+      "Kafka events neither enqueued nor dead-lettered",
+      snapshot.kafka.events_skipped,
+    ],
+    ["aies_kafka_consumer_restarts_total", "Kafka consumer threads restarted", snapshot.kafka.consumer_restarts],
     ["aies_kafka_events_duplicate_total", "Redelivered Kafka events not enqueued again", snapshot.kafka.duplicates],
     ["aies_kafka_results_published_total", "Results produced to the results topic", snapshot.kafka.results_published],
     [

@@ -45,6 +45,8 @@ export const EXTERNAL_COUNTERS = {
   kafkaEventsEnqueued: "kafka_events_enqueued",
   kafkaEventsDuplicate: "kafka_events_duplicate",
   kafkaEventsDeadLettered: "kafka_events_dead_lettered",
+  kafkaEventsSkipped: "kafka_events_skipped",
+  kafkaConsumerRestarts: "kafka_consumer_restarts",
   kafkaResultsPublished: "kafka_results_published",
   kafkaResultsFailedBatches: "kafka_results_failed_batches",
   kafkaResultsRepublished: "kafka_results_republished",
@@ -149,9 +151,13 @@ export function createMetricsRecorder(deps: {
       add(EXTERNAL_COUNTERS.kafkaEventsEnqueued, e.enqueued);
       add(EXTERNAL_COUNTERS.kafkaEventsDuplicate, e.duplicates);
       add(EXTERNAL_COUNTERS.kafkaEventsDeadLettered, e.dead_lettered);
+      add(EXTERNAL_COUNTERS.kafkaEventsSkipped, e.skipped);
       // Consumer threads enqueue without the bus: their accepted tasks are counted here.
       add("tasks_accepted", e.enqueued);
       add("tasks_accepted:kafka_events", e.enqueued);
+    }),
+    bus.on("ingest.thread", (e) => {
+      if (e.state === "died") add(EXTERNAL_COUNTERS.kafkaConsumerRestarts);
     }),
     bus.on("ingest.results_out", (e) => {
       if (e.ok) add(EXTERNAL_COUNTERS.kafkaResultsPublished, e.size);

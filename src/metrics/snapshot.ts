@@ -50,6 +50,11 @@ export const MetricsSnapshotSchema = t.Object({
     events_enqueued: Count,
     duplicates: t.Integer({ minimum: 0, description: "redelivered events that were not enqueued again" }),
     dead_lettered: t.Integer({ minimum: 0, description: "events sent to the DLQ topic" }),
+    events_skipped: t.Integer({
+      minimum: 0,
+      description: "events of a chunk that kept failing that the DLQ refused too: skipped, neither task nor letter",
+    }),
+    consumer_restarts: t.Integer({ minimum: 0, description: "consumer threads that died and were restarted" }),
     lag: t.Record(t.String(), t.Object({ lag: Count, committed: t.String(), at: t.Number() }), {
       description: "consumer lag per topic:partition, as last reported by a consumer thread",
     }),
@@ -180,6 +185,8 @@ export async function readMetrics(deps: {
       events_enqueued: count(EXTERNAL_COUNTERS.kafkaEventsEnqueued),
       duplicates: count(EXTERNAL_COUNTERS.kafkaEventsDuplicate),
       dead_lettered: count(EXTERNAL_COUNTERS.kafkaEventsDeadLettered),
+      events_skipped: count(EXTERNAL_COUNTERS.kafkaEventsSkipped),
+      consumer_restarts: count(EXTERNAL_COUNTERS.kafkaConsumerRestarts),
       lag,
       total_lag: Object.values(lag).reduce((sum, p) => sum + p.lag, 0),
       results_published: count(EXTERNAL_COUNTERS.kafkaResultsPublished),

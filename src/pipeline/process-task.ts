@@ -16,14 +16,14 @@
 import { answerOf } from "../cache/cache-entries";
 import type { Resolution, SemanticCache } from "../cache/semantic-cache";
 import { AppError, errorMessage } from "../errors";
-import { isRedisUnavailable } from "../redis/client";
-import { sleep } from "../util/backoff";
 import type { EventBus } from "../events";
 import type { LlmProvider } from "../llm/provider";
 import type { RateLimiter } from "../llm/rate-limiter";
 import type { Logger } from "../log";
+import { isRedisUnavailable } from "../redis/client";
 import type { TaskStore } from "../store/task-store";
 import type { TaskError, TaskJob, TaskResult } from "../task/contract";
+import { sleep } from "../util/backoff";
 import { createLlmCall, type LlmCall } from "./llm-call";
 
 export interface TaskProcessorDeps {

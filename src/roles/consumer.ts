@@ -8,19 +8,15 @@ import { join } from "node:path";
 import type Redis from "ioredis";
 import type { Admin } from "kafkajs";
 import type { Config } from "../config";
-import { errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { HealthProbe } from "../health-probe";
 import { createBackpressure } from "../ingest/backpressure";
+import { startLagReporting } from "../ingest/consumer-lag";
 import { type ConsumerPool, createConsumerPool } from "../ingest/consumer-pool";
 import type { Logger } from "../log";
-import { metricsKeys } from "../metrics/recorder";
 
-const LAG_WRITE_INTERVAL_MS = 1000;
-/** The group's committed offsets against the log end, read by the admin client this often. */
-const LAG_POLL_INTERVAL_MS = 5000;
-/** Lag entries of partitions no thread reports any more (revoked, group gone) fade out. */
-const LAG_TTL_SECONDS = 300;
+/** A role whose threads did not all join stops the ones that did within this long. */
+const STOP_AFTER_FAILED_START_MS = 10_000;
 
 export interface ConsumerRole {
   pool: ConsumerPool;
@@ -39,14 +35,20 @@ export async function startConsumerRole(deps: {
    */
   admin?: Pick<Admin, "fetchTopicOffsets" | "fetchOffsets">;
   env?: Record<string, string>;
+  /** The consumer thread's entry file; tests give a stand-in. */
+  entry?: string;
+  /** How long the threads may take to join before the role gives up. */
+  startTimeoutMs?: number;
 }): Promise<ConsumerRole> {
   const { config, redis, bus, logger, env, admin } = deps;
+  const { entry = join(import.meta.dir, "..", "ingest", "consumer-thread.ts"), startTimeoutMs } = deps;
   const pool = createConsumerPool({
     threads: config.consumerThreads,
-    entry: join(import.meta.dir, "..", "ingest", "consumer-thread.ts"),
+    entry,
     bus,
     logger,
     ...(env ? { env } : {}),
+    ...(startTimeoutMs === undefined ? {} : { startTimeoutMs }),
     onHighWatermark: (waiting) => backpressure.report(waiting),
   });
   const backpressure = createBackpressure({
@@ -59,43 +61,22 @@ export async function startConsumerRole(deps: {
     onChange: (reason) => (reason ? pool.pause(reason) : pool.resume()),
     logger,
   });
-  const lagKey = metricsKeys().kafkaLag;
-  const pollLag = async () => {
-    if (!admin) return;
-    const [ends, [committed]] = await Promise.all([
-      admin.fetchTopicOffsets(config.topicIn),
-      admin.fetchOffsets({ groupId: config.groupId, topics: [config.topicIn] }),
-    ]);
-    const at = Date.now();
-    const lags = ends.map((end) => {
-      const offset = committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? "-1";
-      // -1: nothing committed yet; the whole partition (from its low watermark) is lag.
-      const from = offset === "-1" ? BigInt(end.low) : BigInt(offset);
-      const lag = Number(BigInt(end.high) - from);
-      return { topic: config.topicIn, partition: end.partition, lag: Math.max(0, lag), committed: offset, at };
-    });
-    pool.recordLags(lags);
-  };
-  const writeLag = async () => {
-    const lags = pool.status().lags;
-    if (lags.length === 0) return;
-    const fields = Object.fromEntries(
-      lags.map((l) => [`${l.topic}:${l.partition}`, JSON.stringify({ lag: l.lag, committed: l.committed, at: l.at })]),
-    );
-    await redis.pipeline().hset(lagKey, fields).expire(lagKey, LAG_TTL_SECONDS).exec();
-  };
-  const lagTimer = setInterval(() => {
-    writeLag().catch((error: unknown) =>
-      logger.warn({ error: errorMessage(error) }, "writing the consumer lag failed"),
-    );
-  }, LAG_WRITE_INTERVAL_MS);
-  const lagPollTimer = setInterval(() => {
-    pollLag().catch((error: unknown) =>
-      logger.debug({ error: errorMessage(error) }, "reading the consumer lag failed"),
-    );
-  }, LAG_POLL_INTERVAL_MS);
-
-  await pool.start();
+  const lagReport = startLagReporting({
+    config,
+    redis,
+    logger,
+    current: () => pool.status().lags,
+    record: (lags) => pool.recordLags(lags),
+    ...(admin ? { admin } : {}),
+  });
+  try {
+    await pool.start();
+  } catch (error) {
+    // Nothing of a role that did not start may go on: not its threads, not its lag timers.
+    await lagReport.stop();
+    await pool.stop(STOP_AFTER_FAILED_START_MS);
+    throw error;
+  }
   backpressure.start();
 
   return {
@@ -105,8 +86,20 @@ export async function startConsumerRole(deps: {
       required: true,
       async check() {
         const status = pool.status();
-        if (status.alive === 0) throw new Error(`no consumer thread of ${status.threads} is running`);
+        // A restart loop is degraded, not down, even while no thread is up: the pool restarts them by itself,
+        // and what kills them (a poison batch) follows the partition to any process, so taking this one out of
+        // service would not help.
+        if (status.alive === 0 && status.looping.length === 0) {
+          throw new Error(`no consumer thread of ${status.threads} is running`);
+        }
+        const degraded = [
+          ...(status.alive < status.threads
+            ? [`${status.threads - status.alive} of ${status.threads} threads down`]
+            : []),
+          ...status.looping.map((l) => `thread ${l.thread} in a restart loop: ${l.deaths} restarts in a row`),
+        ];
         return {
+          ...(degraded.length > 0 ? { degraded: degraded.join("; ") } : {}),
           threads: status.threads,
           alive: status.alive,
           restarts: status.restarts,
@@ -120,10 +113,12 @@ export async function startConsumerRole(deps: {
     },
     async stop(timeoutMs) {
       backpressure.stop();
-      clearInterval(lagTimer);
-      clearInterval(lagPollTimer);
-      await pool.stop(timeoutMs);
-      await writeLag().catch(() => {});
+      try {
+        await pool.stop(timeoutMs);
+      } finally {
+        // After the pool: the threads' last reports are in the final write.
+        await lagReport.stop();
+      }
     },
   };
 }

@@ -46,7 +46,10 @@ function harness(
   values: string[],
   options: {
     staleAfter?: number;
-    failEnqueue?: boolean;
+    /** The error an enqueue of these jobs fails with, if any. */
+    enqueueError?: (jobs: readonly TaskJob[]) => Error | undefined;
+    /** The error a DLQ write of these letters fails with, if any. */
+    deadLetterError?: (letters: readonly DeadLetter[]) => Error | undefined;
     rebalancing?: boolean;
     highWatermark?: number;
     /** The DLQ write stays in flight until this settles. */
@@ -65,7 +68,8 @@ function harness(
     enqueuer: {
       async enqueueBatch(jobs) {
         calls.push(`enqueue:${jobs.length}`);
-        if (options.failEnqueue) throw new Error("redis down");
+        const error = options.enqueueError?.(jobs);
+        if (error) throw error;
         if (options.jobsDurable) {
           await options.jobsDurable;
           calls.push(`enqueue-durable:${jobs.length}`);
@@ -78,6 +82,8 @@ function harness(
     deadLetters: {
       async send(batch) {
         if (batch.length > 0) calls.push(`dlq:${batch.length}`);
+        const error = options.deadLetterError?.(batch);
+        if (error) throw error;
         if (options.deadLettersDurable && batch.length > 0) {
           await options.deadLettersDurable;
           calls.push(`dlq-durable:${batch.length}`);
@@ -87,6 +93,8 @@ function harness(
     },
     logger,
     chunkSize: 2,
+    attempts: 3,
+    backoffMs: 1,
     ...(options.highWatermark ? { highWatermark: options.highWatermark } : {}),
     onHighWatermark: (n) => calls.push(`high-watermark:${n}`),
     onOutcome: (_topic, _partition, outcome) => outcomes.push(outcome),
@@ -155,10 +163,66 @@ describe("the batch handler", () => {
     expect(h.calls).toEqual(["enqueue:1", "dlq:1", "enqueue-durable:1", "resolve:101", "commit:102", "heartbeat"]);
   });
 
-  test("a failed enqueue commits nothing, so the events are redelivered", async () => {
-    const h = harness([valid("a"), valid("b")], { failEnqueue: true });
-    await expect(h.run()).rejects.toThrow("redis down");
-    expect(h.calls.filter((c) => c.startsWith("commit"))).toEqual([]);
+  test("an enqueue that fails because Redis is away commits nothing, so the events are redelivered", async () => {
+    const h = harness([valid("a"), valid("b")], { enqueueError: () => new Error("Connection is closed.") });
+    await expect(h.run()).rejects.toThrow("Connection is closed.");
+    // An outage is not the events' fault: no retry of its own, no dead letter, no commit.
+    expect(h.calls).toEqual(["enqueue:2"]);
+  });
+
+  test("a chunk the DLQ keeps refusing is retried, then its letter skipped and counted, and the partition moves on", async () => {
+    const refused = Object.assign(new Error("The request included a message larger than the max message size"), {
+      name: "KafkaJSNonRetriableError",
+      retriable: false,
+    });
+    const h = harness([valid("a"), "not json", valid("b")], { deadLetterError: () => refused });
+    await h.run();
+    // 3 tries of the chunk, a heartbeat in each pause (the enqueue done once, not again), the letter alone,
+    // then the next chunk.
+    expect(h.calls).toEqual([
+      "enqueue:1",
+      "dlq:1",
+      "heartbeat",
+      "dlq:1",
+      "heartbeat",
+      "dlq:1",
+      "dlq:1",
+      "resolve:101",
+      "commit:102",
+      "heartbeat",
+      "enqueue:1",
+      "resolve:102",
+      "commit:103",
+      "heartbeat",
+    ]);
+    expect(h.outcomes).toEqual([
+      expect.objectContaining({ consumed: 3, enqueued: 2, dead_lettered: 0, skipped: 1, committed: "103" }),
+    ]);
+  });
+
+  test("a job Redis keeps refusing goes to the DLQ as unprocessable; the other jobs of its chunk are enqueued", async () => {
+    const h = harness([valid("a"), valid("poison")], {
+      enqueueError: (jobs) =>
+        jobs.some((job) => job.task_id === "poison") ? new Error("ERR Error running script: bad job") : undefined,
+    });
+    await h.run();
+    expect(h.calls.filter((c) => c.startsWith("enqueue") || c.startsWith("dlq") || c.startsWith("commit"))).toEqual([
+      "enqueue:2",
+      "enqueue:2",
+      "enqueue:2",
+      "enqueue:1",
+      "enqueue:1",
+      "dlq:1",
+      "commit:102",
+    ]);
+    expect(h.enqueued.flat().map((job) => job.task_id)).toEqual(["a"]);
+    expect(h.letters).toEqual([
+      expect.objectContaining({ reason: "unprocessable", origin: expect.objectContaining({ offset: "101" }) }),
+    ]);
+    expect(h.letters[0]?.detail).toContain("bad job");
+    expect(h.outcomes).toEqual([
+      expect.objectContaining({ consumed: 2, enqueued: 1, dead_lettered: 1, skipped: 0, committed: "102" }),
+    ]);
   });
 
   test("stops between chunks when a rebalance took the partition away, keeping what it committed", async () => {
