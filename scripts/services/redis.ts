@@ -6,7 +6,7 @@
  * The manylinux_2_38 wheel is taken on purpose: it is built against OpenSSL 3,
  * which Debian 12 ships; the manylinux_2_31 one needs OpenSSL 1.1.
  */
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Redis from "ioredis";
 import {
@@ -208,6 +208,9 @@ export async function redisUp(
   const binaries = await provision(log);
   ensureDir(DATA_DIR);
   writeConf(target, binaries);
+  // A Redis killed with -9 leaves its pid file behind, naming a dead process; read after the launch, it made
+  // a healthy new server look as if it had exited at once. Ours only if alive and ours (ownedPid).
+  if (ownedPid(PID_FILE, PROCESS_MARKER) === undefined) rmSync(PID_FILE, { force: true });
   const started = await run([binaries.server, CONF_FILE]);
   if (started.code !== 0) {
     throw new ServiceError(
