@@ -14,7 +14,7 @@ import type { HealthProbe } from "../health-probe";
 import { createBackpressure } from "../ingest/backpressure";
 import { type ConsumerPool, createConsumerPool } from "../ingest/consumer-pool";
 import type { Logger } from "../log";
-import { metricsKeys } from "../metrics/recorder";
+import { metricsKeys } from "../metrics/keys";
 
 const LAG_WRITE_INTERVAL_MS = 1000;
 /** The group's committed offsets against the log end, read by the admin client this often. */
