@@ -26,6 +26,7 @@ import { loadConfig } from "../src/config";
 import { lexicalEmbedding } from "../src/llm/lexical-embedding";
 import { createDurationHistogram, type DurationSummary, recordMs, summarize } from "../src/metrics/histogram";
 import { connectRedis, type RedisClient } from "../src/redis/client";
+import { deleteKeys } from "./measure/delete-keys";
 import { median } from "./measure/median";
 
 export interface HnswFigures {
@@ -235,12 +236,7 @@ export async function measureCacheLookup(options: {
   } finally {
     await hnsw.drop();
     await flat.drop();
-    let cursor = "0";
-    do {
-      const [next, found] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 5000);
-      cursor = next;
-      if (found.length > 0) await redis.unlink(...found);
-    } while (cursor !== "0");
+    await deleteKeys(redis, `${prefix}:*`);
     await redis.quit();
   }
 }

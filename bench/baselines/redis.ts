@@ -5,6 +5,7 @@
  */
 import Redis from "ioredis";
 import { measurePart } from "../load/measure-load";
+import { deleteKeys } from "../measure/delete-keys";
 import type { PartResult } from "../result";
 import type { ScenarioContext } from "../scenarios/scenario";
 
@@ -57,16 +58,7 @@ export async function redisBaselines(
     return [ping, pipelined];
   } finally {
     // Only its own keys: a FLUSHDB would also drop every Query Engine index on the server.
-    await deleteBaselineKeys(redis).catch(() => {});
+    await deleteKeys(redis, "bench:baseline:*").catch(() => {});
     redis.disconnect();
   }
-}
-
-async function deleteBaselineKeys(redis: Redis): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", "bench:baseline:*", "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== "0");
 }

@@ -1,15 +1,18 @@
 /**
  * The app's own record of task latency (accepted → result), read where the
- * app keeps it: the HDR histograms every process flushes to Redis once a
- * second (src/metrics/recorder.ts). Two snapshots subtracted give exactly the
- * tasks of one measured window, to set beside the harness's figures.
+ * app keeps it: the bucket counters every process adds to in Redis once a second
+ * (src/metrics/recorder.ts). Two snapshots subtracted give exactly the tasks
+ * of one measured window, to set beside the harness's figures.
  */
 import Redis from "ioredis";
-import { addEncoded, createDurationHistogram, type Histogram } from "../../src/metrics/histogram";
-import { metricsKeys } from "../../src/metrics/recorder";
+import { type Histogram, histogramOfCounters } from "../../src/metrics/histogram";
+import { metricsKeys } from "../../src/metrics/keys";
+
+/** The latency histogram's counters at one moment (null: none yet). */
+export type Counters = Buffer | null;
 
 export interface AppHistogramReader {
-  snapshot(): Promise<Histogram>;
+  snapshot(): Promise<Counters>;
   close(): void;
 }
 
@@ -18,19 +21,12 @@ export function createAppHistogramReader(redisUrl: string, prefix = "metrics"): 
   redis.on("error", () => {}); // a failed command rejects with the reason; no second report
   const key = metricsKeys(prefix).histogram("latency");
   return {
-    async snapshot() {
-      const merged = createDurationHistogram();
-      for (const encoded of Object.values(await redis.hgetall(key))) addEncoded(merged, encoded);
-      return merged;
-    },
+    snapshot: () => redis.getBuffer(key),
     close: () => redis.disconnect(),
   };
 }
 
-/** after − before: the window's histogram. */
-export function windowOf(before: Histogram, after: Histogram): Histogram {
-  const window = createDurationHistogram();
-  window.add(after);
-  window.subtract(before);
-  return window;
+/** after − before, counter by counter: the window's histogram, its max included (the top of its highest bucket). */
+export function windowOf(before: Counters, after: Counters): Histogram {
+  return histogramOfCounters(after, before);
 }

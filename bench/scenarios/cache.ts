@@ -16,6 +16,7 @@ import Redis from "ioredis";
 import { buildRequest } from "../http/raw-client";
 import { measureLoad } from "../load/measure-load";
 import type { Operation } from "../load/open-loop";
+import { deleteKeys } from "../measure/delete-keys";
 import { resolveTarget } from "../targets/app-target";
 import type { Scenario } from "./scenario";
 import { postAndAwait, taskPool } from "./task-outcome";
@@ -137,12 +138,7 @@ async function dropCache(url: string, prefix: string): Promise<void> {
     for (const name of (await redis.call("FT._LIST")) as string[]) {
       if (name.startsWith(`${prefix}-idx:`)) await redis.call("FT.DROPINDEX", name);
     }
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== "0");
+    await deleteKeys(redis, `${prefix}*`);
   } finally {
     redis.disconnect();
   }

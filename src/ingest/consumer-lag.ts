@@ -18,7 +18,7 @@ import type { Admin } from "kafkajs";
 import type { Config } from "../config";
 import { errorMessage } from "../errors";
 import type { Logger } from "../log";
-import { metricsKeys } from "../metrics/recorder";
+import { metricsKeys } from "../metrics/keys";
 import { defineScript } from "../redis/script";
 import type { PartitionLag } from "./consumer-protocol";
 

@@ -1,25 +1,39 @@
 /**
- * Duration histograms (HDR), one configuration for every process, so that a histogram encoded by one process
- * can be added to one built by another (each process's field in Redis hashes: histogram-hashes.ts).
+ * Duration histograms, one layout for every process: HDR's log-linear buckets
+ * (hdr-histogram-js), 1 µs .. 1 h, 3 significant digits (at most 0.1 % error).
  *
- * Unit: microseconds, 1 µs .. 1 h, 3 significant digits (at most 0.1 % error).
- * Microseconds rather than milliseconds because a cache hit is often done in
- * well under 1 ms, and in ms all of those would land in one bucket. A duration
- * above 1 h is recorded as 1 h rather than thrown away, so counts stay exact.
- * Figures are reported in ms.
+ * Across processes a histogram is a Redis string of 64-bit counters, one per
+ * bucket at HDR's own counts-array index (keys.ts): each process adds what it
+ * recorded since its last flush with one BITFIELD INCRBY per changed bucket.
+ * Adding counts commutes, so nothing in Redis belongs to one process and
+ * nothing ever has to be folded or cleaned up (issue 12). A string of
+ * counters rather than a hash of bucket → count: Redis increments ~900
+ * buckets in 0.5 ms as BITFIELD ops, 1-2 ms as HINCRBYs (3 ms from Lua), and
+ * the reader GETs at most 188 KB and walks it, instead of parsing a hash of
+ * thousands of fields (BENCHMARKS.md "Metrics flush").
+ * The reader records each bucket's count into an HDR histogram of the same
+ * layout, so percentiles and mean are the ones a histogram fed every raw
+ * sample would give.
+ *
+ * Unit: microseconds, because a cache hit is often done in well under 1 ms
+ * and in ms all of those would land in one bucket. A duration above 1 h is
+ * recorded as 1 h rather than thrown away, so counts stay exact. Figures are
+ * reported in ms.
  *
  * The pure JS implementation (no WebAssembly): its memory is the GC's, so a
- * histogram that is dropped needs no destroy() (which is a no-op for it); the
- * code still calls destroy() on temporaries, so switching implementations
- * cannot leak.
+ * histogram that is dropped needs no destroy() (a no-op for it); the code
+ * still calls destroy() on temporaries, so switching implementations cannot leak.
  */
 import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram } from "hdr-histogram-js";
 
 export type { Histogram } from "hdr-histogram-js";
 
 const HIGHEST_US = 3_600_000_000;
-/** 64-bit (float) counts: cumulative histograms of long-lived clusters must never overflow a bucket. */
+/** 64-bit (float) counts: a deployment's cumulative counts must never overflow a bucket. */
 const BIT_BUCKET_SIZE = 64;
+/** HDR's sub-bucket half count for 3 significant digits from 1 µs: 2048 sub-buckets, 2^10 per half. */
+const SUB_BUCKET_HALF_MAGNITUDE = 10;
+const SUB_BUCKET_HALF = 2 ** SUB_BUCKET_HALF_MAGNITUDE;
 
 export function createDurationHistogram(): Histogram {
   return build({
@@ -33,27 +47,78 @@ export function createDurationHistogram(): Histogram {
   });
 }
 
-/** Records a duration given in ms (fractions kept to the µs, rounded up, at least 1 µs). */
-export function recordMs(histogram: Histogram, ms: number): void {
+/** A duration given in ms, in µs as recorded: fractions rounded up, at least 1 µs, at most 1 h. */
+function toUs(ms: number): number {
   const us = Number.isFinite(ms) ? Math.ceil(ms * 1000) : HIGHEST_US;
-  histogram.recordValue(Math.min(HIGHEST_US, Math.max(1, us)));
+  return Math.min(HIGHEST_US, Math.max(1, us));
 }
 
+export function recordMs(histogram: Histogram, ms: number): void {
+  histogram.recordValue(toUs(ms));
+}
+
+/** HDR's bucket index of a value in µs: 0 below 2048 µs (1 µs apart), +1 per power of 2 above. */
+const bucketOf = (us: number) => Math.max(Math.floor(Math.log2(us)) - SUB_BUCKET_HALF_MAGNITUDE, 0);
+
+/**
+ * The counter a duration in ms is counted in: hdr-histogram-js's counts-array
+ * index (countsArrayIndex, not in its public types) for the layout above,
+ * with the same arithmetic so the two never disagree.
+ */
+export function counterOfMs(ms: number): number {
+  return counterOfUs(toUs(ms));
+}
+
+function counterOfUs(us: number): number {
+  const bucket = bucketOf(us);
+  return bucket * SUB_BUCKET_HALF + Math.floor(us / 2 ** bucket);
+}
+
+/** The highest µs value counted in counter `index` (HDR's highestEquivalentValue of valueFromIndex). */
+function highestOfCounter(index: number): number {
+  const bucket = Math.max(Math.floor(index / SUB_BUCKET_HALF) - 1, 0);
+  const width = 2 ** bucket;
+  return (index - bucket * SUB_BUCKET_HALF) * width + width - 1;
+}
+
+/** Bytes per counter in Redis: BITFIELD i64, big-endian. */
+const COUNTER_BYTES = 8;
+/** A counter as a number (exact below 2^53), without a BigInt per counter. */
+const counterAt = (counters: Buffer, offset: number) =>
+  counters.readInt32BE(offset) * 2 ** 32 + counters.readUInt32BE(offset + 4);
+
+/**
+ * The histogram of a string of counters (null: none yet), less the counts of
+ * `minus` when given (an earlier read of the same string: what was counted
+ * in between). Each count is recorded at its bucket's highest value, so the
+ * max is the top of the highest bucket (at most 0.1 % above the largest
+ * sample), as HDR reports every percentile: an exact max would need a
+ * compare-and-set in Redis, where increments need none.
+ */
+export function histogramOfCounters(counters: Buffer | null, minus?: Buffer | null): Histogram {
+  const histogram = createDurationHistogram();
+  // Counters past the one of 1 h are none of this layout's (a corrupt string): skipped.
+  const length = Math.min(Math.floor((counters?.length ?? 0) / COUNTER_BYTES), counterOfUs(HIGHEST_US) + 1);
+  for (let index = 0; counters && index < length; index++) {
+    const offset = index * COUNTER_BYTES;
+    let count = counterAt(counters, offset);
+    if (minus && offset + COUNTER_BYTES <= minus.length) count -= counterAt(minus, offset);
+    if (count > 0) histogram.recordValueWithCount(highestOfCounter(index), count);
+  }
+  return histogram;
+}
+
+/** For the bench's result files: one histogram as one string. */
 export function encodeHistogram(histogram: Histogram): string {
   return encodeIntoCompressedBase64(histogram);
 }
 
-/**
- * Adds an encoded histogram to `target` (subtracts it with `sign` -1). False
- * when the text is not a histogram of a compatible range (a corrupt or
- * foreign field), which the caller skips rather than failing a whole read.
- */
-export function addEncoded(target: Histogram, encoded: string, sign: 1 | -1 = 1): boolean {
+/** Adds an encoded histogram to `target`; false (nothing added) when the text is not one of this layout. */
+export function addEncoded(target: Histogram, encoded: string): boolean {
   let decoded: Histogram | undefined;
   try {
     decoded = decodeFromCompressedBase64(encoded, BIT_BUCKET_SIZE, false);
-    if (sign === 1) target.add(decoded);
-    else target.subtract(decoded);
+    target.add(decoded);
     return true;
   } catch {
     return false;
@@ -87,13 +152,12 @@ export function summarize(histogram: Histogram): DurationSummary {
   };
 }
 
-/** Summary of the sum of encoded histograms (the fields of one hash); a field that does not decode is skipped. */
-export function summarizeMerged(encoded: Iterable<string>): DurationSummary {
-  const merged = createDurationHistogram();
+/** Summary of a string of counters, as the recorders write it. */
+export function summarizeCounters(counters: Buffer | null): DurationSummary {
+  const histogram = histogramOfCounters(counters);
   try {
-    for (const text of encoded) addEncoded(merged, text);
-    return summarize(merged);
+    return summarize(histogram);
   } finally {
-    merged.destroy();
+    histogram.destroy();
   }
 }

@@ -1,12 +1,12 @@
 /**
- * The /metrics snapshot: counters summed and histograms merged across every
- * process, queue depths read from Bee-Queue's keys; one pipelined round trip.
+ * The /metrics snapshot: counters and histogram buckets as every process
+ * added to them, queue depths read from Bee-Queue's keys; one pipelined round trip.
  */
 import { Type as t } from "@sinclair/typebox";
 import type Redis from "ioredis";
 import { CacheMetricsSchema, cacheSnapshot } from "./cache-metrics";
-import { type DurationSummary, summarizeMerged } from "./histogram";
-import { EXTERNAL_COUNTERS, HISTOGRAMS, metricsKeys, RATE_WINDOW_SECONDS } from "./recorder";
+import { type DurationSummary, summarizeCounters } from "./histogram";
+import { EXTERNAL_COUNTERS, HISTOGRAMS, metricsKeys, RATE_WINDOW_SECONDS } from "./keys";
 
 const Count = t.Integer({ minimum: 0 });
 const Quantiles = { p50: t.Number(), p95: t.Number(), p99: t.Number() };
@@ -76,10 +76,6 @@ export type MetricsSnapshot = typeof MetricsSnapshotSchema.static;
 const round = (n: number, digits = 4) => Math.round(n * 10 ** digits) / 10 ** digits;
 const ratio = (part: number, whole: number) => (whole > 0 ? round(part / whole) : 0);
 
-/**
- * The deployment's metrics in one pipelined round trip: counters, every
- * histogram hash (merged here), the rate buckets and the queues' key sizes.
- */
 /** A queue's state keys, from the queue layer's layout (queue/bee-queue-layout.ts, queueKeys). */
 export interface QueueStateKeys {
   readonly name: string;
@@ -89,6 +85,10 @@ export interface QueueStateKeys {
   readonly failed: string;
 }
 
+/**
+ * The deployment's metrics in one pipelined round trip: counters, every
+ * histogram's counters, the rate buckets and the queues' key sizes.
+ */
 export async function readMetrics(deps: {
   redis: Redis;
   queues: readonly QueueStateKeys[];
@@ -105,7 +105,7 @@ export async function readMetrics(deps: {
   // The 10 seconds before the last one: with a flush interval of at most 1 s, every process has sent them.
   const lastSecond = Math.floor(now / 1000) - 2;
   const pipeline = redis.pipeline().hgetall(keys.counters);
-  for (const name of HISTOGRAMS) pipeline.hgetall(keys.histogram(name));
+  for (const name of HISTOGRAMS) pipeline.getBuffer(keys.histogram(name));
   for (let i = 0; i < RATE_WINDOW_SECONDS; i++) pipeline.hmget(keys.rate(lastSecond - i), "completed", "failed");
   for (const queue of queues) {
     pipeline.llen(queue.waiting).llen(queue.active).zcard(queue.delayed).scard(queue.failed);
@@ -124,9 +124,12 @@ export async function readMetrics(deps: {
     const value = Number(counters[field] ?? 0);
     return Number.isFinite(value) ? value : 0;
   };
-  const [latency, processing, llm, cacheLookup] = HISTOGRAMS.map(() =>
-    summarizeMerged(Object.values(next<Record<string, string>>())),
-  ) as [DurationSummary, DurationSummary, DurationSummary, DurationSummary];
+  const [latency, processing, llm, cacheLookup] = HISTOGRAMS.map(() => summarizeCounters(next<Buffer | null>())) as [
+    DurationSummary,
+    DurationSummary,
+    DurationSummary,
+    DurationSummary,
+  ];
   let ended = 0;
   for (let i = 0; i < RATE_WINDOW_SECONDS; i++) {
     for (const value of next<(string | null)[]>()) ended += Number(value ?? 0);

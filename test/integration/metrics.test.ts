@@ -1,6 +1,6 @@
 /**
  * Metrics aggregated across processes in the real Redis: exact counter sums,
- * percentiles of the merged histograms, retirement of closed processes,
+ * percentiles of the merged histograms, a closed process's data kept,
  * nothing lost to a failed flush, queue depths from Bee-Queue's keys, and the
  * Prometheus text.
  */
@@ -8,11 +8,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Value } from "@sinclair/typebox/value";
 import { createEventBus, type EventBus } from "../../src/events";
 import { createLogger } from "../../src/log";
+import { EXTERNAL_COUNTERS, metricsKeys } from "../../src/metrics/keys";
 import { renderPrometheus } from "../../src/metrics/prometheus";
-import { createMetricsRecorder, EXTERNAL_COUNTERS, metricsKeys } from "../../src/metrics/recorder";
+import { createMetricsRecorder } from "../../src/metrics/recorder";
 import { MetricsSnapshotSchema, readMetrics } from "../../src/metrics/snapshot";
 import { QUEUE_KEY_PREFIX, queueKeys } from "../../src/queue/bee-queue-layout";
 import { RedisClient } from "../../src/redis/client";
+import { succeed } from "../helpers/metrics";
 import { deleteByPrefix, requireRedis, uniquePrefix, waitFor } from "../helpers/services";
 
 const prefixes: string[] = [];
@@ -52,18 +54,6 @@ function countingBus(): EventBus {
 }
 
 const listeners = (bus: EventBus) => subscriptions.get(bus)?.count ?? -1;
-
-function succeed(bus: EventBus, latency_ms: number, processing_ms: number, from_cache = false, tokens = 10) {
-  bus.emit("task.succeeded", {
-    task_id: "t",
-    queue: "ai_processing",
-    task_type: "summarization",
-    latency_ms,
-    processing_ms,
-    from_cache,
-    tokens,
-  });
-}
 
 beforeAll(async () => {
   redis = await requireRedis();
@@ -152,8 +142,8 @@ describe("metrics across processes", () => {
     await Promise.all([a.close(), b.close()]);
   });
 
-  test("closing a process keeps its data in the totals and leaves only _retired and the live processes in the hash", async () => {
-    const prefix = newPrefix("metrics-retire");
+  test("closing a process keeps its data in the totals, and Redis keeps no field of its own for it", async () => {
+    const prefix = newPrefix("metrics-close");
     const { logger } = captureLogger();
     const busA = countingBus();
     const busB = countingBus();
@@ -165,28 +155,30 @@ describe("metrics across processes", () => {
     for (let i = 0; i < 50; i++) succeed(busA, 2000, 1);
     for (let i = 0; i < 50; i++) succeed(busB, 3000, 1);
     await b.flush();
+    // Rate keys aside: one comes with each second a task ended in.
+    const keysNow = async () => (await redis.keys(`${prefix}:*`)).filter((key) => !key.includes(":rate:")).sort();
+    const keys = await keysNow();
 
     await a.close();
     await a.close();
-    const latencyKey = metricsKeys(prefix).histogram("latency");
-    // Fields are `{processId}/{nonce}`.
-    expect((await redis.hkeys(latencyKey)).map((field) => field.split("/")[0]).sort()).toEqual(["_retired", "proc-b"]);
     let m = await readMetrics({ redis, prefix, queues: [] });
     expect(m.completed_tasks).toBe(200);
     expect(m.latency_ms.count).toBe(200);
     expect(m.latency_ms.p50).toBeCloseTo(100, 0);
     expect(m.latency_ms.p95).toBeGreaterThanOrEqual(3000);
     expect(m.latency_ms.p95).toBeLessThanOrEqual(3003);
-
     expect(listeners(busA)).toBe(0);
     expect(listeners(busB)).toBeGreaterThan(0);
 
-    // A second retirement adds to _retired rather than replacing it.
     await b.close();
-    expect(await redis.hkeys(latencyKey)).toEqual(["_retired"]);
     m = await readMetrics({ redis, prefix, queues: [] });
     expect(m.completed_tasks).toBe(200);
     expect(m.latency_ms.count).toBe(200);
+    // Closing added counts and nothing else: no key per process, nothing left to fold.
+    expect(await keysNow()).toEqual(keys);
+    expect(keys).toEqual(
+      [metricsKeys(prefix).counters, ...(["latency", "processing"] as const).map(metricsKeys(prefix).histogram)].sort(),
+    );
   });
 
   test("the timer flushes without being asked, and tasks/s counts the 10 full seconds before the last one", async () => {
