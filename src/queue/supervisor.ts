@@ -59,7 +59,8 @@ export function createSupervisor(deps: {
     }
   };
 
-  const spawn = (slot: number): Child => {
+  /** `recycling`: a replacement started beside a serving process, which keeps serving if this one fails. */
+  const spawn = (slot: number, recycling: boolean): Child => {
     const workerId = `${process.pid}-w${slot}-${++sequence}`;
     let markReady: () => void = () => {};
     let markFailed: (error: Error) => void = () => {};
@@ -75,10 +76,13 @@ export function createSupervisor(deps: {
       replacing: false,
       expectedExit: false,
     };
-    const timer = setTimeout(
-      () => markFailed(new Error(`worker ${workerId} not ready within ${readyTimeoutMs} ms`)),
-      readyTimeoutMs,
-    );
+    const timer = setTimeout(() => {
+      markFailed(new Error(`worker ${workerId} not ready within ${readyTimeoutMs} ms`));
+      // A late process is killed, never left to come up beside the one it was to replace. Outside a recycle its
+      // exit restarts the slot with the growing backoff of a crash loop.
+      if (recycling) child.expectedExit = true;
+      child.proc.kill("SIGKILL");
+    }, readyTimeoutMs);
     child.proc = Bun.spawn(["bun", entry], {
       env: { ...process.env, ...deps.env, WORKER_ID: workerId },
       stdin: "ignore",
@@ -121,8 +125,8 @@ export function createSupervisor(deps: {
     return child;
   };
 
-  const startSlot = (slot: number): Child => {
-    const child = spawn(slot);
+  const startSlot = (slot: number, recycling = false): Child => {
+    const child = spawn(slot, recycling);
     child.ready.then(
       () => {
         // A process that stays up for a minute resets its slot's restart backoff.
@@ -137,7 +141,7 @@ export function createSupervisor(deps: {
     if (old.replacing || stopping) return;
     old.replacing = true;
     logger.info({ worker_id: old.info.worker_id, reason, processed, rss_mb: rssMb }, "recycling worker process");
-    const replacement = startSlot(old.slot);
+    const replacement = startSlot(old.slot, true);
     try {
       await replacement.ready;
     } catch {
