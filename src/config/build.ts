@@ -78,6 +78,7 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
       retries: env.JOB_RETRIES,
       backoffMs: env.JOB_BACKOFF_MS,
       stallIntervalMs: env.JOB_STALL_INTERVAL_MS,
+      failedJobs: { keep: env.JOB_FAILED_KEEP, maxAgeMs: env.JOB_FAILED_MAX_AGE_SECONDS * 1000 },
     },
     routes,
     promptsFile: env.PROMPTS_FILE === "" ? undefined : env.PROMPTS_FILE,

@@ -118,6 +118,8 @@ export const EnvSchema = T.Object({
   JOB_RETRIES: integer(0, 100, "retries after a retriable failure", 3),
   JOB_BACKOFF_MS: integer(1, 3_600_000, "base ms of exponential backoff", 1000),
   JOB_STALL_INTERVAL_MS: integer(500, 600_000, "ms before a dead worker's job is re-run", 5000),
+  JOB_FAILED_KEEP: integer(1, 100_000_000, "failed jobs kept per queue for inspection, newest first", 10_000),
+  JOB_FAILED_MAX_AGE_SECONDS: integer(60, 31_536_000, "seconds a failed job is kept for inspection", 7 * 24 * 3600),
   PROMPTS_FILE: T.String({ default: "", description: "a path to a JSON file of task_type: system prompt, or empty" }),
   SIMULATED_LATENCY_MS: T.String({
     pattern: "^[0-9]{1,6}(-[0-9]{1,6})?$",

@@ -63,6 +63,8 @@ export interface Config {
     readonly retries: number;
     readonly backoffMs: number;
     readonly stallIntervalMs: number;
+    /** Failed jobs kept per queue (newest first), and for how long; their task's result outlives them. */
+    readonly failedJobs: { readonly keep: number; readonly maxAgeMs: number };
   };
   /** task_type → queue, on top of the defaults (API → ai_processing, Kafka → kafka_events). */
   readonly routes: ReadonlyMap<string, string>;

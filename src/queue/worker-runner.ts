@@ -12,6 +12,7 @@ import type { RedisClient } from "../redis/client";
 import { logConnectionErrors } from "../redis/client";
 import type { TaskJob } from "../task/contract";
 import { retryDelay } from "../util/backoff";
+import type { FailedJobRetention } from "./failed-jobs";
 import { createWorkerQueue } from "./queues";
 
 export interface WorkerRunnerStats {
@@ -37,8 +38,10 @@ export function createWorkerRunner(deps: {
   logger: Logger;
   /** Called after each job, for recycling decisions. */
   onJobDone?: (stats: WorkerRunnerStats) => void;
+  /** Bounds the failed jobs kept for inspection; absent: kept for ever (tests). */
+  failedJobs?: FailedJobRetention;
 }): WorkerRunner {
-  const { redis, queues, concurrency, processTask, backoff, stallIntervalMs, logger, onJobDone } = deps;
+  const { redis, queues, concurrency, processTask, backoff, stallIntervalMs, logger, onJobDone, failedJobs } = deps;
   const workers: BeeQueue<TaskJob>[] = [];
   const stats: WorkerRunnerStats = { active: 0, processed: 0, failed: 0 };
 
@@ -67,6 +70,14 @@ export function createWorkerRunner(deps: {
             onJobDone?.(stats);
           }
         });
+        if (failedJobs) {
+          // Bee-Queue's 'failed' is the final failure ('retrying' precedes a retry).
+          queue.on("failed", (job) => {
+            failedJobs.failed(name, job.id).catch((error: unknown) => {
+              logger.warn({ queue: name, job_id: job.id, err: error }, "could not record a failed job's time");
+            });
+          });
+        }
         await queue.ready();
         // Half the stall interval, as Bee-Queue advises: a dead worker's jobs come back within 1.5 intervals.
         queue.checkStalledJobs(Math.max(250, Math.floor(stallIntervalMs / 2)), (error, stalled) => {
@@ -75,8 +86,10 @@ export function createWorkerRunner(deps: {
         });
         workers.push(queue);
       }
+      failedJobs?.start();
     },
     async drain(timeoutMs) {
+      failedJobs?.stop();
       await Promise.all(
         workers.map((queue) =>
           queue.close(timeoutMs).catch((error: unknown) => {

@@ -18,6 +18,7 @@ import { createLogger } from "../log";
 import { createMetricsRecorder } from "../metrics/recorder";
 import { createTaskProcessor } from "../pipeline/process-task";
 import { queuedJobs } from "../queue/bee-queue-layout";
+import { createFailedJobRetention } from "../queue/failed-jobs";
 import type { FromWorker, ToWorker } from "../queue/worker-protocol";
 import { createWorkerHeartbeat } from "../queue/worker-registry";
 import { createWorkerRunner } from "../queue/worker-runner";
@@ -84,6 +85,13 @@ try {
     processTask: publisher ? withResultsOut(processTask, { publisher, store, bus }) : processTask,
     backoff: { baseMs: config.worker.backoffMs, maxMs: Math.max(config.worker.backoffMs, 60_000) },
     stallIntervalMs: config.worker.stallIntervalMs,
+    failedJobs: createFailedJobRetention({
+      redis,
+      queues: config.worker.queues,
+      keep: config.worker.failedJobs.keep,
+      maxAgeMs: config.worker.failedJobs.maxAgeMs,
+      logger,
+    }),
     logger,
     onJobDone: (stats) => {
       if (config.worker.maxJobs > 0 && stats.processed >= config.worker.maxJobs)
