@@ -6,6 +6,7 @@
  *   {prefix}:rate:{epochSec}   fields completed, failed: tasks ended in that second, EXPIRE 120
  *   {prefix}:buckets:{name}    string of i64 counters, one per HDR bucket: samples in it (histogram.ts)
  *   {prefix}:kafka_lag         field = topic:partition, value = lag JSON (written by the consumer role)
+ *   {prefix}:flushed:...       a flush's receipt, so a flush whose reply was lost is never sent twice
  * The histogram keys are not the `{prefix}:hist:{name}` of the per-process layout they replace (issue 12):
  * a process of that version, still running during a rolling upgrade, writes its hashes there. Its `hist:*`
  * and `hist_seen` keys can be deleted once it is gone.
@@ -33,4 +34,6 @@ export const metricsKeys = (prefix = "metrics") => ({
   rate: (epochSecond: number) => `${prefix}:rate:${epochSecond}`,
   histogram: (name: HistogramName) => `${prefix}:buckets:${name}`,
   kafkaLag: `${prefix}:kafka_lag`,
+  /** Prefix of a process's flush receipts: `{prefix}:flushed:{process}:{nonce}:{seq}`, EX 600 (recorder.ts). */
+  receipt: (processId: string) => `${prefix}:flushed:${processId}`,
 });

@@ -45,9 +45,10 @@ export function createMetricsRecorder(deps: {
 
   let closed = false;
   const inflight = new Set<Promise<void>>();
+  const send = createSender(redis, increments, now, `${metricsKeys(prefix).receipt(processId)}:${crypto.randomUUID()}`);
   const flush = () => {
     if (closed) return Promise.resolve();
-    const run = send(redis, increments, now);
+    const run = send();
     inflight.add(run);
     return run.finally(() => inflight.delete(run));
   };
@@ -90,23 +91,40 @@ function accumulate(increments: Increments, prefix: string, now: () => number): 
   };
 }
 
+/** How long a flush's receipt is kept: far longer than any reconnection before the next flush checks it. */
+const RECEIPT_TTL_SECONDS = 600;
+
 /**
- * One MULTI with every increment since the last flush. MULTI rather than a
- * plain pipeline: Redis applies all of it or, when the connection is lost
- * before EXEC, none, so giving the increments back after a failure never
- * double-counts.
+ * Each flush is one MULTI with every increment since the last one and a
+ * receipt key (`{prefix}:flushed:{process}:{nonce}:{seq}`): Redis applies all
+ * of it or none. A flush whose EXEC fails may still have been applied (the
+ * reply lost with the connection, after Redis ran it), so its increments are
+ * not simply given back: the next flush first asks whether the receipt
+ * exists, and sends them again only if it does not. Never counted twice,
+ * never dropped while Redis is reachable again (issue 13 §11).
  */
-async function send(redis: Redis, increments: Increments, now: () => number): Promise<void> {
-  if (increments.empty) return;
-  const taken = increments.take();
-  const tx = redis.multi();
-  increments.queue(tx, taken);
-  try {
-    await execChecked(tx);
-  } catch (error) {
-    increments.giveBack(taken, now());
-    throw error;
-  }
+function createSender(redis: Redis, increments: Increments, now: () => number, receiptPrefix: string) {
+  let sequence = 0;
+  let unconfirmed: { taken: ReturnType<Increments["take"]>; receipt: string } | undefined;
+  return async (): Promise<void> => {
+    if (unconfirmed) {
+      const applied = (await redis.exists(unconfirmed.receipt)) === 1;
+      if (!applied) increments.giveBack(unconfirmed.taken, now());
+      unconfirmed = undefined;
+    }
+    if (increments.empty) return;
+    const taken = increments.take();
+    const receipt = `${receiptPrefix}:${++sequence}`;
+    const tx = redis.multi();
+    increments.queue(tx, taken);
+    tx.set(receipt, "1", "EX", RECEIPT_TTL_SECONDS);
+    try {
+      await execChecked(tx);
+    } catch (error) {
+      unconfirmed = { taken, receipt };
+      throw error;
+    }
+  };
 }
 
 /** Flushes every `intervalMs` until the returned function is called; logs one warning per outage. */

@@ -155,8 +155,10 @@ describe("metrics across processes", () => {
     for (let i = 0; i < 50; i++) succeed(busA, 2000, 1);
     for (let i = 0; i < 50; i++) succeed(busB, 3000, 1);
     await b.flush();
-    // Rate keys aside: one comes with each second a task ended in.
-    const keysNow = async () => (await redis.keys(`${prefix}:*`)).filter((key) => !key.includes(":rate:")).sort();
+    // Rate keys aside (one comes with each second a task ended in), and flush receipts, which expire on their own.
+    const receipts = async () => redis.keys(`${prefix}:flushed:*`);
+    const keysNow = async () =>
+      (await redis.keys(`${prefix}:*`)).filter((key) => !key.includes(":rate:") && !key.includes(":flushed:")).sort();
     const keys = await keysNow();
 
     await a.close();
@@ -179,6 +181,7 @@ describe("metrics across processes", () => {
     expect(keys).toEqual(
       [metricsKeys(prefix).counters, ...(["latency", "processing"] as const).map(metricsKeys(prefix).histogram)].sort(),
     );
+    for (const receipt of await receipts()) expect(await redis.ttl(receipt)).toBeLessThanOrEqual(600);
   });
 
   test("the timer flushes without being asked, and tasks/s counts the 10 full seconds before the last one", async () => {
@@ -248,6 +251,46 @@ describe("metrics across processes", () => {
     expect(m.completed_tasks).toBe(85);
     expect(m.latency_ms.count).toBe(85);
     expect(m.tasks_per_second).toBe(8.5);
+    await recorder.close();
+    await client.quit();
+  });
+
+  test("a flush whose reply is lost after Redis applied it is not counted twice (issue 13 §11)", async () => {
+    const prefix = newPrefix("metrics-lost-reply");
+    const { logger } = captureLogger();
+    const client = await requireRedis();
+    // EXEC runs in Redis, then the reply is lost with the connection: what a client sees as a failed flush.
+    const multi = client.multi.bind(client);
+    let loseNextReply = true;
+    client.multi = ((...args: Parameters<typeof client.multi>) => {
+      const tx = multi(...args);
+      const exec = tx.exec.bind(tx);
+      tx.exec = (async () => {
+        const replies = await exec();
+        if (loseNextReply) {
+          loseNextReply = false;
+          throw new Error("Connection is closed.");
+        }
+        return replies;
+      }) as typeof tx.exec;
+      return tx;
+    }) as typeof client.multi;
+    const bus = createEventBus();
+    const recorder = createMetricsRecorder({
+      redis: client,
+      bus,
+      processId: "p",
+      logger,
+      prefix,
+      flushIntervalMs: 60_000,
+    });
+    for (let i = 0; i < 40; i++) succeed(bus, 10, 10);
+    await expect(recorder.flush()).rejects.toThrow("Connection is closed");
+    for (let i = 0; i < 2; i++) succeed(bus, 10, 10);
+    await recorder.flush();
+    const m = await readMetrics({ redis, prefix, queues: [], now: Date.now() + 2000 });
+    expect(m.completed_tasks).toBe(42);
+    expect(m.latency_ms.count).toBe(42);
     await recorder.close();
     await client.quit();
   });
