@@ -4,7 +4,7 @@
  *
  *   exact     one HMGET of an existing entry
  *   semantic  one KNN query (k = 3, TAG filters on task type and scope) alone
- *   batch     64 KNN queries in one pipeline (what the micro-batcher sends), per query
+ *   batch     64 KNN queries in one pipeline (what the KNN batcher sends), per query
  *   recall    HNSW top-1 / top-3 against FLAT's (exact search) for the same queries
  *
  * Entries are lexical embeddings (src/llm/lexical-embedding.ts) of generated

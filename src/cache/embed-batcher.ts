@@ -7,7 +7,7 @@
  */
 import type { EventBus } from "../events";
 import { estimateTokens, type LlmProvider } from "../llm/provider";
-import { createMicroBatcher } from "../util/micro-batcher";
+import { createBatcher } from "../util/batcher";
 
 export interface EmbedBatcher {
   embed(text: string): Promise<Float32Array>;
@@ -40,8 +40,8 @@ export function createEmbedBatcher(options: EmbedBatcherOptions): EmbedBatcher {
   };
   const inFlight = new Map<string, Promise<Float32Array>>();
 
-  const batcher = createMicroBatcher<string, Float32Array>({
-    windowMs,
+  const batcher = createBatcher<string, Float32Array>({
+    lingerMs: windowMs,
     maxSize,
     run: async (texts) => {
       const started = performance.now();

@@ -6,7 +6,7 @@
  * that passes wins.
  */
 import type { EventBus } from "../events";
-import { createMicroBatcher } from "../util/micro-batcher";
+import { createBatcher } from "../util/batcher";
 import type { EmbedBatcher } from "./embed-batcher";
 import { checkSemanticHit } from "./false-hit-guard";
 import type { KnnMatch, KnnQuery, VectorIndex } from "./vector-index";
@@ -49,8 +49,8 @@ export function createSemanticLookup(options: {
   const { embedder, index, bus, falseHitGuard, maxBatch = 256 } = options;
 
   // Window 0: lookups whose embeddings arrived together (one embeddings batch) share one pipeline.
-  const knn = createMicroBatcher<KnnQuery, { matches: KnnMatch[]; share: number }>({
-    windowMs: 0,
+  const knn = createBatcher<KnnQuery, { matches: KnnMatch[]; share: number }>({
+    lingerMs: 0,
     maxSize: maxBatch,
     run: async (queries) => {
       const started = performance.now();

@@ -5,11 +5,12 @@
  * produce request. publish() resolves once the broker has the batch, so the
  * worker acknowledges a job only after its result is out (at-least-once).
  */
-import type { Producer } from "kafkajs";
+import type { Message, Producer } from "kafkajs";
 import { errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
 import type { TaskJob, TaskResult } from "../task/contract";
+import { createBatcher } from "../util/batcher";
 
 export interface ResultMessage {
   task_id: string;
@@ -24,13 +25,6 @@ export interface ResultPublisher {
   close(): Promise<void>;
 }
 
-interface Pending {
-  key: string | null;
-  value: string;
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
 export function createResultPublisher(deps: {
   producer: Pick<Producer, "send" | "disconnect">;
   topic: string;
@@ -40,33 +34,22 @@ export function createResultPublisher(deps: {
   maxBatch?: number;
 }): ResultPublisher {
   const { producer, topic, lingerMs, bus, logger, maxBatch = 500 } = deps;
-  let buffer: Pending[] = [];
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const inFlight = new Set<Promise<void>>();
-
-  const send = () => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    const batch = buffer;
-    buffer = [];
-    if (batch.length === 0) return;
-    const started = performance.now();
-    const sending = producer
-      .send({ topic, acks: -1, messages: batch.map(({ key, value }) => ({ key, value })) })
-      .then(
-        () => {
-          bus.emit("ingest.results_out", { size: batch.length, ms: performance.now() - started, ok: true });
-          for (const p of batch) p.resolve();
-        },
-        (error: unknown) => {
-          bus.emit("ingest.results_out", { size: batch.length, ms: performance.now() - started, ok: false });
-          logger.warn({ topic, size: batch.length, error: errorMessage(error) }, "producing results failed");
-          for (const p of batch) p.reject(error);
-        },
-      )
-      .finally(() => inFlight.delete(sending));
-    inFlight.add(sending);
-  };
+  const batcher = createBatcher<Message, void>({
+    lingerMs,
+    maxSize: maxBatch,
+    run: async (messages) => {
+      const started = performance.now();
+      try {
+        await producer.send({ topic, acks: -1, messages });
+      } catch (error) {
+        bus.emit("ingest.results_out", { size: messages.length, ms: performance.now() - started, ok: false });
+        logger.warn({ topic, size: messages.length, error: errorMessage(error) }, "producing results failed");
+        throw error;
+      }
+      bus.emit("ingest.results_out", { size: messages.length, ms: performance.now() - started, ok: true });
+      return messages.map(() => undefined);
+    },
+  });
 
   return {
     publish(job, result) {
@@ -78,15 +61,10 @@ export function createResultPublisher(deps: {
         result,
         source: { topic: event?.topic ?? "", partition: event?.partition ?? -1, offset: event?.offset ?? "" },
       };
-      return new Promise<void>((resolve, reject) => {
-        buffer.push({ key: event?.key ?? null, value: JSON.stringify(message), resolve, reject });
-        if (buffer.length >= maxBatch) send();
-        else timer ??= setTimeout(send, lingerMs);
-      });
+      return batcher.add({ key: event?.key ?? null, value: JSON.stringify(message) });
     },
     async close() {
-      send();
-      await Promise.allSettled([...inFlight]);
+      await batcher.flush();
       await producer.disconnect();
     },
   };

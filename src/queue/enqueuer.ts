@@ -14,6 +14,7 @@ import { AppError, errorMessage, UnavailableError } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
 import type { TaskJob } from "../task/contract";
+import { createBatcher, ItemFailure } from "../util/batcher";
 import { TimeoutError, withTimeout } from "../util/timeout";
 
 export interface EnqueueOptions {
@@ -32,20 +33,6 @@ export interface Enqueuer {
   flush(): Promise<void>;
 }
 
-interface Pending {
-  job: TaskJob;
-  resolve: (added: boolean) => void;
-  reject: (error: unknown) => void;
-}
-
-interface Lane {
-  buffer: Pending[];
-  inFlight: number;
-  scheduled: boolean;
-  idle: Promise<void> | undefined;
-  resolveIdle: (() => void) | undefined;
-}
-
 export function createEnqueuer(deps: {
   queues: ReadonlyMap<string, BeeQueue<TaskJob>>;
   options: EnqueueOptions;
@@ -59,7 +46,6 @@ export function createEnqueuer(deps: {
   saveTimeoutMs?: number;
 }): Enqueuer {
   const { queues, options, bus, logger, maxBatch = 1000, maxInFlight = 2, saveTimeoutMs = 3000 } = deps;
-  const lanes = new Map<string, Lane>();
 
   /** Fails with 503 (UnavailableError) when Redis has not taken the save within saveTimeoutMs. */
   const bounded = <T>(promise: Promise<T>): Promise<T> =>
@@ -69,23 +55,10 @@ export function createEnqueuer(deps: {
         : error;
     });
 
-  const laneOf = (name: string): Lane => {
-    let lane = lanes.get(name);
-    if (!lane) {
-      lane = { buffer: [], inFlight: 0, scheduled: false, idle: undefined, resolveIdle: undefined };
-      lanes.set(name, lane);
-    }
-    return lane;
-  };
-
-  const send = async (name: string, lane: Lane): Promise<void> => {
-    const queue = queues.get(name);
-    const batch = lane.buffer.splice(0, maxBatch);
-    if (!queue || batch.length === 0) return;
-    lane.inFlight++;
+  const save = async (name: string, queue: BeeQueue<TaskJob>, batch: TaskJob[]): Promise<(boolean | ItemFailure)[]> => {
     const started = performance.now();
     try {
-      const jobs = batch.map(({ job }) =>
+      const jobs = batch.map((job) =>
         queue
           .createJob(job)
           .setId(job.task_id)
@@ -93,64 +66,43 @@ export function createEnqueuer(deps: {
           .backoff(options.backoffStrategy, options.backoffMs),
       );
       // Bounded: while Redis restarts, a save can wait on the reconnection; the client gets a 503 to retry (with
-      // its Idempotency-Key, which makes the retry safe should the save still land), never a hang.
+      // its Idempotency-Key, which makes the retry safe should the save still land), never a hang. The bound
+      // also frees the batch's in-flight slot.
       const failures = await bounded(queue.saveAll(jobs));
       bus.emit("enqueue.batch", { queue: name, size: batch.length, ms: performance.now() - started });
-      batch.forEach((pending, i) => {
-        const job = jobs[i];
-        const failure = job ? failures.get(job) : undefined;
-        if (failure) pending.reject(failure);
+      return jobs.map((job) => {
+        const failure = failures.get(job);
         // addJob answers nil, and saveAll leaves the id null, when the id already exists.
-        else pending.resolve(job?.id !== null && job?.id !== undefined);
+        return failure ? new ItemFailure(failure) : job.id !== null && job.id !== undefined;
       });
     } catch (error) {
       logger.warn({ queue: name, size: batch.length, error: errorMessage(error) }, "enqueue batch failed");
-      for (const pending of batch) pending.reject(error);
-    } finally {
-      lane.inFlight--;
-      pump(name, lane);
+      throw error;
     }
   };
 
-  const pump = (name: string, lane: Lane): void => {
-    while (lane.buffer.length > 0 && lane.inFlight < maxInFlight) void send(name, lane);
-    if (lane.buffer.length === 0 && lane.inFlight === 0 && lane.resolveIdle) {
-      lane.resolveIdle();
-      lane.idle = undefined;
-      lane.resolveIdle = undefined;
-    }
-  };
+  // One lane per queue. Linger 0: jobs handed over in the same turn of the event loop leave together.
+  const lanes = new Map(
+    [...queues].map(([name, queue]) => [
+      name,
+      createBatcher<TaskJob, boolean>({
+        lingerMs: 0,
+        maxSize: maxBatch,
+        maxInFlight,
+        run: (batch) => save(name, queue, batch),
+      }),
+    ]),
+  );
 
   return {
     enqueue(name, job) {
-      if (!queues.has(name)) {
-        return Promise.reject(new AppError("UNKNOWN_QUEUE", `no queue named '${name}' in this process`));
-      }
-      const lane = laneOf(name);
-      const saved = new Promise<boolean>((resolve, reject) => {
-        lane.buffer.push({ job, resolve, reject });
-        if (lane.buffer.length >= maxBatch) return pump(name, lane);
-        if (lane.scheduled) return;
-        lane.scheduled = true;
-        // Jobs handed over in the same turn of the event loop leave together.
-        setImmediate(() => {
-          lane.scheduled = false;
-          pump(name, lane);
-        });
-      });
+      const lane = lanes.get(name);
+      if (!lane) return Promise.reject(new AppError("UNKNOWN_QUEUE", `no queue named '${name}' in this process`));
       // The bound counts from the hand-over: a job queued behind stuck batches must not wait for each in turn.
-      return bounded(saved);
+      return bounded(lane.add(job));
     },
     async flush() {
-      const waits: Promise<void>[] = [];
-      for (const lane of lanes.values()) {
-        if (lane.buffer.length === 0 && lane.inFlight === 0) continue;
-        lane.idle ??= new Promise<void>((resolve) => {
-          lane.resolveIdle = resolve;
-        });
-        waits.push(lane.idle);
-      }
-      await Promise.all(waits);
+      await Promise.all([...lanes.values()].map((lane) => lane.flush()));
     },
   };
 }

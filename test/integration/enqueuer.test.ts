@@ -1,6 +1,7 @@
 /** Batched enqueue against the real Redis: concurrent jobs share pipelined saves, and each is in Redis when its promise resolves. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type BeeQueue from "bee-queue";
+import { UnavailableError } from "../../src/errors";
 import { createEventBus, type EventMap } from "../../src/events";
 import { createLogger } from "../../src/log";
 import { JITTER_BACKOFF } from "../../src/queue/bee-queue-layout";
@@ -40,15 +41,16 @@ afterAll(async () => {
   await redis.quit();
 });
 
-function setup() {
+function setup(target: BeeQueue<TaskJob> = queue, limits: { saveTimeoutMs?: number; maxInFlight?: number } = {}) {
   const bus = createEventBus();
   const batches: EventMap["enqueue.batch"][] = [];
   bus.on("enqueue.batch", (batch) => batches.push(batch));
   const enqueuer = createEnqueuer({
-    queues: new Map([["ai_processing", queue]]),
+    queues: new Map([["ai_processing", target]]),
     options: { retries: 3, backoffStrategy: JITTER_BACKOFF, backoffMs: 1000 },
     bus,
     logger,
+    ...limits,
   });
   return { enqueuer, batches };
 }
@@ -93,5 +95,39 @@ describe("enqueuer", () => {
     await enqueuer.flush();
     const stored = await redis.hmget(`${keyPrefix}:ai_processing:jobs`, ...jobs.map((j) => j.task_id));
     expect(stored.every((s) => s !== null)).toBe(true);
+  });
+
+  test("a save Redis does not answer fails with 503 within saveTimeoutMs of each hand-over, and frees its slot for the next jobs", async () => {
+    // The real queue, whose saves hang while `stalled` (as during a Redis restart, when they wait on the reconnection).
+    let stalled = true;
+    const stalling = Object.create(queue) as BeeQueue<TaskJob>;
+    stalling.saveAll = (jobs) => (stalled ? new Promise(() => {}) : queue.saveAll(jobs));
+    const { enqueuer } = setup(stalling, { saveTimeoutMs: 400, maxInFlight: 1 });
+
+    const started = performance.now();
+    /** The enqueue's error and how long after its hand-over it came. */
+    const failure = (text: string) => {
+      const handedOver = performance.now();
+      return enqueuer.enqueue("ai_processing", job(text)).then(
+        () => ({ error: undefined, ms: performance.now() - handedOver }),
+        (error: unknown) => ({ error, ms: performance.now() - handedOver }),
+      );
+    };
+    const first = failure("stuck on the wire");
+    await Bun.sleep(100);
+    // Waits behind the stuck batch for the one slot: its bound counts from its own hand-over, not the batch's.
+    const second = failure("stuck behind it");
+    for (const { error, ms } of await Promise.all([first, second])) {
+      expect(error).toBeInstanceOf(UnavailableError);
+      expect((error as UnavailableError).status).toBe(503);
+      expect(ms).toBeGreaterThanOrEqual(400 - 5);
+      expect(ms).toBeLessThan(400 + 150);
+    }
+    expect(performance.now() - started).toBeLessThan(100 + 400 + 150);
+
+    stalled = false;
+    const after = job("after the stall");
+    expect(await enqueuer.enqueue("ai_processing", after)).toBe(true);
+    expect(await redis.hexists(`${keyPrefix}:ai_processing:jobs`, after.task_id)).toBe(1);
   });
 });
