@@ -9,7 +9,7 @@ import type Redis from "ioredis";
 import { AppError, errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
-import type { Enqueuer } from "../queue/enqueuer";
+import { type Enqueuer, QueuedUnknownError } from "../queue/enqueuer";
 import type { TaskState, TaskStore } from "../store/task-store";
 import type { TaskWaiter } from "../store/task-waiter";
 import { AcceptedSchema, newTaskId, ProcessBody, type TaskJob, TaskSchema, TERMINAL } from "../task/contract";
@@ -91,8 +91,10 @@ export function taskRoutes(deps: TaskRoutesDeps) {
           };
         }
         const queue = routeTask(routes, body.task_type, "api");
+        // A resumed claim (its first enqueue had no answer) enqueues the same task id: written at most once.
+        const id = claim?.kind === "resume" ? claim.taskId : taskId;
         const job: TaskJob = {
-          task_id: taskId,
+          task_id: id,
           text: body.text,
           task_type: body.task_type,
           use_cache: body.use_cache,
@@ -105,16 +107,22 @@ export function taskRoutes(deps: TaskRoutesDeps) {
           accepted_at: Date.now(),
         };
         try {
-          await pendingCap?.reserve(tenant, taskId);
+          await pendingCap?.reserve(tenant, id);
         } catch (error) {
           await claim?.abandon().catch(() => {});
           throw error;
         }
+        let added: boolean;
         try {
-          await enqueuer.enqueue(queue, job);
+          added = await enqueuer.enqueue(queue, job);
         } catch (error) {
-          await claim?.abandon().catch(() => {});
-          await pendingCap?.release(tenant, taskId).catch(() => {});
+          if (error instanceof QueuedUnknownError) {
+            // The job may exist: its 503 carries the id, and a retry with this key resumes it, never a second task.
+            await claim?.unknown().catch(() => {});
+          } else {
+            await claim?.abandon().catch(() => {});
+            await pendingCap?.release(tenant, id).catch(() => {});
+          }
           throw error;
         }
         // The task is durable: retries now get its id. Should this write fail, the claim's short TTL frees the key.
@@ -122,13 +130,14 @@ export function taskRoutes(deps: TaskRoutesDeps) {
           ?.complete()
           .catch((error: unknown) =>
             deps.logger?.warn(
-              { task_id: taskId, error: errorMessage(error) },
+              { task_id: id, error: errorMessage(error) },
               "could not finish the Idempotency-Key claim",
             ),
           );
-        bus.emit("task.accepted", { task_id: taskId, queue, task_type: body.task_type, source: "api" });
+        // A resumed claim whose first enqueue did land was counted then.
+        if (added) bus.emit("task.accepted", { task_id: id, queue, task_type: body.task_type, source: "api" });
         set.status = 202;
-        return { task_id: taskId, status: "PENDING" as const, message: `accepted; queued on ${queue}` };
+        return { task_id: id, status: "PENDING" as const, message: `accepted; queued on ${queue}` };
       },
       {
         body: ProcessBody,

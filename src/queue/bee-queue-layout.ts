@@ -55,14 +55,17 @@ export interface JobRecord {
 }
 
 /** A new job's record, as Bee-Queue's own Job#save writes it. */
-export function jobRecord(job: TaskJob, options: { now: number; retries: number; backoffMs: number }): string {
+export function jobRecord(
+  job: TaskJob,
+  options: { now: number; retries: number; backoffMs: number; backoffStrategy?: string },
+): string {
   const record: JobRecord = {
     data: job,
     options: {
       timestamp: options.now,
       stacktraces: [],
       retries: options.retries,
-      backoff: { strategy: JITTER_BACKOFF, delay: options.backoffMs },
+      backoff: { strategy: options.backoffStrategy ?? JITTER_BACKOFF, delay: options.backoffMs },
     },
     status: "created",
     progress: 0,

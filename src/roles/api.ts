@@ -15,8 +15,7 @@ import { loadPrompts } from "../llm/prompts";
 import type { Logger } from "../log";
 import { JITTER_BACKOFF, queuedJobs, queueKeys } from "../queue/bee-queue-layout";
 import { createEnqueuer } from "../queue/enqueuer";
-import { createProducerQueue } from "../queue/queues";
-import { logConnectionErrors, type RedisClient } from "../redis/client";
+import type { RedisClient } from "../redis/client";
 import { createTaskStore } from "../store/task-store";
 import { createTaskWaiter } from "../store/task-waiter";
 import { producerQueues } from "../task/routing";
@@ -36,14 +35,12 @@ export async function startApiRole(deps: {
   const { config, redis, bus, logger, lifecycle } = deps;
   // Producers add to every queue a route can name; workers consume config.worker.queues.
   const queueNames = producerQueues(config.routes, config.worker.queues);
-  const warn = logger.warn.bind(logger);
-  const queues = new Map(queueNames.map((name) => [name, createProducerQueue(name, { redis })]));
-  for (const [name, queue] of queues) logConnectionErrors(queue, warn, `queue ${name}`);
-  await Promise.all([...queues.values()].map((queue) => queue.ready()));
-  lifecycle.onShutdown("producer queues", () => Promise.all([...queues.values()].map((queue) => queue.close())));
+  // The API writes jobs itself, in Bee-Queue's record format (queue/enqueuer.ts): it needs no Bee-Queue object.
+  const queues = new Map(queueNames.map((name) => [name, queueKeys(name)]));
   const waiter = await createTaskWaiter({ redis, logger });
   lifecycle.onShutdown("task waiter", () => waiter.close());
   const enqueuer = createEnqueuer({
+    redis,
     queues,
     options: { retries: config.worker.retries, backoffStrategy: JITTER_BACKOFF, backoffMs: config.worker.backoffMs },
     bus,

@@ -6,7 +6,6 @@
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type BeeQueue from "bee-queue";
 import { createApp } from "../../src/api/app";
 import { createKeyring } from "../../src/api/auth";
 import { createPendingCap } from "../../src/api/client-limits";
@@ -14,9 +13,8 @@ import type { ErrorBody } from "../../src/api/error-responses";
 import { createCacheAdmin } from "../../src/cache";
 import { createEventBus } from "../../src/events";
 import { createLogger } from "../../src/log";
-import { JITTER_BACKOFF, queuedJobs, queueKeys } from "../../src/queue/bee-queue-layout";
+import { JITTER_BACKOFF, type QueueKeys, queuedJobs, queueKeys } from "../../src/queue/bee-queue-layout";
 import { createEnqueuer } from "../../src/queue/enqueuer";
-import { createProducerQueue } from "../../src/queue/queues";
 import { type RedisClient, redisProbe } from "../../src/redis/client";
 import { createTaskStore, pendingKey } from "../../src/store/task-store";
 import { createTaskWaiter, type TaskWaiter } from "../../src/store/task-waiter";
@@ -35,19 +33,17 @@ const lines: string[] = [];
 const logger = createLogger({ level: "debug", destination: { write: (line: string) => void lines.push(line) } });
 let redis: RedisClient;
 let waiter: TaskWaiter;
-let queues: Map<string, BeeQueue<TaskJob>>;
+let queues: Map<string, QueueKeys>;
 let store: ReturnType<typeof createTaskStore>;
 
 beforeAll(async () => {
   redis = await requireRedis();
   waiter = await createTaskWaiter({ redis, logger });
-  queues = new Map(QUEUES.map((name) => [name, createProducerQueue(name, { redis, keyPrefix: prefix })]));
-  await Promise.all([...queues.values()].map((q) => q.ready()));
+  queues = new Map(QUEUES.map((name) => [name, queueKeys(name, prefix)]));
   store = createTaskStore({ redis, resultTtlSeconds: 60, queued: queuedJobs(QUEUES, prefix) });
 });
 
 afterAll(async () => {
-  await Promise.all([...queues.values()].map((q) => q.close()));
   await waiter.close();
   await deleteByPrefix(redis, prefix);
   for (const tenant of tenants) await redis.del(pendingKey(tenant), `ratelimit:client:tenant:${tenant}`);
@@ -69,6 +65,7 @@ function buildApp(options: { rateLimit?: { calls: number; periodMs: number }; ma
     tasks: {
       redis,
       enqueuer: createEnqueuer({
+        redis,
         queues,
         options: { retries: 0, backoffStrategy: JITTER_BACKOFF, backoffMs: 1000 },
         bus,

@@ -5,14 +5,12 @@
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type BeeQueue from "bee-queue";
 import { createApp } from "../../src/api/app";
 import type { ErrorBody } from "../../src/api/error-responses";
 import { createEventBus } from "../../src/events";
 import { createLogger } from "../../src/log";
-import { JITTER_BACKOFF, queuedJobs } from "../../src/queue/bee-queue-layout";
-import { createEnqueuer, type Enqueuer } from "../../src/queue/enqueuer";
-import { createProducerQueue } from "../../src/queue/queues";
+import { JITTER_BACKOFF, type QueueKeys, queuedJobs, queueKeys } from "../../src/queue/bee-queue-layout";
+import { createEnqueuer, type Enqueuer, QueuedUnknownError } from "../../src/queue/enqueuer";
 import type { RedisClient } from "../../src/redis/client";
 import { createTaskStore, resultKey } from "../../src/store/task-store";
 import { createTaskWaiter, type TaskWaiter } from "../../src/store/task-waiter";
@@ -24,9 +22,12 @@ const keyPrefix = uniquePrefix("api");
 const QUEUES = ["default", "ai_processing", "kafka_events", "heavy"];
 let redis: RedisClient;
 let waiter: TaskWaiter;
-let queues: Map<string, BeeQueue<TaskJob>>;
+let queues: Map<string, QueueKeys>;
 let app: ReturnType<typeof createApp>;
 let slowApp: ReturnType<typeof createApp>;
+/** An app whose next enqueue gets no answer from Redis: after the job landed, or before it was written. */
+let flakyApp: ReturnType<typeof createApp>;
+let nextReply: "lost after the write" | "lost before the write" | "answered" = "answered";
 const createdIds: string[] = [];
 
 type Accepted = { task_id: string; status: string; message: string };
@@ -35,10 +36,10 @@ type Task = { task_id: string; status: string; result?: TaskResult; error?: unkn
 beforeAll(async () => {
   redis = await requireRedis();
   waiter = await createTaskWaiter({ redis, logger });
-  queues = new Map(QUEUES.map((name) => [name, createProducerQueue(name, { redis, keyPrefix })]));
-  await Promise.all([...queues.values()].map((q) => q.ready()));
+  queues = new Map(QUEUES.map((name) => [name, queueKeys(name, keyPrefix)]));
   const bus = createEventBus();
   const enqueuer = createEnqueuer({
+    redis,
     queues,
     options: { retries: 3, backoffStrategy: JITTER_BACKOFF, backoffMs: 1000 },
     bus,
@@ -68,10 +69,20 @@ beforeAll(async () => {
     },
     flush: () => enqueuer.flush(),
   });
+  flakyApp = appWith({
+    enqueue: async (queue, job) => {
+      const reply = nextReply;
+      nextReply = "answered";
+      if (reply === "lost before the write") throw new QueuedUnknownError(job.task_id, 3000);
+      const added = await enqueuer.enqueue(queue, job);
+      if (reply === "lost after the write") throw new QueuedUnknownError(job.task_id, 3000);
+      return added;
+    },
+    flush: () => enqueuer.flush(),
+  });
 });
 
 afterAll(async () => {
-  await Promise.all([...queues.values()].map((q) => q.close()));
   await waiter.close();
   if (createdIds.length > 0) await redis.del(...createdIds.map(resultKey));
   await deleteByPrefix(redis, keyPrefix);
@@ -303,6 +314,27 @@ describe("POST /process", () => {
     const retry = await json<Accepted>(await post({ text: "refund order 7" }, { "idempotency-key": key }));
     expect(retry.task_id).toBe(taskId as string);
   });
+
+  test.each(["lost after the write", "lost before the write"] as const)(
+    "an enqueue with no answer (%s) is a 503 carrying the task id, and a retry with the key resumes it: one task",
+    async (reply) => {
+      const key = uniquePrefix("idem-unknown");
+      const before = await waitingCount();
+      nextReply = reply;
+      const unknown = await post({ text: `charge card ${key}` }, { "idempotency-key": key }, flakyApp);
+      expect(unknown.status).toBe(503);
+      const error = (await json<ErrorBody>(unknown)).error;
+      expect(error.code).toBe("QUEUED_UNKNOWN");
+      const { task_id: firstId } = error.details as { task_id: string };
+      const retry = await post({ text: `charge card ${key}` }, { "idempotency-key": key }, flakyApp);
+      expect(retry.status).toBe(202);
+      expect((await json<Accepted>(retry)).task_id).toBe(firstId);
+      expect(await waitingCount()).toBe(before + 1);
+      const again = await json<Accepted>(await post({ text: `charge card ${key}` }, { "idempotency-key": key }));
+      expect(again.task_id).toBe(firstId);
+      createdIds.push(firstId);
+    },
+  );
 
   test("an Idempotency-Key reused with another body is refused with 422, and creates nothing", async () => {
     const key = uniquePrefix("idem-reuse");
