@@ -2,6 +2,8 @@
  * POST /process and GET /task/:id in process (app.handle) against the real
  * Redis: what is accepted, what is refused and how, idempotent retries, and
  * waiting for a result.
+ * Past ~300 lines on purpose: the table of refused inputs and the
+ * Idempotency-Key cases share one app and queue set up once against Redis.
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";

@@ -3,6 +3,8 @@
  * percentiles of the merged histograms, a closed process's data kept,
  * nothing lost to a failed flush, queue depths from Bee-Queue's keys, and the
  * Prometheus text.
+ * Past ~300 lines on purpose: each test is a promise of the /metrics
+ * contract, on the shared prefix and bus helpers at the top.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Value } from "@sinclair/typebox/value";

@@ -4,6 +4,8 @@
  * makes the task wait, and a store that records what the processor told it.
  * The paths with real processes (kill -9, poison jobs, provider faults over
  * HTTP) are in test/fault and test/integration.
+ * Past ~300 lines on purpose: every step and retry-or-fail rule of
+ * process-task.ts on one stub harness (build()) that a split would copy.
  */
 import { describe, expect, test } from "bun:test";
 import type { Resolution, SemanticCache } from "../../src/cache/semantic-cache";
