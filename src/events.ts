@@ -70,9 +70,11 @@ export interface EventMap {
   "ingest.thread": { thread: number; state: "ready" | "died" };
   "ingest.paused": { reason: "queue_high_watermark" | "llm_rate_limited" };
   "ingest.resumed": Record<string, never>;
-  /** Results of Kafka events produced to KAFKA_TOPIC_OUT in one send. */
-  "ingest.results_out": { size: number; ms: number; ok: boolean };
-  /** A re-run published a result an earlier run had stored (and may have published already). */
+  /** Outcomes of Kafka events produced to KAFKA_TOPIC_OUT in one send; `failures` of them FAILURE messages. */
+  "ingest.results_out": { size: number; failures: number; ms: number; ok: boolean };
+  /** A Kafka task's outcome could not be produced and no retry of its job is left to try again: it is not on the topic. */
+  "ingest.results_unpublished": { task_id: string; status: "SUCCESS" | "FAILURE" };
+  /** A re-run published an outcome an earlier run had stored (and may have published already). */
   "ingest.results_republished": { task_id: string };
 }
 

@@ -3,7 +3,8 @@
  * bench: the real `openai` client talks to it over HTTP. It answers
  * /v1/chat/completions and /v1/embeddings (array input, float or base64),
  * with a configurable latency, injectable faults (429 with Retry-After, 500,
- * 400, a hang, a slow answer) and counters, all reachable over HTTP under
+ * 400, a hang, a slow answer; for every request, or only those whose text
+ * contains `textIncludes`) and counters, all reachable over HTTP under
  * /__mock/ so that another process (the bench) can drive it.
  *
  *   bun tools/mock-openai-server.ts --port 8100 --latency 20-80 --embedding-dim 1536
@@ -15,11 +16,18 @@ import { sleep } from "../src/util/backoff";
 
 export type MockEndpoint = "chat" | "embeddings" | "any";
 
+/** Which requests a fault hits: an endpoint, and requests whose text (a chat's user message, an embedding input) contains textIncludes. */
+interface FaultTarget {
+  times?: number;
+  endpoint?: MockEndpoint;
+  textIncludes?: string;
+}
+
 export type MockFault =
   | { kind: "none" }
-  | { kind: "429"; retryAfterSeconds?: number; times?: number; endpoint?: MockEndpoint }
-  | { kind: "500" | "400" | "hang"; times?: number; endpoint?: MockEndpoint }
-  | { kind: "slow"; slowMs: number; times?: number; endpoint?: MockEndpoint };
+  | ({ kind: "429"; retryAfterSeconds?: number } & FaultTarget)
+  | ({ kind: "500" | "400" | "hang" } & FaultTarget)
+  | ({ kind: "slow"; slowMs: number } & FaultTarget);
 
 export interface MockCounters {
   chat_requests: number;
@@ -92,10 +100,12 @@ export function createMockOpenAiServer(options: MockOpenAiServerOptions = {}): M
   };
 
   /** The fault this request gets, if any; counts it down. */
-  const takeFault = (endpoint: Exclude<MockEndpoint, "any">): MockFault | undefined => {
+  const takeFault = (endpoint: Exclude<MockEndpoint, "any">, texts: readonly string[]): MockFault | undefined => {
     if (fault.kind === "none" || faultsLeft <= 0) return undefined;
     const target = fault.endpoint ?? "any";
     if (target !== "any" && target !== endpoint) return undefined;
+    const needle = fault.textIncludes;
+    if (needle !== undefined && !texts.some((text) => text.includes(needle))) return undefined;
     faultsLeft--;
     counters.faults_served++;
     return fault;
@@ -105,8 +115,9 @@ export function createMockOpenAiServer(options: MockOpenAiServerOptions = {}): M
   const serveFault = async (
     request: Request,
     endpoint: Exclude<MockEndpoint, "any">,
+    texts: readonly string[],
   ): Promise<Response | undefined> => {
-    const current = takeFault(endpoint);
+    const current = takeFault(endpoint, texts);
     if (!current) return undefined;
     switch (current.kind) {
       case "429":
@@ -151,13 +162,13 @@ export function createMockOpenAiServer(options: MockOpenAiServerOptions = {}): M
     if (typeof body.model !== "string" || !Array.isArray(body.messages) || body.messages.length === 0) {
       return openAiError(400, "'model' and a non-empty 'messages' array are required", "invalid_request_error");
     }
-    const faulted = await serveFault(request, "chat");
-    if (faulted) return faulted;
-    const ms = latency();
-    if (ms > 0) await sleep(ms, request.signal).catch(() => {});
     const messages = body.messages as { role?: string; content?: unknown }[];
     const user = messages.findLast((m) => m.role === "user")?.content;
     const userText = typeof user === "string" ? user : JSON.stringify(user ?? "");
+    const faulted = await serveFault(request, "chat", [userText]);
+    if (faulted) return faulted;
+    const ms = latency();
+    if (ms > 0) await sleep(ms, request.signal).catch(() => {});
     const promptTokens = messages.reduce((sum, m) => sum + estimateTokens(String(m.content ?? "")), 0);
     const words = userText.split(/\s+/).filter(Boolean);
     const full = `mock answer: ${words.length} words, starting "${words.slice(0, 8).join(" ")}"`;
@@ -203,7 +214,7 @@ export function createMockOpenAiServer(options: MockOpenAiServerOptions = {}): M
     counters.embedding_inputs += input.length;
     counters.embedding_inputs_per_call.push(input.length);
     if (counters.embedding_inputs_per_call.length > PER_CALL_KEPT) counters.embedding_inputs_per_call.shift();
-    const faulted = await serveFault(request, "embeddings");
+    const faulted = await serveFault(request, "embeddings", input);
     if (faulted) return faulted;
     const ms = latency();
     if (ms > 0) await sleep(ms, request.signal).catch(() => {});

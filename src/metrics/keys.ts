@@ -27,6 +27,8 @@ export const EXTERNAL_COUNTERS = {
   kafkaResultsPublished: "kafka_results_published",
   kafkaResultsFailedBatches: "kafka_results_failed_batches",
   kafkaResultsRepublished: "kafka_results_republished",
+  kafkaResultsFailuresPublished: "kafka_results_failures_published",
+  kafkaResultsUnpublished: "kafka_results_unpublished",
 } as const;
 
 export const metricsKeys = (prefix = "metrics") => ({

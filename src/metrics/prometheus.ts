@@ -34,7 +34,21 @@ export async function renderPrometheus(snapshot: MetricsSnapshot): Promise<strin
     ],
     ["aies_kafka_consumer_restarts_total", "Kafka consumer threads restarted", snapshot.kafka.consumer_restarts],
     ["aies_kafka_events_duplicate_total", "Redelivered Kafka events not enqueued again", snapshot.kafka.duplicates],
-    ["aies_kafka_results_published_total", "Results produced to the results topic", snapshot.kafka.results_published],
+    [
+      "aies_kafka_results_published_total",
+      "Outcomes (results and final failures) produced to the results topic",
+      snapshot.kafka.results_published,
+    ],
+    [
+      "aies_kafka_results_failures_published_total",
+      "Final failures produced to the results topic",
+      snapshot.kafka.results_failures_published,
+    ],
+    [
+      "aies_kafka_results_unpublished_total",
+      "Outcomes whose produce failed with no retry of their job left (not on the results topic)",
+      snapshot.kafka.results_unpublished,
+    ],
     [
       "aies_kafka_results_republished_total",
       "Results a re-run produced again (possible duplicates on the results topic)",

@@ -59,10 +59,21 @@ export const MetricsSnapshotSchema = t.Object({
       description: "consumer lag per topic:partition, as last reported by a consumer thread",
     }),
     total_lag: Count,
-    results_published: t.Integer({ minimum: 0, description: "results produced to KAFKA_TOPIC_OUT" }),
+    results_published: t.Integer({
+      minimum: 0,
+      description: "outcomes produced to KAFKA_TOPIC_OUT: results and final failures",
+    }),
+    results_failures_published: t.Integer({
+      minimum: 0,
+      description: "of results_published, the FAILURE messages (tasks that failed for good)",
+    }),
     results_failed_batches: t.Integer({
       minimum: 0,
-      description: "result batches the broker refused (their jobs are retried)",
+      description: "result batches the broker refused (their jobs are retried while retries remain)",
+    }),
+    results_unpublished: t.Integer({
+      minimum: 0,
+      description: "outcomes whose produce failed with no retry of their job left: not on KAFKA_TOPIC_OUT (logged)",
     }),
     results_republished: t.Integer({
       minimum: 0,
@@ -193,7 +204,9 @@ export async function readMetrics(deps: {
       lag,
       total_lag: Object.values(lag).reduce((sum, p) => sum + p.lag, 0),
       results_published: count(EXTERNAL_COUNTERS.kafkaResultsPublished),
+      results_failures_published: count(EXTERNAL_COUNTERS.kafkaResultsFailuresPublished),
       results_failed_batches: count(EXTERNAL_COUNTERS.kafkaResultsFailedBatches),
+      results_unpublished: count(EXTERNAL_COUNTERS.kafkaResultsUnpublished),
       results_republished: count(EXTERNAL_COUNTERS.kafkaResultsRepublished),
     },
     enqueue: { batches, jobs, avg_batch_size: ratio(jobs, batches) },

@@ -62,10 +62,13 @@ export function subscribeMetrics(bus: EventBus, sink: MetricsSink): (() => void)
       if (e.state === "died") add(EXTERNAL_COUNTERS.kafkaConsumerRestarts);
     }),
     bus.on("ingest.results_out", (e) => {
-      if (e.ok) add(EXTERNAL_COUNTERS.kafkaResultsPublished, e.size);
-      else add(EXTERNAL_COUNTERS.kafkaResultsFailedBatches);
+      if (e.ok) {
+        add(EXTERNAL_COUNTERS.kafkaResultsPublished, e.size);
+        add(EXTERNAL_COUNTERS.kafkaResultsFailuresPublished, e.failures);
+      } else add(EXTERNAL_COUNTERS.kafkaResultsFailedBatches);
     }),
     bus.on("ingest.results_republished", () => add(EXTERNAL_COUNTERS.kafkaResultsRepublished)),
+    bus.on("ingest.results_unpublished", () => add(EXTERNAL_COUNTERS.kafkaResultsUnpublished)),
     bus.on("enqueue.batch", (e) => {
       add("enqueue_batches");
       add("enqueue_jobs", e.size);

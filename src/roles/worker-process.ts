@@ -82,7 +82,7 @@ try {
     redis,
     queues: config.worker.queues,
     concurrency: config.worker.jobsPerProcess,
-    processTask: publisher ? withResultsOut(processTask, { publisher, store, bus }) : processTask,
+    processTask: publisher ? withResultsOut(processTask, { publisher, store, bus, logger }) : processTask,
     backoff: { baseMs: config.worker.backoffMs, maxMs: Math.max(config.worker.backoffMs, 60_000) },
     stallIntervalMs: config.worker.stallIntervalMs,
     failedJobs: createFailedJobRetention({
