@@ -1,8 +1,9 @@
 /**
- * Bee-Queue queues as this product uses them: producer queues that keep no
- * job objects, worker queues that drop succeeded jobs at once, and Lua
- * scripts reloaded after a Redis restart. Which queue a task goes to is
- * task/routing.ts; the keys and record format are bee-queue-layout.ts.
+ * Bee-Queue queues as this product uses them: worker queues that drop
+ * succeeded jobs at once, and Lua scripts reloaded after a Redis restart.
+ * Jobs are added without a Bee-Queue object, in its record format (the API:
+ * enqueuer.ts; Kafka: ingest/idempotent-enqueue.ts). Which queue a task goes
+ * to is task/routing.ts; the keys and record format are bee-queue-layout.ts.
  */
 import { createRequire } from "node:module";
 import BeeQueue from "bee-queue";
@@ -51,21 +52,6 @@ function sharedSettings(options: QueueOptions): BeeQueue.QueueSettings {
     quitCommandClient: false,
     stallInterval: options.stallIntervalMs ?? 5000,
   };
-}
-
-/**
- * A queue to add jobs to. It keeps no job objects (storeJobs: false) and
- * listens to no events, so an API process holds no per-job state.
- */
-export function createProducerQueue(name: string, options: QueueOptions): BeeQueue<TaskJob> {
-  const queue = new BeeQueue<TaskJob>(name, {
-    ...sharedSettings(options),
-    isWorker: false,
-    activateDelayedJobs: false,
-  });
-  // Job#backoff() refuses a strategy name its queue does not know; only workers ever compute the delay.
-  queue.backoffStrategies.set(JITTER_BACKOFF, () => 0);
-  return queue;
 }
 
 /**

@@ -6,10 +6,11 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { AppError } from "../../src/errors";
+import { createEventBus } from "../../src/events";
 import { createLogger } from "../../src/log";
-import { queueKeys } from "../../src/queue/bee-queue-layout";
+import { JITTER_BACKOFF, queueKeys } from "../../src/queue/bee-queue-layout";
+import { createEnqueuer } from "../../src/queue/enqueuer";
 import { createFailedJobRetention, failedAtKey } from "../../src/queue/failed-jobs";
-import { createProducerQueue } from "../../src/queue/queues";
 import { createWorkerRunner } from "../../src/queue/worker-runner";
 import type { RedisClient } from "../../src/redis/client";
 import type { TaskJob } from "../../src/task/contract";
@@ -55,11 +56,17 @@ test("failed jobs beyond the count to keep, and past the age to keep, are droppe
     failedJobs: retention,
   });
   await runner.start();
-  const producer = createProducerQueue(queue, { redis });
+  // Enqueued as the API does, with no retries: each job fails for good at its first attempt.
+  const enqueuer = createEnqueuer({
+    redis,
+    queues: new Map([[queue, keys]]),
+    options: { retries: 0, backoffStrategy: JITTER_BACKOFF, backoffMs: 10 },
+    bus: createEventBus(),
+    logger,
+  });
   try {
     for (let n = 0; n < 5; n++) {
-      const data = job(n);
-      await producer.createJob(data).setId(data.task_id).retries(0).save();
+      await enqueuer.enqueue(queue, job(n));
       // One at a time, so that their failure times are in order.
       await waitFor(
         async () => (await redis.zcard(failedAtKey(keys))) === n + 1,
@@ -78,7 +85,6 @@ test("failed jobs beyond the count to keep, and past the age to keep, are droppe
     expect(await redis.hlen(keys.jobs)).toBe(0);
     expect(await redis.zcard(failedAtKey(keys))).toBe(0);
   } finally {
-    await producer.close();
     await runner.drain(1000);
   }
 });
