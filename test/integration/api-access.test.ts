@@ -18,7 +18,6 @@ import { createEnqueuer } from "../../src/queue/enqueuer";
 import { type RedisClient, redisProbe } from "../../src/redis/client";
 import { createTaskStore, pendingKey } from "../../src/store/task-store";
 import { createTaskWaiter, type TaskWaiter } from "../../src/store/task-waiter";
-import type { TaskJob } from "../../src/task/contract";
 import { deleteByPrefix, json, requireRedis, testConfig, uniquePrefix } from "../helpers/services";
 
 const prefix = uniquePrefix("access");

@@ -16,7 +16,7 @@ import { createEnqueuer, type Enqueuer, QueuedUnknownError } from "../../src/que
 import type { RedisClient } from "../../src/redis/client";
 import { createTaskStore, resultKey } from "../../src/store/task-store";
 import { createTaskWaiter, type TaskWaiter } from "../../src/store/task-waiter";
-import type { TaskJob, TaskResult } from "../../src/task/contract";
+import type { TaskResult } from "../../src/task/contract";
 import { deleteByPrefix, json, requireRedis, uniquePrefix } from "../helpers/services";
 
 const logger = createLogger({ level: "silent" });
