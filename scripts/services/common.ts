@@ -159,6 +159,32 @@ export async function waitUntil(
   }
 }
 
+/**
+ * Polls a just-started service until it answers or the process started for it
+ * exits (isAlive, not ownedPid: right after the fork the child's command line
+ * is still ours). Returns the last status and whether the process exited, for
+ * an error message that says which.
+ */
+export async function waitForStart<S extends { running: boolean }>(
+  status: () => Promise<S>,
+  pid: number,
+  timeoutMs: number,
+  intervalMs: number,
+): Promise<{ last: S | undefined; exited: boolean }> {
+  let last: S | undefined;
+  let exited = false;
+  await waitUntil(
+    async () => {
+      last = await status();
+      exited = !last.running && !isAlive(pid);
+      return last.running || exited;
+    },
+    timeoutMs,
+    intervalMs,
+  );
+  return { last, exited };
+}
+
 /** True for addresses this machine serves itself, the only ones `up` may start a service for. */
 export function isLocalHost(host: string): boolean {
   return ["127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0"].includes(host);

@@ -10,7 +10,6 @@ import { Kafka, logLevel } from "kafkajs";
 import {
   CACHE_DIR,
   ensureDir,
-  isAlive,
   isLocalHost,
   logTail,
   ownedPid,
@@ -21,7 +20,7 @@ import {
   startDetached,
   stopOwned,
   tail,
-  waitUntil,
+  waitForStart,
 } from "./common";
 
 const POM = join(ROOT, "scripts", "kafka", "pom.xml");
@@ -221,19 +220,7 @@ export async function kafkaUp(
       { cwd: KAFKA_DIR, logFile: LOG_FILE, pidFile: PID_FILE },
     );
   }
-  const startedPid = pid;
-  let last: KafkaStatus = before;
-  let exited = false;
-  await waitUntil(
-    async () => {
-      last = await kafkaStatus(target);
-      // isAlive, not ownedPid: right after the fork the child's command line is still ours, not java's.
-      exited = !last.running && !isAlive(startedPid);
-      return last.running || exited;
-    },
-    timeoutMs,
-    500,
-  );
+  const { last = before, exited } = await waitForStart(() => kafkaStatus(target), pid, timeoutMs, 500);
   if (!last.running) {
     throw new ServiceError(
       `Kafka did not answer a metadata request on ${target.host}:${target.port} within ${timeoutMs / 1000}s` +

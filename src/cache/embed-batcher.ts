@@ -6,7 +6,7 @@
  * repeated text costs nothing).
  */
 import type { EventBus } from "../events";
-import { estimateTokens, type LlmProvider } from "../llm/provider";
+import { type Embedder, estimateTokens } from "../llm/provider";
 import { createBatcher } from "../util/batcher";
 
 export interface EmbedBatcher {
@@ -14,7 +14,7 @@ export interface EmbedBatcher {
 }
 
 export interface EmbedBatcherOptions {
-  provider: Pick<LlmProvider, "name" | "embeddingModel" | "embed">;
+  provider: Pick<Embedder, "name" | "embeddingModel" | "embed">;
   bus: EventBus;
   /** How long the first text of a batch waits for company, ms. */
   windowMs: number;

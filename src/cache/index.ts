@@ -7,7 +7,7 @@ import type Redis from "ioredis";
 import type { Config } from "../config";
 import type { EventBus } from "../events";
 import type { HealthProbe } from "../health-probe";
-import type { LlmProvider } from "../llm/provider";
+import type { Embedder } from "../llm/provider";
 import type { Logger } from "../log";
 import { type CacheEntries, createCacheEntries } from "./cache-entries";
 import { cacheKeys } from "./cache-key";
@@ -90,7 +90,8 @@ export function createCacheAdmin(deps: {
 export function createCache(deps: {
   redis: Redis;
   config: CacheConfig;
-  provider: LlmProvider;
+  /** From EMBEDDING_PROVIDER: its model and dimension name the vector index. */
+  embedder: Embedder;
   bus: EventBus;
   logger: Logger;
   /** The job timeout: followers wait for a single-flight leader at most this long (plus a lease). */
@@ -98,13 +99,13 @@ export function createCache(deps: {
   /** The single-flight lock's lease, renewed by a live leader; what a crashed one costs the others. */
   lockLeaseMs?: number;
 }): { cache: SemanticCache; admin: CacheAdmin; ensure(): Promise<boolean> } {
-  const { redis, config, provider, bus, logger } = deps;
+  const { redis, config, bus, logger } = deps;
   const { keys, entries, index } = createStorage(redis, config, {
-    model: provider.embeddingModel,
-    dim: provider.embeddingDim,
+    model: deps.embedder.embeddingModel,
+    dim: deps.embedder.embeddingDim,
   });
   const embedder = createEmbedBatcher({
-    provider,
+    provider: deps.embedder,
     bus,
     windowMs: config.embedBatch.windowMs,
     maxSize: config.embedBatch.maxSize,

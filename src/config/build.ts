@@ -9,10 +9,25 @@
 import { availableParallelism } from "node:os";
 import { BASE_QUEUES } from "../task/routing";
 import type { Env } from "./schema";
-import type { ApiKey, Config, LlmProviderName, RateLimit, Role } from "./types";
+import {
+  type ApiKey,
+  type Config,
+  type EmbeddingProviderName,
+  type LlmProviderName,
+  LOCAL_EMBEDDING_MODEL,
+  LOCAL_EMBEDDINGS_URL,
+  type RateLimit,
+  type Role,
+} from "./types";
 
-/** Embedding dimension when EMBEDDING_DIM is unset: the OpenAI model's, or the simulated provider's. */
-const DEFAULT_EMBEDDING_DIM = { openai: 1536, simulated: 384 } as const;
+/** Embedding dimension when EMBEDDING_DIM is unset: text-embedding-3-small's, e5-small's, the simulated provider's. */
+const DEFAULT_EMBEDDING_DIM = { openai: 1536, local: 384, simulated: 384 } as const;
+/** The simulated provider names its own space (simulated-lexical-DIM) whatever EMBEDDING_MODEL says. */
+const DEFAULT_EMBEDDING_MODEL = {
+  openai: "text-embedding-3-small",
+  local: LOCAL_EMBEDDING_MODEL,
+  simulated: "simulated-lexical",
+} as const;
 
 /** Kafka fetch size per partition; not a setting. */
 const MAX_BYTES_PER_PARTITION = 1_048_576;
@@ -47,6 +62,15 @@ const isTrue = (value: string) => value === "true" || value === "1";
 export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
   const routes = new Map(pairs(env.TASK_ROUTES));
   const provider: LlmProviderName = env.LLM_PROVIDER ?? (env.OPENAI_API_KEY ? "openai" : "simulated");
+  // Unset: a base URL alone means a local OpenAI-compatible embeddings server; otherwise embeddings follow
+  // the chat provider, as they did before EMBEDDING_PROVIDER existed (issue 14).
+  const embeddingProvider: EmbeddingProviderName =
+    env.EMBEDDING_PROVIDER ?? (env.EMBEDDING_BASE_URL ? "local" : provider);
+  const embeddingBaseUrl = {
+    openai: env.EMBEDDING_BASE_URL ?? env.OPENAI_BASE_URL,
+    local: env.EMBEDDING_BASE_URL ?? LOCAL_EMBEDDINGS_URL,
+    simulated: undefined,
+  }[embeddingProvider];
   return {
     port: env.PORT,
     roles: new Set(env.ROLES.split(",") as Role[]),
@@ -89,9 +113,13 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
       apiKey: env.OPENAI_API_KEY,
       baseUrl: env.OPENAI_BASE_URL,
       model: env.LLM_MODEL,
-      embeddingModel: env.EMBEDDING_MODEL,
-      embeddingDim: env.EMBEDDING_DIM ?? DEFAULT_EMBEDDING_DIM[provider],
       rateLimit: parseRateLimit(env.LLM_RATE_LIMIT),
+    },
+    embedding: {
+      provider: embeddingProvider,
+      baseUrl: embeddingBaseUrl,
+      model: env.EMBEDDING_MODEL ?? DEFAULT_EMBEDDING_MODEL[embeddingProvider],
+      dim: env.EMBEDDING_DIM ?? DEFAULT_EMBEDDING_DIM[embeddingProvider],
     },
     cache: {
       redisUrl: env.CACHE_REDIS_URL ?? env.REDIS_URL,

@@ -17,6 +17,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     worker: config.worker,
     routes: Object.fromEntries(config.routes),
     llm: { ...config.llm, apiKey: config.llm.apiKey ? "[set]" : "[unset]" },
+    embedding: { ...config.embedding, baseUrl: config.embedding.baseUrl && redactUrl(config.embedding.baseUrl) },
     cache: {
       ...config.cache,
       redisUrl: redactUrl(config.cache.redisUrl),

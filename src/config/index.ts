@@ -9,8 +9,12 @@ export { CONFIG_VARIABLES } from "./schema";
 export {
   type ApiKey,
   type Config,
+  EMBEDDING_PROVIDERS,
+  type EmbeddingProviderName,
   LLM_PROVIDERS,
   type LlmProviderName,
+  LOCAL_EMBEDDING_MODEL,
+  LOCAL_EMBEDDINGS_URL,
   LOG_LEVELS,
   type LogLevel,
   type RateLimit,

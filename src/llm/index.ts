@@ -1,14 +1,17 @@
-/** Builds the configured LLM provider, and names the embedding space it writes. */
-import type { Config } from "../config";
+/** Builds the configured LLM provider and embedder, and names the embedding space the embedder writes. */
+import { type Config, LOCAL_EMBEDDINGS_URL } from "../config";
 import type { Logger } from "../log";
+import { createLocalEmbedder } from "./local-embedder";
+import { createOpenAiEmbedder, openAiClient } from "./openai-embedder";
 import { createOpenAiProvider } from "./openai-provider";
-import type { LlmProvider } from "./provider";
+import type { Embedder, LlmProvider } from "./provider";
 import { createSimulatedProvider, simulatedEmbeddingModel } from "./simulated-provider";
 
 export function createLlmProvider(
   llm: Config["llm"],
-  options: { logger: Logger; simulatedLatencyMs: Config["simulatedLatencyMs"] },
+  options: { logger: Logger; simulatedLatencyMs: Config["simulatedLatencyMs"]; embedding: Config["embedding"] },
 ): LlmProvider {
+  const { embedding } = options;
   if (llm.provider === "openai") {
     // Config validation guarantees a key for the openai provider; this keeps the type honest.
     if (!llm.apiKey) throw new Error("LLM_PROVIDER=openai needs OPENAI_API_KEY");
@@ -16,23 +19,57 @@ export function createLlmProvider(
       apiKey: llm.apiKey,
       baseUrl: llm.baseUrl,
       model: llm.model,
-      embeddingModel: llm.embeddingModel,
-      embeddingDim: llm.embeddingDim,
+      embeddingModel: embedding.model,
+      embeddingDim: embedding.dim,
       logger: options.logger,
     });
   }
-  return createSimulatedProvider({ latencyMs: options.simulatedLatencyMs, embeddingDim: llm.embeddingDim });
+  return createSimulatedProvider({ latencyMs: options.simulatedLatencyMs, embeddingDim: embedding.dim });
+}
+
+/** The semantic cache's embeddings, from EMBEDDING_PROVIDER: apart from chat (issue 14). */
+export function createEmbedder(
+  embedding: Config["embedding"],
+  options: { apiKey: string | undefined; logger: Logger },
+): Embedder {
+  switch (embedding.provider) {
+    case "openai": {
+      // Config validation guarantees a key for the openai embeddings; this keeps the type honest.
+      if (!options.apiKey) throw new Error("EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY");
+      const log = options.logger.child({ component: "llm", provider: "openai" });
+      return createOpenAiEmbedder({
+        name: "openai",
+        client: openAiClient({ apiKey: options.apiKey, baseUrl: embedding.baseUrl, timeoutMs: 60_000 }),
+        model: embedding.model,
+        dim: embedding.dim,
+        onRetry: (error, delayMs, attempt) =>
+          log.warn(
+            { code: error.code, error: error.message, delay_ms: delayMs, attempt },
+            "embeddings failed; retrying",
+          ),
+      });
+    }
+    case "local":
+      return createLocalEmbedder({
+        baseUrl: embedding.baseUrl ?? LOCAL_EMBEDDINGS_URL,
+        model: embedding.model,
+        dim: embedding.dim,
+        logger: options.logger,
+      });
+    case "simulated":
+      return createSimulatedProvider({ embeddingDim: embedding.dim });
+  }
 }
 
 /**
- * The embedding model and dimension the configured provider writes: what names
+ * The embedding model and dimension the configured embedder writes: what names
  * the cache's vector index. Every role derives it here, so the API's /health
  * and DELETE /cache/clear reach the index the workers fill (the API role used
  * to take EMBEDDING_MODEL, which the simulated provider does not use, and
  * created an empty index of that name beside the real one).
  */
-export function embeddingSpaceOf(llm: Config["llm"]): { model: string; dim: number } {
-  return llm.provider === "openai"
-    ? { model: llm.embeddingModel, dim: llm.embeddingDim }
-    : { model: simulatedEmbeddingModel(llm.embeddingDim), dim: llm.embeddingDim };
+export function embeddingSpaceOf(embedding: Config["embedding"]): { model: string; dim: number } {
+  return embedding.provider === "simulated"
+    ? { model: simulatedEmbeddingModel(embedding.dim), dim: embedding.dim }
+    : { model: embedding.model, dim: embedding.dim };
 }

@@ -29,13 +29,23 @@ export interface ChatResult {
   usage: TokenUsage;
 }
 
-export interface LlmProvider {
+/**
+ * The semantic cache's port: embeddings alone. Built from EMBEDDING_PROVIDER,
+ * apart from chat, so that chat can stay simulated or OpenAI while embeddings
+ * come from the local model (issue 14).
+ */
+export interface Embedder {
   readonly name: string;
+  /** With embeddingDim, names the vector index: vectors of two models never share one. */
   readonly embeddingModel: string;
   readonly embeddingDim: number;
-  chat(request: ChatRequest): Promise<ChatResult>;
   /** One vector per text, in order, L2-normalised, of embeddingDim floats. */
   embed(texts: readonly string[], options?: { signal?: AbortSignal }): Promise<Float32Array[]>;
+}
+
+/** A chat model; the adapters also embed (the OpenAI API and the simulated one do both). */
+export interface LlmProvider extends Embedder {
+  chat(request: ChatRequest): Promise<ChatResult>;
 }
 
 export interface LlmErrorOptions {

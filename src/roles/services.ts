@@ -64,7 +64,7 @@ export async function connectServices(config: Config, logger: Logger, lifecycle:
   const cacheAdmin = createCacheAdmin({
     redis: cacheRedis,
     config: config.cache,
-    embedding: embeddingSpaceOf(config.llm),
+    embedding: embeddingSpaceOf(config.embedding),
   });
   const probes: HealthProbe[] = [redisProbe(redis), cacheAdmin.probe()];
 

@@ -11,7 +11,7 @@ import { loadConfig } from "../config";
 import { errorMessage } from "../errors";
 import { createEventBus } from "../events";
 import { startResultPublisher, withResultsOut } from "../ingest/publish-kafka-results";
-import { createLlmProvider } from "../llm";
+import { createEmbedder, createLlmProvider } from "../llm";
 import { loadPrompts, promptFor } from "../llm/prompts";
 import { createRateLimiter } from "../llm/rate-limiter";
 import { createLogger } from "../log";
@@ -35,7 +35,12 @@ try {
   const redis = await connectRedis(config.redisUrl);
   logConnectionErrors(redis, logger.warn.bind(logger), "worker");
   const bus = createEventBus();
-  const provider = createLlmProvider(config.llm, { logger, simulatedLatencyMs: config.simulatedLatencyMs });
+  const provider = createLlmProvider(config.llm, {
+    logger,
+    simulatedLatencyMs: config.simulatedLatencyMs,
+    embedding: config.embedding,
+  });
+  const embedder = createEmbedder(config.embedding, { apiKey: config.llm.apiKey, logger });
   const prompts = loadPrompts(config.promptsFile);
   const limiter = createRateLimiter({ redis, limit: config.llm.rateLimit });
   const store = createTaskStore({
@@ -49,7 +54,7 @@ try {
   const { cache, ensure: ensureCacheIndex } = createCache({
     redis: cacheRedis,
     config: config.cache,
-    provider,
+    embedder,
     bus,
     logger,
     jobTimeoutMs: config.worker.jobTimeoutMs,

@@ -1,12 +1,15 @@
 /**
- * Access to the real services for integration tests. A test that needs Redis
- * or Kafka and cannot reach it fails loudly, saying how to start them; it
- * never skips.
+ * Access to the real services for integration tests. A test that needs Redis,
+ * Kafka or the local embedding model and cannot reach it fails loudly, saying
+ * how to start them; it never skips.
  */
 import type Redis from "ioredis";
 import { type Admin, Kafka, logLevel } from "kafkajs";
 import { loadConfig } from "../../src/config";
 import { errorMessage } from "../../src/errors";
+import { createEmbedder } from "../../src/llm";
+import type { Embedder } from "../../src/llm/provider";
+import { createLogger } from "../../src/log";
 import { connectRedis, type RedisClient } from "../../src/redis/client";
 
 const HOW_TO_START =
@@ -25,6 +28,20 @@ export async function requireRedis(): Promise<RedisClient> {
     return await connectRedis(testConfig.redisUrl, { connectTimeoutMs: 2000 });
   } catch (error) {
     throw new Error(`Redis is not reachable: ${errorMessage(error)}.\n${HOW_TO_START}`);
+  }
+}
+
+/** The configuration of a process with EMBEDDING_PROVIDER=local, and its embedder, checked with a real request. */
+export async function requireLocalEmbedder(): Promise<{ config: typeof testConfig; embedder: Embedder }> {
+  const config = loadConfig({ ...process.env, EMBEDDING_PROVIDER: "local" });
+  const embedder = createEmbedder(config.embedding, { apiKey: undefined, logger: createLogger({ level: "silent" }) });
+  try {
+    await embedder.embed(["is the local embedding model up?"], { signal: AbortSignal.timeout(5000) });
+    return { config, embedder };
+  } catch (error) {
+    throw new Error(
+      `The local embedding model is not reachable at ${config.embedding.baseUrl}: ${errorMessage(error)}.\n${HOW_TO_START}`,
+    );
   }
 }
 

