@@ -43,8 +43,8 @@ export interface EventMap {
     similarity?: number;
     saved_nano_usd?: number;
   };
-  /** A semantic hit refused because the texts differ in numbers or negation. */
-  "cache.guard_refused": { reason: "numbers" | "negation"; similarity: number };
+  /** A semantic hit refused because the texts differ in numbers, identifiers or negation. */
+  "cache.guard_refused": { reason: "numbers" | "identifiers" | "negation"; similarity: number };
   /** The KNN queries of one batch, sent in one pipeline. */
   "cache.knn_batch": { queries: number; ms: number };
   /** An answer offered to the cache: stored, or why not (admission policy). */
