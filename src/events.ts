@@ -43,6 +43,8 @@ export interface EventMap {
     similarity?: number;
     saved_nano_usd?: number;
   };
+  /** A client's feedback on a task's answer; a wrong answer's cache entry was deleted (`invalidated`). */
+  "task.feedback": { task_id: string; correct?: boolean; rating?: number; from_cache: boolean; invalidated: boolean };
   /** A semantic hit refused because the texts differ in numbers, identifiers or negation. */
   "cache.guard_refused": { reason: "numbers" | "identifiers" | "negation"; similarity: number };
   /** The KNN queries of one batch, sent in one pipeline. */

@@ -10,6 +10,7 @@ import { adminGuard, authGuard, type Keyring } from "./auth";
 import { type CacheRoutesDeps, cacheRoutes } from "./cache";
 import { clientIdentity, rateLimitGuard } from "./client-limits";
 import { errorHandler, errorResponse } from "./error-responses";
+import { feedbackRoutes } from "./feedback";
 import { healthRoutes } from "./health";
 import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
 import { type TaskRoutesDeps, taskRoutes } from "./tasks";
@@ -173,6 +174,17 @@ export function createApp(deps: AppDeps) {
     .use(deps.tasks ? taskRoutes(deps.tasks) : new Elysia({ name: "tasks" }))
     .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }))
     .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }))
+    .use(
+      deps.tasks && deps.cache
+        ? feedbackRoutes({
+            store: deps.tasks.store,
+            cache: deps.cache.admin,
+            bus: deps.tasks.bus,
+            logger: deps.logger,
+            ...(deps.tasks.tenantOf ? { tenantOf: deps.tasks.tenantOf } : {}),
+          })
+        : new Elysia({ name: "feedback" }),
+    )
     .onStart(({ server }) => {
       listening.server = server;
     });

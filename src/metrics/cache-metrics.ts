@@ -30,6 +30,18 @@ export const CacheMetricsSchema = t.Object({
     description: "semantic hits refused: numbers (with sign and unit), identifiers or negation differ",
   }),
   guard_refusals_by_reason: t.Object({ numbers: Count, identifiers: Count, negation: Count }),
+  feedback: t.Object(
+    {
+      received: Count,
+      wrong_cached: t.Integer({
+        minimum: 0,
+        description: "answers served from the cache that a client said were wrong",
+      }),
+      wrong_fresh: t.Integer({ minimum: 0, description: "fresh LLM answers a client said were wrong" }),
+      invalidations: t.Integer({ minimum: 0, description: "cache entries deleted because of such feedback" }),
+    },
+    { description: "POST /task/{id}/feedback" },
+  ),
   avg_similarity: t.Number({ description: "mean cosine similarity of semantic hits" }),
   stored: Count,
   not_admitted: t.Integer({ minimum: 0, description: "answers the admission policy kept out (finish reason, empty)" }),
@@ -70,6 +82,11 @@ export function subscribeCacheMetrics(
         add("cache_similarity_count");
       }
       if (e.saved_nano_usd) add("cache_saved_nano_usd", e.saved_nano_usd);
+    }),
+    bus.on("task.feedback", (e) => {
+      add("feedback_received");
+      if (e.correct === false) add(e.from_cache ? "feedback_wrong_cached" : "feedback_wrong_fresh");
+      if (e.invalidated) add("cache_feedback_invalidations");
     }),
     bus.on("cache.guard_refused", (e) => {
       add("cache_guard_refusals");
@@ -118,6 +135,12 @@ export function cacheSnapshot(count: (field: string) => number, lookup: Duration
     bypassed: count("cache_lookup:bypass"),
     errors: count("cache_errors"),
     guard_refusals: count("cache_guard_refusals"),
+    feedback: {
+      received: count("feedback_received"),
+      wrong_cached: count("feedback_wrong_cached"),
+      wrong_fresh: count("feedback_wrong_fresh"),
+      invalidations: count("cache_feedback_invalidations"),
+    },
     guard_refusals_by_reason: {
       numbers: count("cache_guard_refusals:numbers"),
       identifiers: count("cache_guard_refusals:identifiers"),

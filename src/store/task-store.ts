@@ -74,6 +74,8 @@ export interface TaskStore {
   fail(taskId: string, error: TaskError, now?: number, tenant?: string): Promise<void>;
   /** The task's state, or undefined when no such task exists (or it belongs to another tenant). */
   get(taskId: string, tenant?: string): Promise<TaskState | undefined>;
+  /** Keeps a client's latest feedback on a finished task's answer (`feedback` of its record). */
+  recordFeedback(taskId: string, feedback: Record<string, unknown>): Promise<void>;
 }
 
 export function resultKey(taskId: string): string {
@@ -131,6 +133,9 @@ export function createTaskStore(deps: { redis: Redis; resultTtlSeconds: number; 
     },
     fail(taskId, error, now = Date.now(), tenant = undefined) {
       return finish(taskId, { status: "FAILURE", error: JSON.stringify(error), finished_at: now }, tenant);
+    },
+    async recordFeedback(taskId, feedback) {
+      await redis.hset(resultKey(taskId), "feedback", JSON.stringify(feedback));
     },
     async get(taskId, tenant) {
       // One MULTI: the result and the queued jobs seen at the same instant. Read one after the other, a task

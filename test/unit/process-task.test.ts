@@ -41,6 +41,7 @@ function recordingStore(start: { status: "STARTED"; attempt: number } | { status
     retry: async (_id, error) => void outcomes.push({ kind: "retry", error }),
     fail: async (_id, error) => void outcomes.push({ kind: "fail", error }),
     get: async () => undefined,
+    recordFeedback: async () => {},
   };
   return { store, outcomes };
 }

@@ -1,0 +1,79 @@
+/**
+ * POST /task/:id/feedback: a client says whether a finished task's answer was
+ * right (`correct`) and how good it was (`rating` 1..5). An answer judged
+ * wrong leaves the semantic cache at once: the entry it was served from, or
+ * stored as, is deleted, so the next similar request asks the LLM instead of
+ * serving the mistake again (issue 14). Every feedback is counted in /metrics;
+ * the task record keeps the latest one. Tenants only reach their own tasks,
+ * and so only entries of their own cache scope.
+ */
+import { Elysia, t } from "elysia";
+import type { CacheAdmin } from "../cache";
+import { AppError } from "../errors";
+import type { EventBus } from "../events";
+import type { Logger } from "../log";
+import type { TaskStore } from "../store/task-store";
+import { COMMON_ERRORS, errorResponses } from "./error-responses";
+
+export interface FeedbackRoutesDeps {
+  store: Pick<TaskStore, "get" | "recordFeedback">;
+  cache: Pick<CacheAdmin, "remove">;
+  bus: EventBus;
+  logger: Logger;
+  tenantOf?: (request: Request) => string | undefined;
+}
+
+const TASK_ID = "^[A-Za-z0-9._:-]{1,200}$";
+
+export function feedbackRoutes(deps: FeedbackRoutesDeps) {
+  const { store, cache, bus, logger, tenantOf = () => undefined } = deps;
+  return new Elysia({ name: "feedback" }).post(
+    "/task/:id/feedback",
+    async ({ params, body, request }) => {
+      const state = await store.get(params.id, tenantOf(request));
+      if (!state) throw new AppError("TASK_NOT_FOUND", `no task with id '${params.id}'`, { status: 404 });
+      if (state.status !== "SUCCESS" || !state.result) {
+        throw new AppError("TASK_NOT_ANSWERED", `task '${params.id}' is ${state.status}: feedback is for an answer`, {
+          status: 409,
+        });
+      }
+      const cacheId = state.result.cache_id;
+      const invalidated = body.correct === false && cacheId !== undefined ? await cache.remove(cacheId) : false;
+      await store.recordFeedback(params.id, { ...body, at: Date.now() });
+      bus.emit("task.feedback", {
+        task_id: params.id,
+        ...(body.correct === undefined ? {} : { correct: body.correct }),
+        ...(body.rating === undefined ? {} : { rating: body.rating }),
+        from_cache: state.result.from_cache,
+        invalidated,
+      });
+      logger.info(
+        { task_id: params.id, correct: body.correct, rating: body.rating, cache_id: cacheId, invalidated },
+        "task feedback",
+      );
+      return { task_id: params.id, invalidated, ...(invalidated && cacheId ? { cache_id: cacheId } : {}) };
+    },
+    {
+      params: t.Object({ id: t.String({ pattern: TASK_ID }) }),
+      body: t.Object(
+        {
+          correct: t.Optional(t.Boolean({ description: "false: the answer was wrong; its cache entry is deleted" })),
+          rating: t.Optional(t.Integer({ minimum: 1, maximum: 5, description: "how good the answer was, 1..5" })),
+        },
+        { minProperties: 1, additionalProperties: false, description: "correct, rating, or both" },
+      ),
+      response: {
+        200: t.Object({
+          task_id: t.String(),
+          invalidated: t.Boolean({ description: "whether a cache entry was deleted because of this feedback" }),
+          cache_id: t.Optional(t.String()),
+        }),
+        ...errorResponses(400, 404, 409, 413, 415, 422, ...COMMON_ERRORS),
+      },
+      detail: {
+        summary: "Say whether a task's answer was right; a wrong one leaves the semantic cache",
+        tags: ["tasks"],
+      },
+    },
+  );
+}
