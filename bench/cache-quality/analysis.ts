@@ -93,7 +93,7 @@ export function sweep(observations: readonly PairObservation[], thresholds = THR
 
 export interface Calibration {
   taskType: string;
-  /** undefined: no threshold up to 1 keeps false hits within the limit (the guard alone is not enough). */
+  /** undefined: no threshold up to 1 keeps false hits within the limit, or the task type lacks pairs of one label. */
   threshold: number | undefined;
   paraphraseHitRate: number;
   falseHitRate: number;
@@ -120,7 +120,9 @@ export function calibrate(observations: readonly PairObservation[], maxFalseHits
           ? 0
           : round(different.filter((o) => served(o, t, "threshold+guard")).length / different.length, 4),
     });
-    const threshold = candidates.find((t) => at(t).falseHitRate <= maxFalseHits);
+    // Without pairs of both labels a threshold would be measured against nothing.
+    const measurable = same.length > 0 && different.length > 0;
+    const threshold = measurable ? candidates.find((t) => at(t).falseHitRate <= maxFalseHits) : undefined;
     return { taskType, threshold, ...at(threshold ?? 1), samePairs: same.length, differentPairs: different.length };
   });
 }

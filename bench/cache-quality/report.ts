@@ -51,7 +51,7 @@ export function renderCacheQualityText(q: CacheQualityReport): string {
     out.push("calibrated thresholds (false hits ≤ 0.5 %, guard on):");
     for (const c of q.calibration)
       out.push(
-        `  ${c.taskType}: ${c.threshold === undefined ? "none up to 1.00" : c.threshold.toFixed(2)} ` +
+        `  ${c.taskType}: ${c.threshold === undefined ? (c.samePairs === 0 || c.differentPairs === 0 ? "not measurable (pairs of one label only)" : "none up to 1.00") : c.threshold.toFixed(2)} ` +
           `(paraphrase hits ${pct(c.paraphraseHitRate)} of ${c.samePairs}, false hits ${pct(c.falseHitRate)} of ${c.differentPairs})`,
       );
     out.push(q.calibrationEnv ?? "");
