@@ -5,7 +5,7 @@
  */
 import { helpText } from "./help";
 import { describeMachine } from "./machine";
-import { parseCommand, UsageError } from "./options";
+import { MissingServiceError, parseCommand, UsageError } from "./options";
 import { createProgress } from "./progress";
 import { loadResult, renderComparison } from "./report/compare";
 import { renderSummary } from "./report/summary";
@@ -74,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
       options: { ...options },
       parts: run.parts,
       ...(run.step ? { step: run.step } : {}),
+      ...(run.cacheQuality ? { cacheQuality: run.cacheQuality } : {}),
       interrupted: abort.signal.aborted,
     };
     process.stdout.write(`${renderSummary(result)}\n`);
@@ -90,7 +91,7 @@ if (import.meta.main) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (error: unknown) => {
-      if (error instanceof UsageError) {
+      if (error instanceof UsageError || error instanceof MissingServiceError) {
         process.stderr.write(`bun bench: ${error.message}\n`);
         process.exit(error.exitCode);
       }

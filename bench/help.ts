@@ -7,7 +7,7 @@ import { isPending } from "./scenarios/scenario";
 export function helpText(): string {
   const scenarios = SCENARIOS.map(
     (s) =>
-      `  ${s.name.padEnd(9)} ${s.description}${isPending(s) ? ` (not available yet: arrives with issue ${s.arrivesWith.issue})` : ""}`,
+      `  ${s.name.padEnd(13)} ${s.description}${isPending(s) ? ` (not available yet: arrives with issue ${s.arrivesWith.issue})` : ""}`,
   ).join("\n");
   return `bun bench [scenario] [flags]     load-test AI-EventStream (default scenario: http)
 bun bench compare a.json b.json  b's figures as ratios of a's
@@ -40,6 +40,10 @@ Target (default: the harness starts the app: bun src/main.ts):
   --text T, --task-type T   the request body [a 79-character review, ${DEFAULTS["task-type"]}]
   --mix M                   cache: shares of repeated, near-duplicate and new texts [${DEFAULTS.mix}]
   --wait D                  e2e: GET /task/:id?wait= [${DEFAULTS.wait}]
+  --embeddings local|simulated  cache-quality: the embedder the labelled pairs go through [${DEFAULTS.embeddings}]
+  --limit N                 cache-quality: at most N pairs, spread over every kind [all]
+  --calibrate               cache-quality: the threshold per task type (false hits ≤ 0.5 %, guard on),
+                            printed for CACHE_SIMILARITY_THRESHOLDS
 
 Output:
   --out DIR                 JSON + HTML report [${DEFAULTS.out}]

@@ -12,6 +12,15 @@ export class UsageError extends Error {
   }
 }
 
+/** A service the scenario needs is not running: exit 2, with how to start it. */
+export class MissingServiceError extends Error {
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = "MissingServiceError";
+  }
+}
+
 export type LoadMode = "open" | "closed" | "step";
 export type LlmChoice = "simulated" | "mock";
 
@@ -46,6 +55,12 @@ export interface BenchOptions {
   /** `cache`: shares of requests repeating a sent text, near-duplicating one, or new. */
   cacheMix: { exact: number; near: number; unique: number };
   waitMs: number;
+  /** `cache-quality`: the embedder the pairs go through. */
+  embeddings: "local" | "simulated";
+  /** `cache-quality`: at most this many pairs, spread over the set (undefined: all). */
+  limit: number | undefined;
+  /** `cache-quality`: print the threshold per task type for CACHE_SIMILARITY_THRESHOLDS. */
+  calibrate: boolean;
   outDir: string;
   name: string | undefined;
   quiet: boolean;
@@ -70,6 +85,7 @@ export const DEFAULTS = {
   "task-type": "sentiment_analysis",
   mix: "exact=0.4,near=0.3,unique=0.3",
   wait: "30s",
+  embeddings: "local",
   out: "bench/results",
 } as const;
 
@@ -94,6 +110,9 @@ const FLAGS = {
   "task-type": { type: "string", default: DEFAULTS["task-type"] },
   mix: { type: "string", default: DEFAULTS.mix },
   wait: { type: "string", default: DEFAULTS.wait },
+  embeddings: { type: "string", default: DEFAULTS.embeddings },
+  limit: { type: "string" },
+  calibrate: { type: "boolean", default: false },
   out: { type: "string", default: DEFAULTS.out },
   name: { type: "string" },
   quiet: { type: "boolean", default: false },
@@ -198,6 +217,9 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
       taskType: v["task-type"],
       cacheMix: parseMix(v.mix),
       waitMs: parseDuration("wait", v.wait),
+      embeddings: oneOf("embeddings", v.embeddings, ["local", "simulated"] as const),
+      limit: v.limit === undefined ? undefined : parseInteger("limit", v.limit, 1_000_000),
+      calibrate: v.calibrate,
       outDir: v.out,
       name: v.name,
       quiet: v.quiet,

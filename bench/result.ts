@@ -3,7 +3,9 @@
  * HTML report read. One run has one or more parts (a baseline has several
  * ceilings; a step run has one part per rate).
  */
+
 import type { Histogram } from "../src/metrics/histogram";
+import type { CacheQualityReport } from "./cache-quality/report";
 import type { TimelinePoint } from "./measure/recorder";
 import type { ResourceSummary } from "./measure/resources";
 
@@ -61,6 +63,8 @@ export interface RunResult {
   parts: PartResult[];
   /** Step mode: the highest rate whose P99 stayed under the target. */
   step?: { p99TargetMs: number; highestHeld: number | undefined };
+  /** `cache-quality`: rates per kind, the threshold sweep, the calibration. */
+  cacheQuality?: CacheQualityReport;
   interrupted: boolean;
 }
 

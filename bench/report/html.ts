@@ -5,6 +5,7 @@
  * Inline SVG and CSS only: it opens offline, from a file.
  */
 import { addEncoded, createDurationHistogram } from "../../src/metrics/histogram";
+import { renderCacheQualityHtml } from "../cache-quality/report";
 import type { PartResult, RunResult } from "../result";
 import { escapeXml, lineChart, type Series } from "./svg-chart";
 import { errorKinds, fmt, PART_COLUMNS, partCells } from "./table";
@@ -95,6 +96,7 @@ ${result.parts
   )
   .join("\n")}
 ${result.step ? `<p>Highest rate held with P99 ≤ ${result.step.p99TargetMs} ms: <b>${result.step.highestHeld === undefined ? "none" : `${fmt(result.step.highestHeld, 0)}/s`}</b></p>` : ""}
+${result.cacheQuality ? renderCacheQualityHtml(result.cacheQuality) : ""}
 ${latency}
 ${throughput}
 ${p99}

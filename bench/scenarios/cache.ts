@@ -131,7 +131,7 @@ export const cacheScenario: Scenario = {
 };
 
 /** Removes the run's cache entries and index from database 0. */
-async function dropCache(url: string, prefix: string): Promise<void> {
+export async function dropCache(url: string, prefix: string): Promise<void> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();

@@ -1,6 +1,7 @@
 /** Every scenario `bun bench` knows, in the order --help lists them. Add a new one here. */
 import { baselineScenario } from "./baseline";
 import { cacheScenario } from "./cache";
+import { cacheQualityScenario } from "./cache-quality";
 import { e2eScenario } from "./e2e";
 import { httpScenario } from "./http";
 import { kafkaScenario } from "./kafka";
@@ -12,6 +13,7 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
   e2eScenario,
   kafkaScenario,
   cacheScenario,
+  cacheQualityScenario,
   baselineScenario,
   nullScenario,
 ];

@@ -4,6 +4,7 @@
  * operation; the shared harness (load model, histograms, resources, output)
  * does the rest. Register a new one in ./index.ts.
  */
+import type { CacheQualityReport } from "../cache-quality/report";
 import type { MeasureOutcome } from "../load/measure-load";
 import type { BenchOptions } from "../options";
 import type { Progress } from "../progress";
@@ -18,6 +19,7 @@ export interface ScenarioContext {
 export interface ScenarioRun extends MeasureOutcome {
   /** What was measured, for the summary and the report. */
   target: string;
+  cacheQuality?: CacheQualityReport;
 }
 
 export interface Scenario {

@@ -29,7 +29,21 @@ describe("bun bench CLI", () => {
   test("--help lists every scenario and the load-model flags", async () => {
     const { stdout, code } = await bench("--help");
     expect(code).toBe(0);
-    for (const word of ["http", "e2e", "kafka", "cache", "baseline", "--rate", "--mode", "--url", "compare"])
+    for (const word of [
+      "http",
+      "e2e",
+      "kafka",
+      "cache",
+      "cache-quality",
+      "--embeddings",
+      "--limit",
+      "--calibrate",
+      "baseline",
+      "--rate",
+      "--mode",
+      "--url",
+      "compare",
+    ])
       expect(stdout).toContain(word);
   });
 
@@ -41,6 +55,8 @@ describe("bun bench CLI", () => {
     [["--url", "localhost:8000"], "--url"],
     [["--steps", "5000:1000:100"], "--steps"],
     [["nope"], 'unknown scenario "nope"'],
+    [["cache-quality", "--embeddings", "openai"], '--embeddings "openai": expected one of local, simulated'],
+    [["cache-quality", "--limit", "0"], '--limit "0"'],
   ])("bad usage %p is refused with a message naming it and exit code 2", async (args, message) => {
     const { stderr, code } = await bench(...args);
     expect(code).toBe(2);
@@ -203,5 +219,46 @@ describe("bun bench CLI", () => {
     expect(Number(extra.cache_misses)).toBeGreaterThan(0);
     expect(Number(extra.cache_hit_rate)).toBeGreaterThan(0.4);
     expect(Number(extra.embedding_calls_per_request)).toBeLessThan(1);
+  });
+
+  test("`cache-quality` runs a spread of labelled pairs through the cache and writes rates per kind, the sweep and the calibration", async () => {
+    await (await requireRedis()).quit();
+    const out = join(dir, "cache-quality");
+    const { code, stderr, stdout } = await bench(
+      ...["cache-quality", "--embeddings", "simulated", "--limit", "60", "--calibrate", "--out", out, "--quiet"],
+    );
+    expect({ code, stderr: code === 0 ? "" : stderr }).toEqual({ code: 0, stderr: "" });
+    expect(stdout).toContain("CACHE_SIMILARITY_THRESHOLDS=");
+    const result = results(out)[0];
+    const quality = result?.cacheQuality;
+    expect(result?.parts[0]?.completed).toBe(60);
+    expect(quality?.pairs).toBe(60);
+    expect(quality?.threshold).toBe(0.9);
+    expect(quality?.safeguards).toContain("no LLM verification");
+    // Spread over the set: both same-answer and different-answer kinds are measured.
+    expect(quality?.kinds.some((k) => k.same)).toBe(true);
+    expect(quality?.kinds.some((k) => !k.same)).toBe(true);
+    const surface = quality?.kinds.find((k) => k.kind === "surface");
+    expect(surface?.withGuard.rate).toBe(1);
+    // The guard never serves what the threshold alone refused.
+    for (const k of quality?.kinds ?? []) expect(k.withGuard.served).toBeLessThanOrEqual(k.thresholdOnly.served);
+    expect(quality?.sweep.length).toBe(40);
+    expect(quality?.calibration?.length).toBeGreaterThan(0);
+    expect(readdirSync(out).some((f) => f.endsWith(".html"))).toBe(true);
+    expect(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith(".html")) ?? ""), "utf8")).toContain(
+      "sweep-chart",
+    );
+  });
+
+  test("`cache-quality` with the local model unreachable exits 2 and says how to start it", async () => {
+    const proc = Bun.spawn(["bun", "bench/cli.ts", "cache-quality", "--quiet"], {
+      cwd: ROOT,
+      env: { ...process.env, EMBEDDING_BASE_URL: "http://127.0.0.1:9/v1" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    expect(code).toBe(2);
+    expect(stderr).toContain("services:up");
   });
 });
