@@ -45,8 +45,11 @@ export interface EventMap {
   };
   /** A client's feedback on a task's answer; a wrong answer's cache entry was deleted (`invalidated`). */
   "task.feedback": { task_id: string; correct?: boolean; rating?: number; from_cache: boolean; invalidated: boolean };
-  /** A semantic hit refused because the texts differ in numbers, identifiers or negation. */
-  "cache.guard_refused": { reason: "numbers" | "identifiers" | "negation"; similarity: number };
+  /** A semantic hit refused by the false-hit guard (false-hit-guard.ts), with its reason. */
+  "cache.guard_refused": {
+    reason: "numbers" | "identifiers" | "negation" | "substitution" | "order";
+    similarity: number;
+  };
   /** The KNN queries of one batch, sent in one pipeline. */
   "cache.knn_batch": { queries: number; ms: number };
   /** An answer offered to the cache: stored, or why not (admission policy). */

@@ -27,9 +27,15 @@ export const CacheMetricsSchema = t.Object({
   errors: t.Integer({ minimum: 0, description: "Redis or embeddings failures; those tasks went to the LLM" }),
   guard_refusals: t.Integer({
     minimum: 0,
-    description: "semantic hits refused: numbers (with sign and unit), identifiers or negation differ",
+    description: "semantic hits refused: numbers, identifiers, negation, substituted or swapped words differ",
   }),
-  guard_refusals_by_reason: t.Object({ numbers: Count, identifiers: Count, negation: Count }),
+  guard_refusals_by_reason: t.Object({
+    numbers: Count,
+    identifiers: Count,
+    negation: Count,
+    substitution: Count,
+    order: Count,
+  }),
   feedback: t.Object(
     {
       received: Count,
@@ -145,6 +151,8 @@ export function cacheSnapshot(count: (field: string) => number, lookup: Duration
       numbers: count("cache_guard_refusals:numbers"),
       identifiers: count("cache_guard_refusals:identifiers"),
       negation: count("cache_guard_refusals:negation"),
+      substitution: count("cache_guard_refusals:substitution"),
+      order: count("cache_guard_refusals:order"),
     },
     avg_similarity: ratio(count("cache_similarity_sum_micro") / MICRO, count("cache_similarity_count")),
     stored: count("cache_stored"),
