@@ -126,10 +126,14 @@ describe("pipeline end to end", () => {
     expect(tasks.filter((t) => t.status === "SUCCESS")).toHaveLength(1000);
     // Graceful: a recycled process finished its jobs; none was cut off and run again.
     expect(mock.counters().chat_requests).toBe(1000);
-    const workers = await json<Workers>(await fetch(`${url}/workers`));
+    // A recycle still finishing at the end shows three processes for a moment (the replacement is ready
+    // before the old one drains): by design. Then exactly WORKER_CONCURRENCY serve.
+    const workers = await waitFor(async () => {
+      const listed = await json<Workers>(await fetch(`${url}/workers`));
+      return listed.count === 2 ? listed : undefined;
+    }, "the replaced worker processes to leave /workers");
     expect(workers.supervisor?.recycled).toBeGreaterThanOrEqual(3);
     expect(workers.supervisor?.restarted).toBe(0);
-    expect(workers.count).toBe(2);
   }, 150_000);
 
   test("bad input over a real socket gets a 4xx in the error shape, nothing is enqueued, and the server keeps serving", async () => {
