@@ -44,6 +44,8 @@ Target (default: the harness starts the app: bun src/main.ts):
   --limit N                 cache-quality: at most N pairs, spread over every kind [all]
   --calibrate               cache-quality: the threshold per task type (false hits ≤ 0.5 %, guard on),
                             printed for CACHE_SIMILARITY_THRESHOLDS
+  --path module|http|both   cache-quality: the cache module directly, or each pair as two tasks
+                            through the app the harness starts (from_cache, cache_tier) [${DEFAULTS.path}]
 
 Output:
   --out DIR                 JSON + HTML report [${DEFAULTS.out}]

@@ -61,6 +61,8 @@ export interface BenchOptions {
   limit: number | undefined;
   /** `cache-quality`: print the threshold per task type for CACHE_SIMILARITY_THRESHOLDS. */
   calibrate: boolean;
+  /** `cache-quality`: the cache module directly, the app over HTTP (A then B as tasks), or both. */
+  qualityPath: "module" | "http" | "both";
   outDir: string;
   name: string | undefined;
   quiet: boolean;
@@ -86,6 +88,7 @@ export const DEFAULTS = {
   mix: "exact=0.4,near=0.3,unique=0.3",
   wait: "30s",
   embeddings: "local",
+  path: "module",
   out: "bench/results",
 } as const;
 
@@ -113,6 +116,7 @@ const FLAGS = {
   embeddings: { type: "string", default: DEFAULTS.embeddings },
   limit: { type: "string" },
   calibrate: { type: "boolean", default: false },
+  path: { type: "string", default: DEFAULTS.path },
   out: { type: "string", default: DEFAULTS.out },
   name: { type: "string" },
   quiet: { type: "boolean", default: false },
@@ -220,6 +224,7 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
       embeddings: oneOf("embeddings", v.embeddings, ["local", "simulated"] as const),
       limit: v.limit === undefined ? undefined : parseInteger("limit", v.limit, 1_000_000),
       calibrate: v.calibrate,
+      qualityPath: oneOf("path", v.path, ["module", "http", "both"] as const),
       outDir: v.out,
       name: v.name,
       quiet: v.quiet,

@@ -38,6 +38,7 @@ describe("bun bench CLI", () => {
       "--embeddings",
       "--limit",
       "--calibrate",
+      "--path",
       "baseline",
       "--rate",
       "--mode",
@@ -57,6 +58,7 @@ describe("bun bench CLI", () => {
     [["nope"], 'unknown scenario "nope"'],
     [["cache-quality", "--embeddings", "openai"], '--embeddings "openai": expected one of local, simulated'],
     [["cache-quality", "--limit", "0"], '--limit "0"'],
+    [["cache-quality", "--path", "kafka"], '--path "kafka": expected one of module, http, both'],
   ])("bad usage %p is refused with a message naming it and exit code 2", async (args, message) => {
     const { stderr, code } = await bench(...args);
     expect(code).toBe(2);
@@ -248,6 +250,28 @@ describe("bun bench CLI", () => {
     expect(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith(".html")) ?? ""), "utf8")).toContain(
       "sweep-chart",
     );
+  });
+
+  test("`cache-quality --path http` sends each pair through the app (A, then B) and reports B's from_cache per kind", async () => {
+    await (await requireRedis()).quit();
+    const out = join(dir, "cache-quality-http");
+    const { code, stderr } = await bench(
+      ...["cache-quality", "--path", "http", "--embeddings", "simulated", "--limit", "20", "--out", out, "--quiet"],
+    );
+    expect({ code, stderr: code === 0 ? "" : stderr }).toEqual({ code: 0, stderr: "" });
+    const quality = results(out)[0]?.cacheQuality;
+    expect(quality?.paths).toEqual(["http"]);
+    expect(quality?.falseHitRate).toBeUndefined();
+    const http = quality?.http;
+    expect(http?.pairs).toBe(20);
+    expect(http?.errors).toBe(0);
+    expect(http?.kinds.some((k) => k.same)).toBe(true);
+    expect(http?.kinds.some((k) => !k.same)).toBe(true);
+    // A "surface" pair normalises to A's exact key: the app serves it from the exact tier.
+    expect(http?.kinds.find((k) => k.kind === "surface")).toMatchObject({ rate: 1, tiers: { exact: 1 } });
+    expect(typeof http?.falseHitRate).toBe("number");
+    expect(typeof http?.paraphraseHitRate).toBe("number");
+    expect(http?.agreement).toBeUndefined();
   });
 
   test("`cache-quality` with the local model unreachable exits 2 and says how to start it", async () => {
