@@ -50,7 +50,9 @@ function jsonResponse(status: number, body: ErrorBody, headers: Record<string, s
 /**
  * Field path ("/text" → "text"), location and reason of the first schema
  * violation. Elysia checks a query parameter on its own ("property", with an
- * empty path): its name is the parameter whose value failed.
+ * empty path, and names it nowhere): its name is found as the parameter whose
+ * value failed, the first one if two hold the same value (GET /task/:id has
+ * one query parameter).
  */
 function validationDetails(
   error: ValidationError,

@@ -27,7 +27,7 @@ import type { Logger } from "../log";
 import { defineScript } from "../redis/script";
 import type { TaskJob } from "../task/contract";
 import { createBatcher, ItemFailure } from "../util/batcher";
-import { TimeoutError, withTimeout } from "../util/timeout";
+import { withTimeout } from "../util/timeout";
 import { jobRecord, type QueueKeys } from "./bee-queue-layout";
 
 /** How long before the client's bound Redis stops taking a batch: covers the reply's way back and clock skew. */
@@ -170,8 +170,8 @@ export function createEnqueuer(deps: {
         return await withTimeout(lane.add({ job, deadline }), saveTimeoutMs, "enqueue");
       } catch (error) {
         if (error instanceof AppError) throw error;
-        // No answer (or a lost connection): the script may have run before its deadline.
-        if (!(error instanceof TimeoutError)) logger.warn({ task_id: job.task_id, err: error }, "enqueue: no answer");
+        // No answer (or a lost connection, logged once per batch by save): the script may have run before its
+        // deadline.
         throw new QueuedUnknownError(job.task_id, saveTimeoutMs, error);
       }
     },
