@@ -115,9 +115,16 @@ function writeProperties(target: KafkaTarget): void {
   writeFileSync(PROPERTIES, `${properties.join("\n")}\n`);
 }
 
-/** A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, as `kafka-storage random-uuid` makes. */
-function clusterId(): string {
-  return randomBytes(16).toString("base64url");
+/**
+ * A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, as `kafka-storage random-uuid` makes.
+ * Like Kafka's own Uuid.randomUuid, it never starts with "-": one id in 64 would, and the storage tool's
+ * argument parser then reads it as an option and fails (`--cluster-id: expected one argument`).
+ */
+export function clusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
 }
 
 async function formatOnce(java: string): Promise<void> {
@@ -130,8 +137,7 @@ async function formatOnce(java: string): Promise<void> {
     `${LIBS_DIR}/*`,
     "kafka.tools.StorageTool",
     "format",
-    "-t",
-    clusterId(),
+    `--cluster-id=${clusterId()}`,
     "-c",
     PROPERTIES,
   ]);
