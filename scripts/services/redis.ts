@@ -129,6 +129,8 @@ function writeConf(target: RedisTarget, binaries: RedisBinaries): void {
     // No RDB snapshots on top: the AOF already persists everything, and each snapshot forks the whole dataset,
     // a latency spike under load on a small machine (measured: P99 of POST /process, BENCHMARKS.md).
     'save ""',
+    // Integration tests give each app they start a database of its own; 16 (the default) ran out.
+    "databases 64",
   ];
   if (binaries.searchModule) lines.push(`loadmodule ${binaries.searchModule}`);
   writeFileSync(CONF_FILE, `${lines.join("\n")}\n`);

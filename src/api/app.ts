@@ -10,6 +10,7 @@ import { adminGuard, authGuard, type Keyring } from "./auth";
 import { type CacheRoutesDeps, cacheRoutes } from "./cache";
 import { clientIdentity, rateLimitGuard } from "./client-limits";
 import { errorHandler, errorResponse } from "./error-responses";
+import { type EventRoutesDeps, eventRoutes } from "./events";
 import { feedbackRoutes } from "./feedback";
 import { healthRoutes } from "./health";
 import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
@@ -24,6 +25,8 @@ export interface AppDeps {
   maxBodyBytes?: number;
   /** POST /process and GET /task/:id; absent in an app that only reports health. */
   tasks?: TaskRoutesDeps;
+  /** GET /task/:id/events, GET /events (Server-Sent Events). */
+  events?: EventRoutesDeps;
   /** GET /metrics, /metrics/prometheus, /workers. */
   operations?: OperationsRoutesDeps;
   /** DELETE /cache/clear, DELETE /cache/:id. */
@@ -157,6 +160,7 @@ export function createApp(deps: AppDeps) {
           },
           tags: [
             { name: "tasks", description: "Submit texts and read their results" },
+            { name: "events", description: "Task updates pushed as they happen (Server-Sent Events)" },
             { name: "operations", description: "Health, metrics and workers" },
             { name: "cache", description: "The semantic cache's entries" },
           ],
@@ -172,6 +176,7 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(deps.tasks ? taskRoutes(deps.tasks) : new Elysia({ name: "tasks" }))
+    .use(deps.events ? eventRoutes(deps.events) : new Elysia({ name: "events" }))
     .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }))
     .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }))
     .use(

@@ -13,6 +13,7 @@ import { AppError } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
 import type { TaskStore } from "../store/task-store";
+import { TASK_ID_PATTERN } from "../task/contract";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
 
 export interface FeedbackRoutesDeps {
@@ -22,8 +23,6 @@ export interface FeedbackRoutesDeps {
   logger: Logger;
   tenantOf?: (request: Request) => string | undefined;
 }
-
-const TASK_ID = "^[A-Za-z0-9._:-]{1,200}$";
 
 export function feedbackRoutes(deps: FeedbackRoutesDeps) {
   const { store, cache, bus, logger, tenantOf = () => undefined } = deps;
@@ -54,7 +53,7 @@ export function feedbackRoutes(deps: FeedbackRoutesDeps) {
       return { task_id: params.id, invalidated, ...(invalidated && cacheId ? { cache_id: cacheId } : {}) };
     },
     {
-      params: t.Object({ id: t.String({ pattern: TASK_ID }) }),
+      params: t.Object({ id: t.String({ pattern: TASK_ID_PATTERN }) }),
       body: t.Object(
         {
           correct: t.Optional(t.Boolean({ description: "false: the answer was wrong; its cache entry is deleted" })),

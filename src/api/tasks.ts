@@ -10,15 +10,22 @@ import { AppError, errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
 import { type Enqueuer, QueuedUnknownError } from "../queue/enqueuer";
-import type { TaskState, TaskStore } from "../store/task-store";
+import { type TaskStore, viewOf } from "../store/task-store";
 import type { TaskWaiter } from "../store/task-waiter";
-import { AcceptedSchema, newTaskId, ProcessBody, type TaskJob, TaskSchema, TERMINAL } from "../task/contract";
+import {
+  AcceptedSchema,
+  newTaskId,
+  ProcessBody,
+  TASK_ID_PATTERN,
+  type TaskJob,
+  TaskSchema,
+  TERMINAL,
+} from "../task/contract";
 import { routeTask } from "../task/routing";
 import type { PendingCap } from "./client-limits";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
 import { createIdempotency, fingerprint } from "./idempotency";
 
-const TASK_ID = "^[A-Za-z0-9._:-]{1,200}$";
 /** The longest a GET /task/:id?wait= request is held. */
 export const MAX_WAIT_MS = 60_000;
 
@@ -36,15 +43,6 @@ export interface TaskRoutesDeps {
   /** API_MAX_PENDING_TASKS per tenant; absent: no cap. */
   pendingCap?: PendingCap;
   logger?: Logger;
-}
-
-function view(state: TaskState) {
-  return {
-    task_id: state.task_id,
-    status: state.status,
-    ...(state.result ? { result: state.result } : {}),
-    ...(state.error ? { error: state.error } : {}),
-  };
 }
 
 export function taskRoutes(deps: TaskRoutesDeps) {
@@ -164,13 +162,13 @@ export function taskRoutes(deps: TaskRoutesDeps) {
           if (wait && !TERMINAL.has(state.status) && (await wait.done)) {
             state = (await store.get(params.id, tenant)) ?? state;
           }
-          return view(state);
+          return viewOf(state);
         } finally {
           wait?.cancel();
         }
       },
       {
-        params: t.Object({ id: t.String({ pattern: TASK_ID }) }),
+        params: t.Object({ id: t.String({ pattern: TASK_ID_PATTERN }) }),
         query: t.Object({
           wait: t.Optional(
             t.Integer({ minimum: 0, maximum: MAX_WAIT_MS, description: "ms to hold the request until the task ends" }),

@@ -141,6 +141,12 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
       },
     },
     resultTtlSeconds: env.RESULT_TTL_SECONDS,
+    events: {
+      streamMaxLen: env.EVENTS_STREAM_MAXLEN,
+      heartbeatMs: env.SSE_HEARTBEAT_MS,
+      maxBufferBytes: env.SSE_MAX_BUFFER_BYTES,
+      slowClientGraceMs: env.SSE_SLOW_CLIENT_GRACE_MS,
+    },
     apiKeys,
     apiAdmins: new Set(env.API_ADMINS === "" ? [] : env.API_ADMINS.split(",")),
     apiRateLimit: parseRateLimit(env.API_RATE_LIMIT),

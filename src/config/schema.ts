@@ -183,6 +183,25 @@ export const EnvSchema = T.Object({
   LLM_PRICE_OUTPUT_PER_MTOK: price("completion", 0.6),
   EMBEDDING_PRICE_PER_MTOK: price("embedding", 0.02),
   RESULT_TTL_SECONDS: integer(1, 31_536_000, "seconds a task result stays readable", 3600),
+  EVENTS_STREAM_MAXLEN: integer(
+    100,
+    100_000_000,
+    "completions kept per tenant for clients that reconnect with Last-Event-ID",
+    50_000,
+  ),
+  SSE_HEARTBEAT_MS: integer(1000, 600_000, "ms between keep-alive comments on an idle event stream", 15_000),
+  SSE_MAX_BUFFER_BYTES: integer(
+    16_384,
+    1_073_741_824,
+    "bytes of events waiting for one slow client before it is dropped",
+    1_048_576,
+  ),
+  SSE_SLOW_CLIENT_GRACE_MS: integer(
+    0,
+    600_000,
+    "ms a dropped client has to read its last event before its connection is closed",
+    30_000,
+  ),
   LLM_RATE_LIMIT: T.String({
     pattern: `^$|^${RATE}$`,
     default: "",

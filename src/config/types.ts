@@ -115,6 +115,15 @@ export interface Config {
     readonly prices: { readonly input: number; readonly output: number; readonly embedding: number };
   };
   readonly resultTtlSeconds: number;
+  /** The event log and the push channels (SSE, WebSocket, GraphQL subscriptions). */
+  readonly events: {
+    /** Completions kept in each tenant's stream: how far back a reconnecting client can catch up. */
+    readonly streamMaxLen: number;
+    readonly heartbeatMs: number;
+    /** Bytes of events waiting for one client before it is dropped as too slow. */
+    readonly maxBufferBytes: number;
+    readonly slowClientGraceMs: number;
+  };
   readonly apiKeys: readonly ApiKey[];
   /** Tenants (API key names) that may administer the cache when auth is on. */
   readonly apiAdmins: ReadonlySet<string>;

@@ -16,6 +16,7 @@ import type { Logger } from "../log";
 import { JITTER_BACKOFF, queuedJobs, queueKeys } from "../queue/bee-queue-layout";
 import { createEnqueuer } from "../queue/enqueuer";
 import type { RedisClient } from "../redis/client";
+import { createEventHub } from "../store/event-hub";
 import { createTaskStore } from "../store/task-store";
 import { createTaskWaiter } from "../store/task-waiter";
 import { producerQueues } from "../task/routing";
@@ -39,6 +40,9 @@ export async function startApiRole(deps: {
   const queues = new Map(queueNames.map((name) => [name, queueKeys(name)]));
   const waiter = await createTaskWaiter({ redis, logger });
   lifecycle.onShutdown("task waiter", () => waiter.close());
+  const hub = await createEventHub({ redis, logger: logger.child({ component: "events" }) });
+  lifecycle.onShutdown("event hub", () => hub.close());
+  const store = createTaskStore({ redis, resultTtlSeconds: config.resultTtlSeconds, queued: queuedJobs(queueNames) });
   const enqueuer = createEnqueuer({
     redis,
     queues,
@@ -63,7 +67,7 @@ export async function startApiRole(deps: {
     tasks: {
       redis,
       enqueuer,
-      store: createTaskStore({ redis, resultTtlSeconds: config.resultTtlSeconds, queued: queuedJobs(queueNames) }),
+      store,
       waiter,
       bus,
       routes: config.routes,
@@ -75,6 +79,18 @@ export async function startApiRole(deps: {
         max: config.apiMaxPendingTasks,
         resultTtlSeconds: config.resultTtlSeconds,
       }),
+    },
+    events: {
+      hub,
+      store,
+      redis,
+      tenantOf: keyring.tenantOf,
+      logger: logger.child({ component: "events" }),
+      sse: {
+        heartbeatMs: config.events.heartbeatMs,
+        maxBufferBytes: config.events.maxBufferBytes,
+        slowClientGraceMs: config.events.slowClientGraceMs,
+      },
     },
     access: { keyring, isAdmin, redis, rateLimit: config.apiRateLimit },
     operations: {

@@ -47,6 +47,7 @@ try {
     redis,
     resultTtlSeconds: config.resultTtlSeconds,
     queued: queuedJobs(config.worker.queues),
+    eventsMaxLen: config.events.streamMaxLen,
   });
   const metrics = createMetricsRecorder({ redis, bus, processId: workerId, logger });
   // The cache may live on another Redis (the Query Engine indexes database 0 only).

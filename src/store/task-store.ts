@@ -7,12 +7,15 @@
  * besides the job itself.
  *
  * Round trips per job on the worker side: 1 to start (a Lua script that also
- * refuses to restart a finished task), 1 to finish (result + expiry + the
- * notification in one pipeline).
+ * refuses to restart a finished task), 1 to finish (one script: result,
+ * expiry, the notification, the tenant's pending set). Each state change is
+ * appended to the task's event stream, and each end to the tenant's, inside
+ * the same script (task-events.ts): the push channels cost no round trip.
  */
 import type Redis from "ioredis";
 import { defineScript, execChecked } from "../redis/script";
 import type { TaskError, TaskJob, TaskResult, TaskStatus } from "../task/contract";
+import { APPEND_EVENT_LUA, channelPrefix, TASK_STREAM_MAXLEN, taskEventsKey, tenantEventsKey } from "./task-events";
 
 export interface TaskState {
   task_id: string;
@@ -29,6 +32,23 @@ export interface TaskState {
   tenant?: string;
 }
 
+/** What a client sees of a task (GET /task/:id, and the final event of every push channel). */
+export function viewOf(state: TaskState): TaskView {
+  return {
+    task_id: state.task_id,
+    status: state.status,
+    ...(state.result ? { result: state.result } : {}),
+    ...(state.error ? { error: state.error } : {}),
+  };
+}
+
+export interface TaskView {
+  task_id: string;
+  status: TaskStatus;
+  result?: TaskResult;
+  error?: TaskError;
+}
+
 const JOB_FAILED_UNRECORDED: TaskError = {
   code: "JOB_FAILED",
   message: "the task's job failed before it could record a result",
@@ -41,22 +61,65 @@ export const DONE_CHANNEL = "tasks:done";
 const IN_FLIGHT_TTL_SECONDS = 7 * 24 * 3600;
 
 /*
- * KEYS[1] result:{task_id}
+ * KEYS[1] result:{task_id}   KEYS[2] events:task:{task_id}
  * ARGV[1] started_at (epoch ms)   ARGV[2] queue   ARGV[3] task_type   ARGV[4] tenant ("" for none)
  * ARGV[5] accepted_at             ARGV[6] ttl seconds of an unfinished record
+ * ARGV[7] task_id                 ARGV[8] entries kept in the task's stream   ARGV[9] channel prefix
  * Returns the status the task had when it is already finished (SUCCESS or
  * FAILURE: the job must not run again), else "STARTED" and the attempt number.
  */
 const START = defineScript<[string, number]>(
   "taskStart",
-  `
+  `${APPEND_EVENT_LUA}
 local status = redis.call("HGET", KEYS[1], "status")
 if status == "SUCCESS" or status == "FAILURE" then return {status, 0} end
 local attempts = redis.call("HINCRBY", KEYS[1], "attempts", 1)
 redis.call("HSET", KEYS[1], "status", "STARTED", "started_at", ARGV[1], "queue", ARGV[2], "task_type", ARGV[3], "accepted_at", ARGV[5])
 if ARGV[4] ~= "" then redis.call("HSET", KEYS[1], "tenant", ARGV[4]) end
 redis.call("EXPIRE", KEYS[1], ARGV[6])
+append_event(ARGV[9], KEYS[2], ARGV[8], '{"task_id":' .. cjson.encode(ARGV[7]) .. ',"status":"STARTED","at":' .. ARGV[1] .. ',"attempt":' .. attempts .. '}', ARGV[6])
 return {"STARTED", attempts}
+`,
+);
+
+/*
+ * KEYS[1] result:{task_id}   KEYS[2] events:task:{task_id}
+ * ARGV[1] error (JSON)   ARGV[2] now (epoch ms)   ARGV[3] task_id   ARGV[4] entries kept in the task's stream
+ * ARGV[5] channel prefix
+ */
+const RETRY = defineScript<string>(
+  "taskRetry",
+  `${APPEND_EVENT_LUA}
+redis.call("HSET", KEYS[1], "status", "RETRY", "error", ARGV[1])
+local attempt = redis.call("HGET", KEYS[1], "attempts") or "null"
+return append_event(ARGV[5], KEYS[2], ARGV[4], '{"task_id":' .. cjson.encode(ARGV[3]) .. ',"status":"RETRY","at":' .. ARGV[2] .. ',"attempt":' .. attempt .. ',"error":' .. ARGV[1] .. '}', false)
+`,
+);
+
+/*
+ * KEYS[1] result:{task_id}   KEYS[2] events:task:{task_id}   KEYS[3] the tenant's events stream
+ * KEYS[4] the tenant's pending set (absent without a tenant)
+ * ARGV[1] SUCCESS or FAILURE   ARGV[2] the result or the error (JSON)   ARGV[3] finished_at (epoch ms)
+ * ARGV[4] ttl seconds   ARGV[5] task_id   ARGV[6] entries kept in the task's stream
+ * ARGV[7] entries kept in the tenant's stream   ARGV[8] the channel that wakes GET /task/:id?wait=
+ * ARGV[9] channel prefix of the event streams
+ * The task's own stream gets the status alone (readers take the result from the task, as GET /task/:id
+ * shows it); the tenant's gets the result too, since a dashboard reads nothing else.
+ */
+const FINISH = defineScript<string>(
+  "taskFinish",
+  `${APPEND_EVENT_LUA}
+local field = ARGV[1] == "SUCCESS" and "result" or "error"
+redis.call("HSET", KEYS[1], "status", ARGV[1], field, ARGV[2], "finished_at", ARGV[3])
+redis.call("EXPIRE", KEYS[1], ARGV[4])
+redis.call("PUBLISH", ARGV[8], ARGV[5])
+if KEYS[4] then redis.call("ZREM", KEYS[4], ARGV[5]) end
+local id = cjson.encode(ARGV[5])
+local entry = append_event(ARGV[9], KEYS[2], ARGV[6], '{"task_id":' .. id .. ',"status":"' .. ARGV[1] .. '","at":' .. ARGV[3] .. '}', ARGV[4])
+local meta = redis.call("HMGET", KEYS[1], "task_type", "queue")
+local function str(v) if v then return cjson.encode(v) end return "null" end
+append_event(ARGV[9], KEYS[3], ARGV[7], '{"task_id":' .. id .. ',"status":"' .. ARGV[1] .. '","task_type":' .. str(meta[1]) .. ',"queue":' .. str(meta[2]) .. ',"finished_at":' .. ARGV[3] .. ',"' .. field .. '":' .. ARGV[2] .. '}', false)
+return entry
 `,
 );
 
@@ -106,33 +169,72 @@ export interface QueuedJobs {
   read(record: string): { job: TaskJob; failed: boolean };
 }
 
-export function createTaskStore(deps: { redis: Redis; resultTtlSeconds: number; queued: QueuedJobs }): TaskStore {
-  const { redis, resultTtlSeconds, queued } = deps;
+/** Completions kept in a tenant's event stream by default (EVENTS_STREAM_MAXLEN). */
+export const DEFAULT_EVENTS_MAXLEN = 50_000;
 
-  const finish = async (taskId: string, fields: Record<string, string | number>, tenant: string | undefined) => {
-    const key = resultKey(taskId);
-    const pipeline = redis.pipeline().hset(key, fields).expire(key, resultTtlSeconds).publish(DONE_CHANNEL, taskId);
-    if (tenant) pipeline.zrem(pendingKey(tenant), taskId);
-    await execChecked(pipeline);
+export function createTaskStore(deps: {
+  redis: Redis;
+  resultTtlSeconds: number;
+  queued: QueuedJobs;
+  /** Completions kept in each tenant's event stream: the window a reconnecting dashboard can catch up on. */
+  eventsMaxLen?: number;
+}): TaskStore {
+  const { redis, resultTtlSeconds, queued, eventsMaxLen = DEFAULT_EVENTS_MAXLEN } = deps;
+  const channels = channelPrefix(redis);
+
+  const finish = async (
+    taskId: string,
+    status: "SUCCESS" | "FAILURE",
+    outcome: string,
+    now: number,
+    tenant: string | undefined,
+  ) => {
+    const keys = [resultKey(taskId), taskEventsKey(taskId), tenantEventsKey(tenant)];
+    if (tenant) keys.push(pendingKey(tenant));
+    await FINISH.run(redis, keys, [
+      status,
+      outcome,
+      now,
+      resultTtlSeconds,
+      taskId,
+      TASK_STREAM_MAXLEN,
+      eventsMaxLen,
+      DONE_CHANNEL,
+      channels,
+    ]);
   };
 
   return {
     async start(job, queue, now = Date.now()) {
       const [status, attempt] = await START.run(
         redis,
-        [resultKey(job.task_id)],
-        [now, queue, job.task_type, job.tenant ?? "", job.accepted_at, IN_FLIGHT_TTL_SECONDS],
+        [resultKey(job.task_id), taskEventsKey(job.task_id)],
+        [
+          now,
+          queue,
+          job.task_type,
+          job.tenant ?? "",
+          job.accepted_at,
+          IN_FLIGHT_TTL_SECONDS,
+          job.task_id,
+          TASK_STREAM_MAXLEN,
+          channels,
+        ],
       );
       return status === "STARTED" ? { status: "STARTED", attempt } : { status: status as TaskStatus };
     },
     succeed(taskId, result, now = Date.now(), tenant = undefined) {
-      return finish(taskId, { status: "SUCCESS", result: JSON.stringify(result), finished_at: now }, tenant);
+      return finish(taskId, "SUCCESS", JSON.stringify(result), now, tenant);
     },
     async retry(taskId, error) {
-      await redis.hset(resultKey(taskId), { status: "RETRY", error: JSON.stringify(error) });
+      await RETRY.run(
+        redis,
+        [resultKey(taskId), taskEventsKey(taskId)],
+        [JSON.stringify(error), Date.now(), taskId, TASK_STREAM_MAXLEN, channels],
+      );
     },
     fail(taskId, error, now = Date.now(), tenant = undefined) {
-      return finish(taskId, { status: "FAILURE", error: JSON.stringify(error), finished_at: now }, tenant);
+      return finish(taskId, "FAILURE", JSON.stringify(error), now, tenant);
     },
     async recordFeedback(taskId, feedback) {
       await redis.hset(resultKey(taskId), "feedback", JSON.stringify(feedback));

@@ -63,6 +63,9 @@ export const TaskJobSchema = T.Object({
 export type TaskJob = Static<typeof TaskJobSchema>;
 export type TaskSource = TaskJob["source"];
 
+/** The task ids the API accepts in a path: its own (UUIDv7), and Kafka events' ids and positions. */
+export const TASK_ID_PATTERN = "^[A-Za-z0-9._:-]{1,200}$";
+
 /** Sortable task ids: UUIDv7 starts with the time, so ids sort in acceptance order. */
 export function newTaskId(): string {
   return Bun.randomUUIDv7();

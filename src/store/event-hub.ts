@@ -1,0 +1,203 @@
+/**
+ * Follows event streams (task-events.ts) for the push channels of one API
+ * process: SSE, WebSocket and GraphQL subscriptions all read through it.
+ *
+ * One subscriber connection per process, whatever the number of clients: a
+ * channel is subscribed while at least one local client follows it. A client
+ * is caught up from the stream (XRANGE after its Last-Event-ID), then fed the
+ * entries published as they are appended. Entries published while it catches
+ * up are held and de-duplicated by id, so nothing is lost or repeated at the
+ * seam; after the subscriber connection drops and comes back, every client is
+ * caught up again from the last id it got, since pub/sub does not replay.
+ */
+import type Redis from "ioredis";
+import { errorMessage } from "../errors";
+import type { Logger } from "../log";
+import { channelPrefix, compareEventIds } from "./task-events";
+
+export interface EventEntry {
+  /** The stream entry id, `{ms}-{seq}`: what a client sends back as Last-Event-ID. */
+  id: string;
+  /** The event's JSON, as written. */
+  json: string;
+}
+
+export interface FollowOptions {
+  /** Deliver only entries after this id; absent: every entry the stream still holds; `$`: only new ones. */
+  after?: string;
+  onEntry(entry: EventEntry): void;
+  /** The client has been caught up: what follows is live. Called once. */
+  onLive?(): void;
+  /** Entries after `after` were trimmed from the stream before this client came back: it missed some. */
+  onGap?(): void;
+  /** Reading the stream failed; the follow is closed. */
+  onError?(error: unknown): void;
+}
+
+export interface Follow {
+  close(): void;
+}
+
+export interface EventHub {
+  follow(key: string, options: FollowOptions): Follow;
+  /** Clients followed right now, for tests and metrics. */
+  readonly size: number;
+  close(): Promise<void>;
+}
+
+/** Entries read per XRANGE while catching up. */
+const PAGE = 500;
+/** Entries held for one client while it catches up; past it, they are re-read from the stream instead. */
+const MAX_HELD = 10_000;
+
+interface Follower {
+  key: string;
+  lastId: string | undefined;
+  options: FollowOptions;
+  live: boolean;
+  held: EventEntry[];
+  overflowed: boolean;
+  closed: boolean;
+  wentLive: boolean;
+}
+
+export async function createEventHub(deps: { redis: Redis; logger: Logger }): Promise<EventHub> {
+  const { redis, logger } = deps;
+  const subscriber = redis.duplicate();
+  const prefix = channelPrefix(redis);
+  const channels = new Map<string, { followers: Set<Follower>; subscribed: Promise<unknown> }>();
+  let size = 0;
+  let connectedOnce = false;
+
+  const deliver = (follower: Follower, entry: EventEntry) => {
+    if (follower.closed) return;
+    if (follower.lastId !== undefined && compareEventIds(entry.id, follower.lastId) <= 0) return;
+    follower.lastId = entry.id;
+    follower.options.onEntry(entry);
+  };
+
+  const catchUp = async (follower: Follower) => {
+    follower.live = false;
+    if (follower.lastId === "$") {
+      const last = (await redis.xrevrange(follower.key, "+", "-", "COUNT", 1)) as [string, string[]][];
+      follower.lastId = last[0]?.[0] ?? "0-0";
+    }
+    const gapCheck = follower.lastId !== undefined && follower.options.onGap !== undefined;
+    for (let round = 0; !follower.closed; round++) {
+      follower.overflowed = false;
+      if (round === 0 && gapCheck) {
+        // Redis 7 keeps the highest id trimmed from a stream: above the client's last id, it missed something.
+        const info = (await redis.call("XINFO", "STREAM", follower.key).catch(() => undefined)) as
+          | unknown[]
+          | undefined;
+        const at = info?.indexOf("max-deleted-entry-id") ?? -1;
+        const maxDeleted = at >= 0 ? String(info?.[at + 1]) : "0-0";
+        if (compareEventIds(maxDeleted, follower.lastId as string) > 0) follower.options.onGap?.();
+      }
+      for (;;) {
+        const start = follower.lastId === undefined ? "-" : `(${follower.lastId}`;
+        const page = (await redis.xrange(follower.key, start, "+", "COUNT", PAGE)) as [string, string[]][];
+        for (const [id, fields] of page) deliver(follower, { id, json: fields[1] ?? "{}" });
+        if (page.length < PAGE || follower.closed) break;
+      }
+      // Entries published while reading: delivered in order, those already read skipped by id.
+      const held = follower.held;
+      follower.held = [];
+      if (follower.overflowed) continue;
+      for (const entry of held) deliver(follower, entry);
+      follower.live = true;
+      if (!follower.wentLive && !follower.closed) {
+        follower.wentLive = true;
+        follower.options.onLive?.();
+      }
+      return;
+    }
+  };
+
+  const start = (follower: Follower) => {
+    catchUp(follower).catch((error: unknown) => {
+      if (follower.closed) return;
+      logger.warn({ stream: follower.key, error: errorMessage(error) }, "could not read an event stream");
+      stop(follower);
+      follower.options.onError?.(error);
+    });
+  };
+
+  const stop = (follower: Follower) => {
+    if (follower.closed) return;
+    follower.closed = true;
+    size--;
+    const channel = channels.get(follower.key);
+    if (!channel) return;
+    channel.followers.delete(follower);
+    if (channel.followers.size === 0) {
+      channels.delete(follower.key);
+      subscriber.unsubscribe(prefix + follower.key).catch(() => {});
+    }
+  };
+
+  subscriber.on("message", (name: string, message: string) => {
+    const channel = channels.get(name.slice(prefix.length));
+    if (!channel) return;
+    const space = message.indexOf(" ");
+    if (space < 0) return;
+    const entry = { id: message.slice(0, space), json: message.slice(space + 1) };
+    for (const follower of channel.followers) {
+      if (follower.live) deliver(follower, entry);
+      else if (follower.held.length < MAX_HELD) follower.held.push(entry);
+      else follower.overflowed = true;
+    }
+  });
+  subscriber.on("error", (error) => logger.warn({ error: errorMessage(error) }, "event hub connection error"));
+  subscriber.on("ready", () => {
+    // ioredis subscribes its channels again after a reconnection; what was published meanwhile is read back.
+    if (!connectedOnce) {
+      connectedOnce = true;
+      return;
+    }
+    for (const channel of channels.values()) for (const follower of channel.followers) start(follower);
+  });
+  await new Promise<void>((resolve, reject) => {
+    if (subscriber.status === "ready") resolve();
+    subscriber.once("ready", () => resolve());
+    subscriber.once("end", () => reject(new Error("the event hub could not connect to Redis")));
+  });
+
+  return {
+    follow(key, options) {
+      const follower: Follower = {
+        key,
+        lastId: options.after,
+        options,
+        live: false,
+        held: [],
+        overflowed: false,
+        closed: false,
+        wentLive: false,
+      };
+      size++;
+      let channel = channels.get(key);
+      if (!channel) {
+        channel = { followers: new Set(), subscribed: subscriber.subscribe(prefix + key) };
+        channels.set(key, channel);
+      }
+      channel.followers.add(follower);
+      // Subscribed before reading: an entry appended between the read and the subscription would be lost.
+      channel.subscribed.then(
+        () => start(follower),
+        (error: unknown) => {
+          stop(follower);
+          options.onError?.(error);
+        },
+      );
+      return { close: () => stop(follower) };
+    },
+    get size() {
+      return size;
+    },
+    async close() {
+      for (const channel of [...channels.values()]) for (const follower of [...channel.followers]) stop(follower);
+      await subscriber.quit().catch(() => subscriber.disconnect());
+    },
+  };
+}
