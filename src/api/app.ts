@@ -15,6 +15,7 @@ import { feedbackRoutes } from "./feedback";
 import { healthRoutes } from "./health";
 import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
 import { type TaskRoutesDeps, taskRoutes } from "./tasks";
+import { wsRoutes } from "./ws";
 
 export interface AppDeps {
   logger: Logger;
@@ -25,7 +26,7 @@ export interface AppDeps {
   maxBodyBytes?: number;
   /** POST /process and GET /task/:id; absent in an app that only reports health. */
   tasks?: TaskRoutesDeps;
-  /** GET /task/:id/events, GET /events (Server-Sent Events). */
+  /** GET /task/:id/events, GET /events (Server-Sent Events) and the WebSocket /ws. */
   events?: EventRoutesDeps;
   /** GET /metrics, /metrics/prometheus, /workers. */
   operations?: OperationsRoutesDeps;
@@ -177,6 +178,11 @@ export function createApp(deps: AppDeps) {
     )
     .use(deps.tasks ? taskRoutes(deps.tasks) : new Elysia({ name: "tasks" }))
     .use(deps.events ? eventRoutes(deps.events) : new Elysia({ name: "events" }))
+    .use(
+      deps.events
+        ? wsRoutes({ ...deps.events, maxBufferBytes: deps.events.sse.maxBufferBytes })
+        : new Elysia({ name: "ws" }),
+    )
     .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }))
     .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }))
     .use(

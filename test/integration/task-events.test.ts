@@ -143,3 +143,98 @@ describe("GET /events", () => {
     expect(JSON.stringify(await response.json())).toContain("status");
   });
 });
+
+type WsMessage = {
+  type: string;
+  id?: string;
+  event_id?: string;
+  code?: string;
+  message?: string;
+  data?: Record<string, unknown>;
+};
+
+/** A plain WebSocket client (Bun's, which may send headers), with every message it got. */
+async function openWs(url: string, headers: Record<string, string> = {}) {
+  const ws = new WebSocket(url.replace(/^http/, "ws"), { headers } as unknown as string[]);
+  const messages: WsMessage[] = [];
+  ws.onmessage = (event) => messages.push(JSON.parse(String(event.data)) as WsMessage);
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.onclose = (event) => resolve({ code: event.code, reason: event.reason });
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = () => reject(new Error("the WebSocket did not open"));
+  });
+  const until = async (predicate: (all: WsMessage[]) => boolean, what: string, timeoutMs = 10_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(messages)) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(messages)}`);
+      await Bun.sleep(10);
+    }
+  };
+  return { ws, messages, closed, until, send: (message: unknown) => ws.send(JSON.stringify(message)) };
+}
+
+describe("WebSocket /ws", () => {
+  test("subscriptions to a task and to completions get the same events as SSE, and end with complete", async () => {
+    app = await launchWithMock(mock, DB);
+    const client = await openWs(`${app.url}/ws`);
+    client.send({ type: "subscribe", id: "all", events: { status: ["SUCCESS"] } });
+    await client.until((all) => all.some((m) => m.type === "subscribed" && m.id === "all"), "subscribed");
+    await Bun.sleep(200);
+    const id = await submit(app.url, "over a websocket");
+    client.send({ type: "subscribe", id: "one", task_id: id });
+    await client.until((all) => all.some((m) => m.type === "complete" && m.id === "one"), "the task's end");
+    const ofTask = client.messages.filter((m) => m.type === "event" && m.id === "one");
+    expect(ofTask.map((m) => m.data?.status)).toEqual(["PENDING", "STARTED", "SUCCESS"]);
+    expect(ofTask.at(-1)?.data).toEqual(await json(await fetch(`${app.url}/task/${id}`)));
+    await client.until((all) => all.some((m) => m.id === "all" && m.type === "event"), "the completion");
+    expect(client.messages.find((m) => m.id === "all" && m.type === "event")?.data).toMatchObject({
+      task_id: id,
+      status: "SUCCESS",
+    });
+
+    // After unsubscribing, nothing more arrives on that subscription.
+    client.send({ type: "unsubscribe", id: "all" });
+    await Bun.sleep(100);
+    const before = client.messages.length;
+    const next = await submit(app.url, "nobody listens to this one");
+    await fetch(`${app.url}/task/${next}?wait=10000`);
+    await Bun.sleep(300);
+    expect(client.messages.slice(before)).toEqual([]);
+    client.ws.close();
+  });
+
+  test("a malformed message or an unknown task gets an error message and the connection stays open", async () => {
+    app = await launchWithMock(mock, DB);
+    const client = await openWs(`${app.url}/ws`);
+    client.ws.send("not json");
+    client.send({ type: "subscribe", id: "x" });
+    client.send({ type: "subscribe", id: "y", task_id: "no-such-task" });
+    await client.until((all) => all.filter((m) => m.type === "error").length >= 3, "three errors");
+    const errors = client.messages.filter((m) => m.type === "error");
+    expect(errors.map((m) => m.code)).toEqual(["INVALID_MESSAGE", "INVALID_MESSAGE", "TASK_NOT_FOUND"]);
+    expect(client.ws.readyState).toBe(WebSocket.OPEN);
+    client.ws.close();
+  });
+
+  test("with API keys, the upgrade needs a key, and a tenant never sees another's task", async () => {
+    app = await launchWithMock(mock, DB, { API_KEYS: "alpha:alpha-key-123,beta:beta-key-1234" });
+    await expect(openWs(`${app.url}/ws`)).rejects.toThrow("did not open");
+    const accepted = await fetch(`${app.url}/process`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer alpha-key-123" },
+      body: JSON.stringify({ text: "alpha's own task" }),
+    });
+    const { task_id } = (await accepted.json()) as { task_id: string };
+    const beta = await openWs(`${app.url}/ws`, { authorization: "Bearer beta-key-1234" });
+    beta.send({ type: "subscribe", id: "peek", task_id });
+    await beta.until((all) => all.some((m) => m.type === "error"), "an error");
+    expect(beta.messages.find((m) => m.type === "error")?.code).toBe("TASK_NOT_FOUND");
+    const alpha = await openWs(`${app.url}/ws`, { authorization: "Bearer alpha-key-123" });
+    alpha.send({ type: "subscribe", id: "mine", task_id });
+    await alpha.until((all) => all.some((m) => m.type === "complete"), "alpha's task to end");
+    beta.ws.close();
+    alpha.ws.close();
+  });
+});
