@@ -14,6 +14,7 @@ import { type EventRoutesDeps, eventRoutes } from "./events";
 import { feedbackRoutes } from "./feedback";
 import { healthRoutes } from "./health";
 import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
+import { type StreamTokens, streamTokenRoutes } from "./stream-tokens";
 import { type TaskRoutesDeps, taskRoutes } from "./tasks";
 import { wsRoutes } from "./ws";
 
@@ -28,6 +29,8 @@ export interface AppDeps {
   tasks?: TaskRoutesDeps;
   /** GET /task/:id/events, GET /events (Server-Sent Events) and the WebSocket /ws. */
   events?: EventRoutesDeps;
+  /** GET /auth/stream-token, for browsers' EventSource and WebSocket. */
+  streamTokens?: StreamTokens;
   /** GET /metrics, /metrics/prometheus, /workers. */
   operations?: OperationsRoutesDeps;
   /** DELETE /cache/clear, DELETE /cache/:id. */
@@ -182,6 +185,11 @@ export function createApp(deps: AppDeps) {
       deps.events
         ? wsRoutes({ ...deps.events, maxBufferBytes: deps.events.sse.maxBufferBytes })
         : new Elysia({ name: "ws" }),
+    )
+    .use(
+      deps.streamTokens
+        ? streamTokenRoutes({ tokens: deps.streamTokens, tenantOf: (request) => access?.keyring.tenantOf(request) })
+        : new Elysia({ name: "stream-tokens" }),
     )
     .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }))
     .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }))

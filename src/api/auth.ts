@@ -12,6 +12,7 @@ import { Elysia } from "elysia";
 import type { ApiKey } from "../config";
 import type { Logger } from "../log";
 import { errorResponse } from "./error-responses";
+import { isStreamPath, type StreamTokens } from "./stream-tokens";
 
 /** Routes a client may call without a key: liveness probes of orchestrators have none. */
 const PUBLIC_PATHS = new Set(["/health"]);
@@ -25,14 +26,28 @@ export interface Keyring {
   tenantOf(request: Request): string | undefined;
 }
 
-export function createKeyring(keys: readonly ApiKey[]): Keyring {
+/**
+ * `streamTokens`: also accept `?access_token=` (api/stream-tokens.ts) on the
+ * read-only streaming routes, for browsers, which cannot send the header there.
+ */
+export function createKeyring(keys: readonly ApiKey[], streamTokens?: StreamTokens): Keyring {
   const digests = keys.map((k) => ({ name: k.name, digest: digest(k.key) }));
+  const enabled = digests.length > 0;
+  const fromToken = (request: Request): string | undefined => {
+    if (!streamTokens || !enabled) return undefined;
+    const url = new URL(request.url);
+    const token = url.searchParams.get("access_token");
+    if (!token || !isStreamPath(request.method, url.pathname)) return undefined;
+    const tenant = streamTokens.verify(token);
+    // A token outlives nothing: its tenant must still have a key.
+    return tenant !== undefined && digests.some((entry) => entry.name === tenant) ? tenant : undefined;
+  };
   return {
-    enabled: digests.length > 0,
+    enabled,
     tenantOf(request) {
       const header = request.headers.get("authorization");
       const match = header ? /^Bearer[ ]+(\S+)\s*$/i.exec(header) : null;
-      if (!match) return undefined;
+      if (!match) return fromToken(request);
       const presented = digest(match[1] as string);
       let tenant: string | undefined;
       for (const entry of digests) {
@@ -52,9 +67,17 @@ export function authGuard(keyring: Keyring, logger: Logger) {
     const path = new URL(request.url).pathname;
     if (PUBLIC_PATHS.has(path)) return;
     if (keyring.tenantOf(request) !== undefined) return;
-    const reason = request.headers.has("authorization") ? "invalid API key" : "missing API key";
+    const reason = request.headers.has("authorization")
+      ? "invalid API key"
+      : new URL(request.url).searchParams.has("access_token")
+        ? "invalid or expired access_token"
+        : "missing API key";
     logger.info({ route: `${request.method} ${path}`, reason }, "request rejected: unauthorized");
-    const response = errorResponse(401, "UNAUTHORIZED", `${reason}: send Authorization: Bearer <key> (API_KEYS)`);
+    const response = errorResponse(
+      401,
+      "UNAUTHORIZED",
+      `${reason}: send Authorization: Bearer <key> (API_KEYS), or on a streaming route ?access_token= from GET /auth/stream-token`,
+    );
     response.headers.set("www-authenticate", 'Bearer realm="ai-eventstream"');
     return response;
   });

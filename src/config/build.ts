@@ -146,6 +146,7 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
       heartbeatMs: env.SSE_HEARTBEAT_MS,
       maxBufferBytes: env.SSE_MAX_BUFFER_BYTES,
       slowClientGraceMs: env.SSE_SLOW_CLIENT_GRACE_MS,
+      streamTokenTtlSeconds: env.STREAM_TOKEN_TTL_SECONDS,
     },
     apiKeys,
     apiAdmins: new Set(env.API_ADMINS === "" ? [] : env.API_ADMINS.split(",")),

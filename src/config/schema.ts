@@ -202,6 +202,12 @@ export const EnvSchema = T.Object({
     "ms a dropped client has to read its last event before its connection is closed",
     30_000,
   ),
+  STREAM_TOKEN_TTL_SECONDS: integer(
+    60,
+    604_800,
+    "seconds a token from GET /auth/stream-token opens the streaming routes",
+    3600,
+  ),
   LLM_RATE_LIMIT: T.String({
     pattern: `^$|^${RATE}$`,
     default: "",

@@ -123,6 +123,8 @@ export interface Config {
     /** Bytes of events waiting for one client before it is dropped as too slow. */
     readonly maxBufferBytes: number;
     readonly slowClientGraceMs: number;
+    /** How long a token of GET /auth/stream-token (for browsers' EventSource and WebSocket) is good. */
+    readonly streamTokenTtlSeconds: number;
   };
   readonly apiKeys: readonly ApiKey[];
   /** Tenants (API key names) that may administer the cache when auth is on. */

@@ -6,6 +6,7 @@
 import { createApp } from "../api/app";
 import { createKeyring } from "../api/auth";
 import { createPendingCap } from "../api/client-limits";
+import { createStreamTokens, loadStreamTokenKey } from "../api/stream-tokens";
 import type { CacheAdmin } from "../cache";
 import type { Config } from "../config";
 import type { EventBus } from "../events";
@@ -51,7 +52,8 @@ export async function startApiRole(deps: {
     logger: logger.child({ component: "enqueue" }),
   });
   lifecycle.onShutdown("enqueue", () => enqueuer.flush());
-  const keyring = createKeyring(config.apiKeys);
+  const streamTokens = createStreamTokens(await loadStreamTokenKey(redis), config.events.streamTokenTtlSeconds);
+  const keyring = createKeyring(config.apiKeys, streamTokens);
   // Without keys everyone administers (a private deployment); with them, the tenants named in API_ADMINS.
   const isAdmin = (request: Request) => {
     if (!keyring.enabled) return true;
@@ -80,6 +82,7 @@ export async function startApiRole(deps: {
         resultTtlSeconds: config.resultTtlSeconds,
       }),
     },
+    streamTokens,
     events: {
       hub,
       store,
