@@ -13,6 +13,8 @@ import { launchBrowser, SCREENSHOTS } from "../helpers/browser";
 import { json } from "../helpers/services";
 
 const DB = 21;
+/** The page's code: plain browser JavaScript, not type-checked against Bun's types. */
+const BROWSER_SCRIPT = join(import.meta.dir, "fixtures", "browser-clients.js");
 const KEY = "browser-key-123";
 
 let mock: MockOpenAiServer;
@@ -56,31 +58,12 @@ describe("browser clients", () => {
     await page.goto(`${app.url}/health`);
     const id = await submit("I love how fast this is");
     const token = await streamToken();
-    const received = await page.evaluate(
-      (path: string) =>
-        new Promise<{ statuses: string[]; final: unknown }>((resolve, reject) => {
-          document.body.innerHTML = "<h1>EventSource</h1><ol id='log'></ol>";
-          const statuses: string[] = [];
-          const source = new EventSource(path);
-          const timer = setTimeout(() => reject(new Error(`timed out after ${statuses.join(",")}`)), 15_000);
-          source.onmessage = (event) => {
-            const data = JSON.parse(event.data) as { status: string };
-            statuses.push(data.status);
-            const item = document.createElement("li");
-            item.textContent = `${event.lastEventId}  ${event.data}`;
-            document.getElementById("log")?.appendChild(item);
-            if (data.status === "SUCCESS" || data.status === "FAILURE") {
-              source.close();
-              clearTimeout(timer);
-              resolve({ statuses, final: data });
-            }
-          };
-          source.onerror = () => {
-            if (source.readyState === EventSource.CLOSED) reject(new Error("EventSource closed with an error"));
-          };
-        }),
-      `/task/${id}/events?access_token=${encodeURIComponent(token)}`,
-    );
+    await page.addScriptTag({ path: BROWSER_SCRIPT });
+    const path = `/task/${id}/events?access_token=${encodeURIComponent(token)}`;
+    const received = (await page.evaluate(`followTask(${JSON.stringify(path)})`)) as {
+      statuses: string[];
+      final: unknown;
+    };
     await page.screenshot({ path: join(SCREENSHOTS, "eventsource-task.png") });
     expect(received.statuses).toEqual(["PENDING", "STARTED", "SUCCESS"]);
     expect(received.final).toEqual(await json(await fetch(`${app.url}/task/${id}`, { headers: auth })));
@@ -91,36 +74,11 @@ describe("browser clients", () => {
     const page = await browser.newPage();
     await page.goto(`${app.url}/health`);
     const token = await streamToken();
-    const ready = page.evaluate(
-      (path: string) =>
-        new Promise<void>((resolve, reject) => {
-          document.body.innerHTML = "<h1>WebSocket</h1><ol id='log'></ol>";
-          const ws = new WebSocket(`${location.origin.replace(/^http/, "ws")}${path}`);
-          (globalThis as unknown as { received: unknown[] }).received = [];
-          ws.onopen = () => ws.send(JSON.stringify({ type: "subscribe", id: "feed", events: { status: ["SUCCESS"] } }));
-          ws.onerror = () => reject(new Error("the WebSocket failed"));
-          ws.onmessage = (event) => {
-            const message = JSON.parse(String(event.data)) as { type: string };
-            (globalThis as unknown as { received: unknown[] }).received.push(message);
-            const item = document.createElement("li");
-            item.textContent = String(event.data).slice(0, 160);
-            document.getElementById("log")?.appendChild(item);
-            if (message.type === "subscribed") resolve();
-          };
-        }),
-      `/ws?access_token=${encodeURIComponent(token)}`,
-    );
-    await ready;
+    await page.addScriptTag({ path: BROWSER_SCRIPT });
+    await page.evaluate(`watchCompletions(${JSON.stringify(`/ws?access_token=${encodeURIComponent(token)}`)})`);
     await Bun.sleep(200);
     const id = await submit("a completion for the dashboard");
-    await page.waitForFunction(
-      (taskId: string) =>
-        (globalThis as unknown as { received: { type: string; data?: { task_id: string } }[] }).received.some(
-          (m) => m.type === "event" && m.data?.task_id === taskId,
-        ),
-      { timeout: 15_000 },
-      id,
-    );
+    await page.waitForFunction(`sawCompletion(${JSON.stringify(id)})`, { timeout: 15_000 });
     await page.screenshot({ path: join(SCREENSHOTS, "websocket-completions.png") });
     await page.close();
   });
