@@ -7,9 +7,9 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
+import { openSse, type ReceivedEvent, statusesOf } from "../../tools/sse-client";
 import { type AppProcess, launchWithMock } from "../helpers/app-process";
 import { json } from "../helpers/services";
-import { openSse, type ReceivedEvent, statusesOf } from "../helpers/sse-client";
 
 const DB = 20;
 

@@ -1,7 +1,11 @@
 /**
- * A Server-Sent Events client for tests: fetch, and a parser of the stream
- * that follows the spec's field rules (id, event, data lines, comments), so
- * tests read exactly what a browser's EventSource would.
+ * A Server-Sent Events client for tests and the bench: fetch, and a parser of
+ * the stream that follows the spec's field rules (id, event, data lines,
+ * comments), so callers read exactly what a browser's EventSource would.
+ *
+ * Bun's fetch runs at most 256 requests at once per process (more wait their
+ * turn), so a process that holds more streams open must start with
+ * BUN_CONFIG_MAX_HTTP_REQUESTS raised (tools/sse-load.ts does).
  */
 
 export interface ReceivedEvent {
