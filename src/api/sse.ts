@@ -110,7 +110,9 @@ export function createSseStream(options: SseOptions): SseStream {
         controller.close();
       } else if (Date.now() >= deadline) {
         end("closed");
-        controller.error(new Error("SSE client dropped: it read nothing"));
+        // Erroring the stream empties its queue and aborts the response. Without a reason: Bun prints an
+        // error's stack for an errored response body, and this is not a fault of the server.
+        controller.error();
       }
     }, 250);
   };
