@@ -46,6 +46,9 @@ Target (default: the harness starts the app: bun src/main.ts):
                             printed for CACHE_SIMILARITY_THRESHOLDS
   --path module|http|both   cache-quality: the cache module directly, or each pair as two tasks
                             through the app the harness starts (from_cache, cache_tier) [${DEFAULTS.path}]
+  --subscribers N           events: GET /events streams held open in the middle part [${DEFAULTS.subscribers}]
+  --slow-client             events: then a client that reads nothing for --slow-seconds [${DEFAULTS["slow-seconds"]}]
+                            while --slow-events [${DEFAULTS["slow-events"]}] completions flow; the API's RSS is sampled
 
 Output:
   --out DIR                 JSON + HTML report [${DEFAULTS.out}]

@@ -63,6 +63,12 @@ export interface BenchOptions {
   calibrate: boolean;
   /** `cache-quality`: the cache module directly, the app over HTTP (A then B as tasks), or both. */
   qualityPath: "module" | "http" | "both";
+  /** `events`: SSE subscribers held open during the middle part. */
+  subscribers: number;
+  /** `events`: also measure a client that reads nothing, with how long and how many completions. */
+  slowClient: boolean;
+  slowSeconds: number;
+  slowEvents: number;
   outDir: string;
   name: string | undefined;
   quiet: boolean;
@@ -89,6 +95,9 @@ export const DEFAULTS = {
   wait: "30s",
   embeddings: "local",
   path: "module",
+  subscribers: "1000",
+  "slow-seconds": "60",
+  "slow-events": "10000",
   out: "bench/results",
 } as const;
 
@@ -117,6 +126,10 @@ const FLAGS = {
   limit: { type: "string" },
   calibrate: { type: "boolean", default: false },
   path: { type: "string", default: DEFAULTS.path },
+  subscribers: { type: "string", default: DEFAULTS.subscribers },
+  "slow-client": { type: "boolean", default: false },
+  "slow-seconds": { type: "string", default: DEFAULTS["slow-seconds"] },
+  "slow-events": { type: "string", default: DEFAULTS["slow-events"] },
   out: { type: "string", default: DEFAULTS.out },
   name: { type: "string" },
   quiet: { type: "boolean", default: false },
@@ -225,6 +238,10 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
       limit: v.limit === undefined ? undefined : parseInteger("limit", v.limit, 1_000_000),
       calibrate: v.calibrate,
       qualityPath: oneOf("path", v.path, ["module", "http", "both"] as const),
+      subscribers: parseInteger("subscribers", v.subscribers, 100_000),
+      slowClient: v["slow-client"],
+      slowSeconds: parseInteger("slow-seconds", v["slow-seconds"], 3600),
+      slowEvents: parseInteger("slow-events", v["slow-events"], 10_000_000),
       outDir: v.out,
       name: v.name,
       quiet: v.quiet,

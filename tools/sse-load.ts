@@ -7,8 +7,9 @@
  *              subscriber drops its connection after its second event
  *              (STARTED) and comes back with Last-Event-ID. Prints, per task, the events
  *              each connection got, as JSON.
- *   dashboards: holds --count GET /events streams open until stdin closes
- *              (or --hold-ms passes), counting the events they get.
+ *   dashboards: holds --count GET /events streams (with --query, e.g.
+ *              task_type=classification) open until stdin closes (or
+ *              --hold-ms passes), counting the events they get.
  *
  *   bun tools/sse-load.ts tasks --url http://127.0.0.1:8000 --count 1000 --reconnect-every 10
  *
@@ -99,16 +100,19 @@ async function dashboardsMode(options: {
   url: string;
   count: number;
   holdMs: number;
+  query: string | undefined;
   headers: Record<string, string>;
 }): Promise<{ mode: "dashboards"; count: number; opened: number; events: number; errors: string[] }> {
   const errors: string[] = [];
   const connections = (
     await Promise.all(
       Array.from({ length: options.count }, () =>
-        openSse(`${options.url}/events`, options.headers).catch((error: unknown) => {
-          errors.push(String(error));
-          return undefined;
-        }),
+        openSse(`${options.url}/events${options.query ? `?${options.query}` : ""}`, options.headers).catch(
+          (error: unknown) => {
+            errors.push(String(error));
+            return undefined;
+          },
+        ),
       ),
     )
   ).filter((c): c is SseConnection => c !== undefined && c.status === 200);
@@ -142,6 +146,7 @@ if (import.meta.main) {
       concurrency: { type: "string", default: "2000" },
       "hold-ms": { type: "string", default: "600000" },
       key: { type: "string" },
+      query: { type: "string" },
     },
   });
   const headers: Record<string, string> = values.key ? { authorization: `Bearer ${values.key}` } : {};
@@ -160,12 +165,13 @@ if (import.meta.main) {
             url: values.url,
             count: Number(values.count),
             holdMs: Number(values["hold-ms"]),
+            query: values.query,
             headers,
           })
         : undefined;
   if (!report) {
     console.error(
-      "usage: bun tools/sse-load.ts tasks|dashboards --url <base> --count N [--reconnect-every K] [--key K]",
+      "usage: bun tools/sse-load.ts tasks|dashboards --url <base> --count N [--reconnect-every K] [--query Q] [--key K]",
     );
     process.exit(2);
   }

@@ -3,6 +3,7 @@ import { baselineScenario } from "./baseline";
 import { cacheScenario } from "./cache";
 import { cacheQualityScenario } from "./cache-quality";
 import { e2eScenario } from "./e2e";
+import { eventsScenario } from "./events";
 import { httpScenario } from "./http";
 import { kafkaScenario } from "./kafka";
 import { nullScenario } from "./null";
@@ -14,6 +15,7 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
   kafkaScenario,
   cacheScenario,
   cacheQualityScenario,
+  eventsScenario,
   baselineScenario,
   nullScenario,
 ];

@@ -14,7 +14,7 @@
  */
 import type Redis from "ioredis";
 import { type TaskStatus, TERMINAL } from "../task/contract";
-import type { EventEntry, EventHub } from "./event-hub";
+import { dataOf, type EventHub } from "./event-hub";
 import { compareEventIds, PENDING_EVENT_ID, type TaskCompletion, taskEventsKey, tenantEventsKey } from "./task-events";
 import { type TaskStore, viewOf } from "./task-store";
 
@@ -50,17 +50,6 @@ export interface FeedDeps {
   hub: EventHub;
   store: Pick<TaskStore, "get">;
   redis: Redis;
-}
-
-/** The parsed JSON of an entry, once per entry however many clients follow it. */
-const parsed = new WeakMap<EventEntry, Record<string, unknown>>();
-export function dataOf(entry: EventEntry): Record<string, unknown> {
-  let value = parsed.get(entry);
-  if (!value) {
-    value = JSON.parse(entry.json) as Record<string, unknown>;
-    parsed.set(entry, value);
-  }
-  return value;
 }
 
 export async function followTask(
@@ -143,7 +132,16 @@ export function followCompletions(
   sink: FeedSink,
 ): Feed {
   const { filter } = request;
+  // The narrowest dimension the filter names lets the hub skip this client for other completions.
+  const route = filter.taskTypes
+    ? { field: "task_type", values: filter.taskTypes }
+    : filter.queues
+      ? { field: "queue", values: filter.queues }
+      : filter.statuses
+        ? { field: "status", values: filter.statuses }
+        : undefined;
   return deps.hub.follow(tenantEventsKey(request.tenant), {
+    ...(route ? { route } : {}),
     after: request.after ?? "$",
     onEntry(entry) {
       const data = dataOf(entry);
