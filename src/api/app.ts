@@ -14,6 +14,7 @@ import { feedbackRoutes } from "./feedback";
 import { healthRoutes } from "./health";
 import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
 import { type TaskRoutesDeps, taskRoutes } from "./tasks";
+import { type WebhookRoutesDeps, webhookRoutes } from "./webhooks";
 
 export interface AppDeps {
   logger: Logger;
@@ -28,6 +29,8 @@ export interface AppDeps {
   operations?: OperationsRoutesDeps;
   /** DELETE /cache/clear, DELETE /cache/:id. */
   cache?: CacheRoutesDeps;
+  /** GET /webhooks/secret, GET /task/:id/deliveries. */
+  webhooks?: WebhookRoutesDeps;
   /**
    * API keys (every route but /health needs one when any is configured), who is an admin (what spans
    * tenants: metrics, workers, /health's checks, the cache), and the per-client request rate.
@@ -159,6 +162,7 @@ export function createApp(deps: AppDeps) {
             { name: "tasks", description: "Submit texts and read their results" },
             { name: "operations", description: "Health, metrics and workers" },
             { name: "cache", description: "The semantic cache's entries" },
+            { name: "webhooks", description: "Signed webhooks of task results: the signing secret, deliveries" },
           ],
         },
       }),
@@ -174,6 +178,7 @@ export function createApp(deps: AppDeps) {
     .use(deps.tasks ? taskRoutes(deps.tasks) : new Elysia({ name: "tasks" }))
     .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }))
     .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }))
+    .use(deps.webhooks ? webhookRoutes(deps.webhooks) : new Elysia({ name: "webhooks" }))
     .use(
       deps.tasks && deps.cache
         ? feedbackRoutes({

@@ -10,15 +10,16 @@ import { AppError, errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
 import { type Enqueuer, QueuedUnknownError } from "../queue/enqueuer";
-import type { TaskState, TaskStore } from "../store/task-store";
+import type { TaskStore } from "../store/task-store";
 import type { TaskWaiter } from "../store/task-waiter";
-import { AcceptedSchema, newTaskId, ProcessBody, type TaskJob, TaskSchema, TERMINAL } from "../task/contract";
+import { AcceptedSchema, newTaskId, ProcessBody, type TaskJob, TaskSchema, TERMINAL, taskView } from "../task/contract";
 import { routeTask } from "../task/routing";
+import { WebhooksDisabled } from "../webhooks/callback-url";
 import type { PendingCap } from "./client-limits";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
 import { createIdempotency, fingerprint } from "./idempotency";
 
-const TASK_ID = "^[A-Za-z0-9._:-]{1,200}$";
+export const TASK_ID = "^[A-Za-z0-9._:-]{1,200}$";
 /** The longest a GET /task/:id?wait= request is held. */
 export const MAX_WAIT_MS = 60_000;
 
@@ -35,22 +36,22 @@ export interface TaskRoutesDeps {
   tenantOf?: (request: Request) => string | undefined;
   /** API_MAX_PENDING_TASKS per tenant; absent: no cap. */
   pendingCap?: PendingCap;
+  /**
+   * Checks a callback_url (after DNS, issue 15 §4) and returns it normalised, or throws its 422; absent:
+   * webhooks are off (no WEBHOOK_SECRET) and a callback_url is refused.
+   */
+  checkCallback?: (url: string) => Promise<string>;
   logger?: Logger;
-}
-
-function view(state: TaskState) {
-  return {
-    task_id: state.task_id,
-    status: state.status,
-    ...(state.result ? { result: state.result } : {}),
-    ...(state.error ? { error: state.error } : {}),
-  };
 }
 
 export function taskRoutes(deps: TaskRoutesDeps) {
   const { redis, enqueuer, store, waiter, bus, routes, taskTypes, tenantOf = () => undefined, pendingCap } = deps;
 
   const idempotency = createIdempotency(redis);
+  const acceptCallback = (url: string) => {
+    if (!deps.checkCallback) throw new WebhooksDisabled();
+    return deps.checkCallback(url);
+  };
 
   return new Elysia({ name: "tasks" })
     .post(
@@ -62,6 +63,7 @@ export function taskRoutes(deps: TaskRoutesDeps) {
             details: { field: "task_type", known: [...taskTypes].sort() },
           });
         }
+        const callbackUrl = body.callback_url === undefined ? undefined : await acceptCallback(body.callback_url);
         const tenant = tenantOf(request);
         const taskId = newTaskId();
         const idempotencyKey = headers["idempotency-key"];
@@ -77,6 +79,8 @@ export function taskRoutes(deps: TaskRoutesDeps) {
                 body.model ?? null,
                 body.temperature,
                 body.max_tokens,
+                // Only when present: keys claimed before callback_url existed keep their fingerprint.
+                ...(callbackUrl === undefined ? [] : [callbackUrl]),
               ]),
               taskId,
             )
@@ -103,6 +107,7 @@ export function taskRoutes(deps: TaskRoutesDeps) {
           temperature: body.temperature,
           max_tokens: body.max_tokens,
           ...(tenant ? { tenant } : {}),
+          ...(callbackUrl ? { callback_url: callbackUrl } : {}),
           source: "api",
           accepted_at: Date.now(),
         };
@@ -146,7 +151,7 @@ export function taskRoutes(deps: TaskRoutesDeps) {
         detail: {
           summary: "Submit a text for processing",
           description:
-            "Answers 202 once the job is durably in Redis. With an Idempotency-Key header, a retry of the same request returns the same task instead of creating a second one; a retry while the first is still being accepted gets 409 with Retry-After, and the same key with another body 422.",
+            "Answers 202 once the job is durably in Redis. With an Idempotency-Key header, a retry of the same request returns the same task instead of creating a second one; a retry while the first is still being accepted gets 409 with Retry-After, and the same key with another body 422. With callback_url, the task's final result is POSTed there as a signed webhook (Standard Webhooks; GET /webhooks/secret gives the key); a URL that is not http(s), carries credentials, or resolves to a private, loopback or link-local address is refused with 422 CALLBACK_URL_REFUSED, and without WEBHOOK_SECRET on the server with 422 WEBHOOKS_DISABLED.",
           tags: ["tasks"],
         },
       },
@@ -164,7 +169,7 @@ export function taskRoutes(deps: TaskRoutesDeps) {
           if (wait && !TERMINAL.has(state.status) && (await wait.done)) {
             state = (await store.get(params.id, tenant)) ?? state;
           }
-          return view(state);
+          return taskView(state);
         } finally {
           wait?.cancel();
         }

@@ -19,6 +19,9 @@ import type { RedisClient } from "../redis/client";
 import { createTaskStore } from "../store/task-store";
 import { createTaskWaiter } from "../store/task-waiter";
 import { producerQueues } from "../task/routing";
+import { resolveCallback } from "../webhooks/callback-url";
+import { createDeliveryStore } from "../webhooks/delivery-store";
+import { createSecrets } from "../webhooks/signing";
 
 export async function startApiRole(deps: {
   config: Config;
@@ -54,6 +57,8 @@ export async function startApiRole(deps: {
     const tenant = keyring.tenantOf(request);
     return tenant !== undefined && config.apiAdmins.has(tenant);
   };
+  const store = createTaskStore({ redis, resultTtlSeconds: config.resultTtlSeconds, queued: queuedJobs(queueNames) });
+  const { secret: webhookSecret, allowPrivate } = config.webhooks;
   const app = createApp({
     logger: logger.child({ component: "api" }),
     probes: deps.probes,
@@ -63,7 +68,7 @@ export async function startApiRole(deps: {
     tasks: {
       redis,
       enqueuer,
-      store: createTaskStore({ redis, resultTtlSeconds: config.resultTtlSeconds, queued: queuedJobs(queueNames) }),
+      store,
       waiter,
       bus,
       routes: config.routes,
@@ -75,6 +80,15 @@ export async function startApiRole(deps: {
         max: config.apiMaxPendingTasks,
         resultTtlSeconds: config.resultTtlSeconds,
       }),
+      ...(webhookSecret
+        ? { checkCallback: async (url: string) => (await resolveCallback(url, { allowPrivate })).url.href }
+        : {}),
+    },
+    webhooks: {
+      ...(webhookSecret ? { secretOf: createSecrets(webhookSecret) } : {}),
+      deliveries: createDeliveryStore({ redis }),
+      store,
+      tenantOf: keyring.tenantOf,
     },
     access: { keyring, isAdmin, redis, rateLimit: config.apiRateLimit },
     operations: {

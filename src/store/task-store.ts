@@ -11,6 +11,7 @@
  * notification in one pipeline).
  */
 import type Redis from "ioredis";
+import type { ChainableCommander } from "ioredis";
 import { defineScript, execChecked } from "../redis/script";
 import type { TaskError, TaskJob, TaskResult, TaskStatus } from "../task/contract";
 
@@ -60,6 +61,25 @@ return {"STARTED", attempts}
 `,
 );
 
+/** A task as it ends, for a finish hook. */
+export interface FinishedTask {
+  task_id: string;
+  status: "SUCCESS" | "FAILURE";
+  result?: TaskResult;
+  error?: TaskError;
+  finished_at: number;
+  tenant?: string;
+  callback_url?: string;
+}
+
+/**
+ * Adds commands to the pipeline that records a task's end, so that what must
+ * follow it (a webhook delivery, issue 15 §4) is written with it or not at
+ * all: written after it, a crash in between would lose it, since the re-run
+ * sees the task finished and skips it.
+ */
+export type FinishHook = (pipeline: ChainableCommander, task: FinishedTask) => void;
+
 export interface TaskStore {
   /** Marks the task STARTED; answers the terminal status instead when it already ended (a re-run after a crash). */
   start(
@@ -68,10 +88,10 @@ export interface TaskStore {
     now?: number,
   ): Promise<{ status: "STARTED"; attempt: number } | { status: TaskStatus }>;
   /** Records the result; with a tenant, the task also leaves the tenant's pending set (API_MAX_PENDING_TASKS). */
-  succeed(taskId: string, result: TaskResult, now?: number, tenant?: string): Promise<void>;
+  succeed(taskId: string, result: TaskResult, now?: number, tenant?: string, callbackUrl?: string): Promise<void>;
   /** A failed attempt that will be retried. */
   retry(taskId: string, error: TaskError): Promise<void>;
-  fail(taskId: string, error: TaskError, now?: number, tenant?: string): Promise<void>;
+  fail(taskId: string, error: TaskError, now?: number, tenant?: string, callbackUrl?: string): Promise<void>;
   /** The task's state, or undefined when no such task exists (or it belongs to another tenant). */
   get(taskId: string, tenant?: string): Promise<TaskState | undefined>;
   /** Keeps a client's latest feedback on a finished task's answer (`feedback` of its record). */
@@ -106,15 +126,32 @@ export interface QueuedJobs {
   read(record: string): { job: TaskJob; failed: boolean };
 }
 
-export function createTaskStore(deps: { redis: Redis; resultTtlSeconds: number; queued: QueuedJobs }): TaskStore {
+export function createTaskStore(deps: {
+  redis: Redis;
+  resultTtlSeconds: number;
+  queued: QueuedJobs;
+  /** Runs on the pipeline of every finish (ioredis writes a pipeline in one go). */
+  onFinish?: FinishHook;
+}): TaskStore {
   const { redis, resultTtlSeconds, queued } = deps;
 
-  const finish = async (taskId: string, fields: Record<string, string | number>, tenant: string | undefined) => {
+  const finish = async (
+    taskId: string,
+    fields: Record<string, string | number>,
+    tenant: string | undefined,
+    task: FinishedTask,
+  ) => {
     const key = resultKey(taskId);
     const pipeline = redis.pipeline().hset(key, fields).expire(key, resultTtlSeconds).publish(DONE_CHANNEL, taskId);
     if (tenant) pipeline.zrem(pendingKey(tenant), taskId);
+    deps.onFinish?.(pipeline, task);
     await execChecked(pipeline);
   };
+  const ended = (task: FinishedTask, tenant?: string, callbackUrl?: string): FinishedTask => ({
+    ...task,
+    ...(tenant ? { tenant } : {}),
+    ...(callbackUrl ? { callback_url: callbackUrl } : {}),
+  });
 
   return {
     async start(job, queue, now = Date.now()) {
@@ -125,14 +162,16 @@ export function createTaskStore(deps: { redis: Redis; resultTtlSeconds: number; 
       );
       return status === "STARTED" ? { status: "STARTED", attempt } : { status: status as TaskStatus };
     },
-    succeed(taskId, result, now = Date.now(), tenant = undefined) {
-      return finish(taskId, { status: "SUCCESS", result: JSON.stringify(result), finished_at: now }, tenant);
+    succeed(taskId, result, now = Date.now(), tenant = undefined, callbackUrl = undefined) {
+      const task = ended({ task_id: taskId, status: "SUCCESS", result, finished_at: now }, tenant, callbackUrl);
+      return finish(taskId, { status: "SUCCESS", result: JSON.stringify(result), finished_at: now }, tenant, task);
     },
     async retry(taskId, error) {
       await redis.hset(resultKey(taskId), { status: "RETRY", error: JSON.stringify(error) });
     },
-    fail(taskId, error, now = Date.now(), tenant = undefined) {
-      return finish(taskId, { status: "FAILURE", error: JSON.stringify(error), finished_at: now }, tenant);
+    fail(taskId, error, now = Date.now(), tenant = undefined, callbackUrl = undefined) {
+      const task = ended({ task_id: taskId, status: "FAILURE", error, finished_at: now }, tenant, callbackUrl);
+      return finish(taskId, { status: "FAILURE", error: JSON.stringify(error), finished_at: now }, tenant, task);
     },
     async recordFeedback(taskId, feedback) {
       await redis.hset(resultKey(taskId), "feedback", JSON.stringify(feedback));
