@@ -143,5 +143,7 @@ export function classifyAddress(address: string): Classified | undefined {
 /** A sentence for a refused address, as a client reads it in a 422. */
 export function describeRefusal(address: string, classified: Classified): string {
   const via = classified.embedded ? ` (it carries the IPv4 address ${classified.embedded})` : "";
-  return `${address} is a ${classified.kind.replace("_", "-")} address${via}; webhooks go to public addresses only`;
+  const kind = classified.kind.replace("_", "-");
+  const article = /^[aeiou]/.test(kind) ? "an" : "a";
+  return `${address} is ${article} ${kind} address${via}; webhooks go to public addresses only`;
 }
