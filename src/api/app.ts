@@ -147,7 +147,9 @@ export function createApp(deps: AppDeps) {
       }
     })
     .onAfterHandle({ as: "global" }, ({ request, response }) => {
-      if (new URL(request.url).pathname === SPEC_PATH) return cleanOpenApi(response, deps.tasks?.taskTypes);
+      if (new URL(request.url).pathname === SPEC_PATH) {
+        return cleanOpenApi(response, deps.tasks?.taskTypes, { webhooks: deps.tasks?.checkCallback !== undefined });
+      }
     })
     .use(
       swagger({
@@ -208,10 +210,15 @@ const SPEC_PATH = "/swagger/json";
  * numeric string" (it coerces query strings); the API takes JSON bodies and
  * numbers, so those alternatives are dropped. A property with a default is
  * not required (the default fills it in), and task_type lists the task types
- * this deployment knows. Fuzzers (schemathesis) then test the contract the
- * API actually has.
+ * this deployment knows. A deployment without webhooks (no WEBHOOK_SECRET)
+ * takes no callback_url, so the body does not offer one. Fuzzers
+ * (schemathesis) then test the contract the API actually has.
  */
-export function cleanOpenApi(document: unknown, taskTypes?: ReadonlySet<string>): unknown {
+export function cleanOpenApi(
+  document: unknown,
+  taskTypes?: ReadonlySet<string>,
+  options: { webhooks?: boolean } = {},
+): unknown {
   const visit = (node: unknown): unknown => {
     if (Array.isArray(node)) return node.map(visit);
     if (node === null || typeof node !== "object") return node;
@@ -240,6 +247,7 @@ export function cleanOpenApi(document: unknown, taskTypes?: ReadonlySet<string>)
     if (taskTypes && properties?.task_type?.pattern !== undefined) {
       properties.task_type = { ...properties.task_type, enum: [...taskTypes].sort() };
     }
+    if (options.webhooks === false && properties?.callback_url !== undefined) delete properties.callback_url;
     const content = out.content as Record<string, unknown> | undefined;
     if (content && typeof content === "object" && "application/json" in content) {
       out.content = { "application/json": content["application/json"] };
