@@ -28,6 +28,13 @@ export const REDACTED_PATHS = [
   "*.headers.Authorization",
   "password",
   "*.password",
+  // Webhooks (issue 15 §4): the master secret, a tenant's derived secret, and a request's signature.
+  "WEBHOOK_SECRET",
+  "*.WEBHOOK_SECRET",
+  "secret",
+  "*.secret",
+  'headers["webhook-signature"]',
+  '*.headers["webhook-signature"]',
 ];
 
 export interface LoggerOptions {

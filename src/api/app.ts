@@ -16,6 +16,7 @@ import { healthRoutes } from "./health";
 import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
 import { type StreamTokens, streamTokenRoutes } from "./stream-tokens";
 import { type TaskRoutesDeps, taskRoutes } from "./tasks";
+import { type WebhookRoutesDeps, webhookRoutes } from "./webhooks";
 import { wsRoutes } from "./ws";
 
 export interface AppDeps {
@@ -35,6 +36,8 @@ export interface AppDeps {
   operations?: OperationsRoutesDeps;
   /** DELETE /cache/clear, DELETE /cache/:id. */
   cache?: CacheRoutesDeps;
+  /** GET /webhooks/secret, GET /task/:id/deliveries. */
+  webhooks?: WebhookRoutesDeps;
   /**
    * API keys (every route but /health needs one when any is configured), who is an admin (what spans
    * tenants: metrics, workers, /health's checks, the cache), and the per-client request rate.
@@ -151,7 +154,9 @@ export function createApp(deps: AppDeps) {
       }
     })
     .onAfterHandle({ as: "global" }, ({ request, response }) => {
-      if (new URL(request.url).pathname === SPEC_PATH) return cleanOpenApi(response, deps.tasks?.taskTypes);
+      if (new URL(request.url).pathname === SPEC_PATH) {
+        return cleanOpenApi(response, deps.tasks?.taskTypes, { webhooks: deps.tasks?.checkCallback !== undefined });
+      }
     })
     .use(
       swagger({
@@ -167,6 +172,7 @@ export function createApp(deps: AppDeps) {
             { name: "events", description: "Task updates pushed as they happen (Server-Sent Events)" },
             { name: "operations", description: "Health, metrics and workers" },
             { name: "cache", description: "The semantic cache's entries" },
+            { name: "webhooks", description: "Signed webhooks of task results: the signing secret, deliveries" },
           ],
         },
       }),
@@ -193,6 +199,7 @@ export function createApp(deps: AppDeps) {
     )
     .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }))
     .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }))
+    .use(deps.webhooks ? webhookRoutes(deps.webhooks) : new Elysia({ name: "webhooks" }))
     .use(
       deps.tasks && deps.cache
         ? feedbackRoutes({
@@ -222,10 +229,15 @@ const SPEC_PATH = "/swagger/json";
  * numeric string" (it coerces query strings); the API takes JSON bodies and
  * numbers, so those alternatives are dropped. A property with a default is
  * not required (the default fills it in), and task_type lists the task types
- * this deployment knows. Fuzzers (schemathesis) then test the contract the
- * API actually has.
+ * this deployment knows. A deployment without webhooks (no WEBHOOK_SECRET)
+ * takes no callback_url, so the body does not offer one. Fuzzers
+ * (schemathesis) then test the contract the API actually has.
  */
-export function cleanOpenApi(document: unknown, taskTypes?: ReadonlySet<string>): unknown {
+export function cleanOpenApi(
+  document: unknown,
+  taskTypes?: ReadonlySet<string>,
+  options: { webhooks?: boolean } = {},
+): unknown {
   const visit = (node: unknown): unknown => {
     if (Array.isArray(node)) return node.map(visit);
     if (node === null || typeof node !== "object") return node;
@@ -254,6 +266,7 @@ export function cleanOpenApi(document: unknown, taskTypes?: ReadonlySet<string>)
     if (taskTypes && properties?.task_type?.pattern !== undefined) {
       properties.task_type = { ...properties.task_type, enum: [...taskTypes].sort() };
     }
+    if (options.webhooks === false && properties?.callback_url !== undefined) delete properties.callback_url;
     const content = out.content as Record<string, unknown> | undefined;
     if (content && typeof content === "object" && "application/json" in content) {
       out.content = { "application/json": content["application/json"] };

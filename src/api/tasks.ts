@@ -10,7 +10,7 @@ import { AppError, errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
 import { type Enqueuer, QueuedUnknownError } from "../queue/enqueuer";
-import { type TaskStore, viewOf } from "../store/task-store";
+import type { TaskStore } from "../store/task-store";
 import type { TaskWaiter } from "../store/task-waiter";
 import {
   AcceptedSchema,
@@ -20,8 +20,10 @@ import {
   type TaskJob,
   TaskSchema,
   TERMINAL,
+  taskView,
 } from "../task/contract";
 import { routeTask } from "../task/routing";
+import { WebhooksDisabled } from "../webhooks/callback-url";
 import type { PendingCap } from "./client-limits";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
 import { createIdempotency, fingerprint } from "./idempotency";
@@ -42,6 +44,11 @@ export interface TaskRoutesDeps {
   tenantOf?: (request: Request) => string | undefined;
   /** API_MAX_PENDING_TASKS per tenant; absent: no cap. */
   pendingCap?: PendingCap;
+  /**
+   * Checks a callback_url (after DNS, issue 15 §4) and returns it normalised, or throws its 422; absent:
+   * webhooks are off (no WEBHOOK_SECRET) and a callback_url is refused.
+   */
+  checkCallback?: (url: string) => Promise<string>;
   logger?: Logger;
 }
 
@@ -49,6 +56,10 @@ export function taskRoutes(deps: TaskRoutesDeps) {
   const { redis, enqueuer, store, waiter, bus, routes, taskTypes, tenantOf = () => undefined, pendingCap } = deps;
 
   const idempotency = createIdempotency(redis);
+  const acceptCallback = (url: string) => {
+    if (!deps.checkCallback) throw new WebhooksDisabled();
+    return deps.checkCallback(url);
+  };
 
   return new Elysia({ name: "tasks" })
     .post(
@@ -60,6 +71,7 @@ export function taskRoutes(deps: TaskRoutesDeps) {
             details: { field: "task_type", known: [...taskTypes].sort() },
           });
         }
+        const callbackUrl = body.callback_url === undefined ? undefined : await acceptCallback(body.callback_url);
         const tenant = tenantOf(request);
         const taskId = newTaskId();
         const idempotencyKey = headers["idempotency-key"];
@@ -75,6 +87,8 @@ export function taskRoutes(deps: TaskRoutesDeps) {
                 body.model ?? null,
                 body.temperature,
                 body.max_tokens,
+                // Only when present: keys claimed before callback_url existed keep their fingerprint.
+                ...(callbackUrl === undefined ? [] : [callbackUrl]),
               ]),
               taskId,
             )
@@ -101,6 +115,7 @@ export function taskRoutes(deps: TaskRoutesDeps) {
           temperature: body.temperature,
           max_tokens: body.max_tokens,
           ...(tenant ? { tenant } : {}),
+          ...(callbackUrl ? { callback_url: callbackUrl } : {}),
           source: "api",
           accepted_at: Date.now(),
         };
@@ -144,7 +159,7 @@ export function taskRoutes(deps: TaskRoutesDeps) {
         detail: {
           summary: "Submit a text for processing",
           description:
-            "Answers 202 once the job is durably in Redis. With an Idempotency-Key header, a retry of the same request returns the same task instead of creating a second one; a retry while the first is still being accepted gets 409 with Retry-After, and the same key with another body 422.",
+            "Answers 202 once the job is durably in Redis. With an Idempotency-Key header, a retry of the same request returns the same task instead of creating a second one; a retry while the first is still being accepted gets 409 with Retry-After, and the same key with another body 422. With callback_url, the task's final result is POSTed there as a signed webhook (Standard Webhooks; GET /webhooks/secret gives the key); a URL that is not http(s), carries credentials, or resolves to a private, loopback or link-local address is refused with 422 CALLBACK_URL_REFUSED, and without WEBHOOK_SECRET on the server with 422 WEBHOOKS_DISABLED.",
           tags: ["tasks"],
         },
       },
@@ -162,7 +177,7 @@ export function taskRoutes(deps: TaskRoutesDeps) {
           if (wait && !TERMINAL.has(state.status) && (await wait.done)) {
             state = (await store.get(params.id, tenant)) ?? state;
           }
-          return viewOf(state);
+          return taskView(state);
         } finally {
           wait?.cancel();
         }

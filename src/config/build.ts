@@ -29,6 +29,9 @@ const DEFAULT_EMBEDDING_MODEL = {
   simulated: "simulated-lexical",
 } as const;
 
+/** The longest wait between two attempts of a webhook (issue 15 §4: retries over hours, at least hourly). */
+const WEBHOOK_RETRY_MAX_MS = 3_600_000;
+
 /** Kafka fetch size per partition; not a setting. */
 const MAX_BYTES_PER_PARTITION = 1_048_576;
 
@@ -152,6 +155,15 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
     apiAdmins: new Set(env.API_ADMINS === "" ? [] : env.API_ADMINS.split(",")),
     apiRateLimit: parseRateLimit(env.API_RATE_LIMIT),
     apiMaxPendingTasks: env.API_MAX_PENDING_TASKS,
+    webhooks: {
+      secret: env.WEBHOOK_SECRET,
+      maxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
+      retryBaseMs: env.WEBHOOK_RETRY_BASE_MS,
+      retryMaxMs: Math.max(WEBHOOK_RETRY_MAX_MS, env.WEBHOOK_RETRY_BASE_MS),
+      timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+      concurrency: env.WEBHOOK_CONCURRENCY,
+      allowPrivate: isTrue(env.WEBHOOK_ALLOW_PRIVATE),
+    },
     logLevel: env.LOG_LEVEL,
   };
 }

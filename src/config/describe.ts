@@ -1,11 +1,16 @@
 /**
  * The configuration as the process logs it at start: every setting, with the
- * secrets (provider key, API keys, passwords in Redis URLs) replaced by whether
+ * secrets (provider key, API keys, the webhook secret, passwords in Redis URLs) replaced by whether
  * they are set, so that a log line can be shared without leaking one.
  */
 
 import { redactUrl } from "../util/redact-url";
 import type { Config } from "./types";
+
+/** Webhook settings without the master secret: only whether it is set, which is whether webhooks are on. */
+function webhooksOf({ secret, ...settings }: Config["webhooks"]): Record<string, unknown> {
+  return { enabled: secret !== undefined, ...settings };
+}
 
 /** A summary safe to log: no secrets, only whether they are set. */
 export function describeConfig(config: Config): Record<string, unknown> {
@@ -29,6 +34,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     apiAdmins: [...config.apiAdmins],
     apiRateLimit: config.apiRateLimit,
     apiMaxPendingTasks: config.apiMaxPendingTasks,
+    webhooks: webhooksOf(config.webhooks),
     logLevel: config.logLevel,
   };
 }

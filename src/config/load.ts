@@ -44,6 +44,9 @@ function accepted(schema: TSchema | undefined): string {
   return typeof description === "string" ? description : "a valid value";
 }
 
+/** Variables whose value an error message never repeats: it is printed on stderr, and lands in logs. */
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(["WEBHOOK_SECRET"]);
+
 /** One problem per invalid variable (TypeBox may report several errors for one value). */
 function schemaProblems(converted: unknown, source: Record<string, string | undefined>): string[] {
   const problems: string[] = [];
@@ -56,7 +59,7 @@ function schemaProblems(converted: unknown, source: Record<string, string | unde
     problems.push(
       given === undefined
         ? `${name} is required: ${accepted(PROPERTIES[name])}`
-        : `${name}="${given}" is not valid: expected ${accepted(PROPERTIES[name])}`,
+        : `${name}${SECRET_VARIABLES.has(name) ? " (value not shown)" : `="${given}"`} is not valid: expected ${accepted(PROPERTIES[name])}`,
     );
   }
   return problems;

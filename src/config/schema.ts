@@ -234,6 +234,22 @@ export const EnvSchema = T.Object({
       "requests per period per API key (per address without keys), both above 0, such as 100/1s, or empty for none",
   }),
   API_MAX_PENDING_TASKS: integer(0, 100_000_000, "tasks per API key accepted but not finished; 0: no cap", 0),
+  WEBHOOK_SECRET: T.Optional(
+    T.String({
+      minLength: 32,
+      description: "a master secret of 32+ characters from which each tenant's signing secret is derived, or unset",
+    }),
+  ),
+  WEBHOOK_MAX_ATTEMPTS: integer(1, 100, "delivery attempts of one webhook before it fails", 15),
+  WEBHOOK_RETRY_BASE_MS: integer(
+    100,
+    3_600_000,
+    "ms before the first retry of a webhook; doubles, capped at 1 h",
+    2000,
+  ),
+  WEBHOOK_TIMEOUT_MS: integer(100, 120_000, "ms one webhook attempt may take", 10_000),
+  WEBHOOK_CONCURRENCY: integer(1, 1000, "webhook deliveries in flight per worker process", 16),
+  WEBHOOK_ALLOW_PRIVATE: T.String({ ...BOOLEAN, default: "false" }),
   LOG_LEVEL: T.Union(
     LOG_LEVELS.map((l) => T.Literal(l)),
     { default: "info", description: LOG_LEVELS.join(", ") },

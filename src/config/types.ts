@@ -133,5 +133,19 @@ export interface Config {
   readonly apiRateLimit: RateLimit | undefined;
   /** Tasks per API key accepted but not finished; 0: no cap. */
   readonly apiMaxPendingTasks: number;
+  /** Signed webhooks to a task's callback_url (issue 15 §4). */
+  readonly webhooks: {
+    /** The master secret; each tenant's signing secret derives from it. Undefined: webhooks are off. */
+    readonly secret: string | undefined;
+    readonly maxAttempts: number;
+    /** First retry delay; it doubles (with jitter) up to retryMaxMs. */
+    readonly retryBaseMs: number;
+    readonly retryMaxMs: number;
+    readonly timeoutMs: number;
+    /** Deliveries in flight per worker process. */
+    readonly concurrency: number;
+    /** Whether callback URLs may reach private, loopback and link-local addresses (an operator's choice). */
+    readonly allowPrivate: boolean;
+  };
   readonly logLevel: LogLevel;
 }

@@ -32,7 +32,7 @@ import { isRedisUnavailable } from "../redis/client";
 import type { TaskJob } from "../task/contract";
 import { retryDelay, sleep } from "../util/backoff";
 import type { DeadLetter, DeadLetterSink } from "./dead-letters";
-import { type EventOrigin, parseEvent } from "./event-schema";
+import { type EventOrigin, type EventWebhooks, parseEvent } from "./event-schema";
 import type { BatchEnqueueResult, IdempotentEnqueuer } from "./idempotent-enqueue";
 
 export interface BatchOutcome {
@@ -91,6 +91,8 @@ export function createBatchHandler(deps: {
   chunkSize: number;
   /** Task types a worker has a prompt for; events of others are dead-lettered, as the API refuses them. */
   taskTypes?: ReadonlySet<string>;
+  /** Whether events may carry a callback_url, and its address rules; absent: a callback_url is dead-lettered. */
+  webhooks?: EventWebhooks;
   /** Waiting jobs at which the batch stops and onHighWatermark is called; 0: never. */
   highWatermark?: number;
   onHighWatermark?: (waiting: number) => void;
@@ -212,7 +214,7 @@ export function createBatchHandler(deps: {
         const acceptedAt = now();
         for (const message of chunk) {
           const origin = { topic, partition, offset: message.offset, key: message.key?.toString("utf8") };
-          const parsed = parseEvent(message.value, origin, acceptedAt, deps.taskTypes);
+          const parsed = parseEvent(message.value, origin, acceptedAt, deps.taskTypes, deps.webhooks);
           if (parsed.ok) jobs.push({ job: parsed.job, origin, message });
           else {
             log.warn(

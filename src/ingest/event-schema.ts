@@ -10,6 +10,7 @@
 import { type Static, Type as T } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { ProcessBody, type TaskJob } from "../task/contract";
+import { callbackUrlProblem, WEBHOOKS_DISABLED_REASON } from "../webhooks/callback-url";
 
 /** Same alphabet as the task ids GET /task/:id accepts, so an event's task can be looked up. */
 const EVENT_ID = "^[A-Za-z0-9._:-]{1,200}$";
@@ -34,7 +35,18 @@ const DEFAULTS: [string, unknown][] = Object.entries(KafkaEventSchema.properties
   .filter(([, schema]) => "default" in schema)
   .map(([name, schema]) => [name, (schema as { default: unknown }).default]);
 
-export type RejectReason = "not_json" | "schema" | "unknown_task_type";
+export type RejectReason = "not_json" | "schema" | "unknown_task_type" | "webhooks_disabled" | "callback_url_refused";
+
+/**
+ * Whether events may carry a callback_url (WEBHOOK_SECRET is set) and the
+ * address rules it must pass. Only the rules that need no DNS are checked
+ * here, in the consumer's hot path; the deliverer resolves the host and
+ * checks every address before each attempt.
+ */
+export interface EventWebhooks {
+  enabled: boolean;
+  allowPrivate: boolean;
+}
 
 export interface EventOrigin {
   topic: string;
@@ -61,6 +73,7 @@ export function parseEvent(
   origin: EventOrigin,
   acceptedAt: number,
   taskTypes?: ReadonlySet<string>,
+  webhooks: EventWebhooks = { enabled: false, allowPrivate: false },
 ): ParsedEvent {
   let raw: unknown;
   try {
@@ -92,6 +105,23 @@ export function parseEvent(
       ...(event.event_id === undefined ? {} : { event_id: event.event_id }),
     };
   }
+  let callbackUrl: string | undefined;
+  if (event.callback_url !== undefined) {
+    const eventId = event.event_id === undefined ? {} : { event_id: event.event_id };
+    if (!webhooks.enabled) {
+      return {
+        ok: false,
+        reason: "webhooks_disabled",
+        detail: `/callback_url: ${WEBHOOKS_DISABLED_REASON}`,
+        ...eventId,
+      };
+    }
+    const checked = callbackUrlProblem(event.callback_url, webhooks);
+    if (!checked.ok) {
+      return { ok: false, reason: "callback_url_refused", detail: `/callback_url: ${checked.reason}`, ...eventId };
+    }
+    callbackUrl = checked.url.href;
+  }
   return {
     ok: true,
     job: {
@@ -102,6 +132,7 @@ export function parseEvent(
       ...(event.model === undefined ? {} : { model: event.model }),
       temperature: event.temperature,
       max_tokens: event.max_tokens,
+      ...(callbackUrl === undefined ? {} : { callback_url: callbackUrl }),
       source: "kafka",
       accepted_at: acceptedAt,
       event: {

@@ -176,7 +176,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     // failure or a second LLM call.
     for (const delay of [...recordRetryDelaysMs, undefined]) {
       try {
-        await store.succeed(task.task_id, result, finishedAt, task.tenant);
+        await store.succeed(task.task_id, result, finishedAt, task.tenant, task.callback_url);
         break;
       } catch (error) {
         if (delay === undefined || !isRedisUnavailable(error)) throw error;
@@ -211,7 +211,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     }
     // Bee-Queue retries any error while retries remain: a non-retriable one must fail now.
     options.retries = 0;
-    await store.fail(task.task_id, recorded, Date.now(), task.tenant);
+    await store.fail(task.task_id, recorded, Date.now(), task.tenant, task.callback_url);
     bus.emit("task.failed", { task_id: task.task_id, queue, code: recorded.code });
     // A task that kills its worker is the operator's problem, not the client's: it is logged as an error.
     if (error instanceof TooManyAttemptsError)

@@ -21,6 +21,9 @@ import { createEventHub } from "../store/event-hub";
 import { createTaskStore } from "../store/task-store";
 import { createTaskWaiter } from "../store/task-waiter";
 import { producerQueues } from "../task/routing";
+import { resolveCallback } from "../webhooks/callback-url";
+import { createDeliveryStore } from "../webhooks/delivery-store";
+import { createSecrets } from "../webhooks/signing";
 
 export async function startApiRole(deps: {
   config: Config;
@@ -60,6 +63,7 @@ export async function startApiRole(deps: {
     const tenant = keyring.tenantOf(request);
     return tenant !== undefined && config.apiAdmins.has(tenant);
   };
+  const { secret: webhookSecret, allowPrivate } = config.webhooks;
   const app = createApp({
     logger: logger.child({ component: "api" }),
     probes: deps.probes,
@@ -81,6 +85,15 @@ export async function startApiRole(deps: {
         max: config.apiMaxPendingTasks,
         resultTtlSeconds: config.resultTtlSeconds,
       }),
+      ...(webhookSecret
+        ? { checkCallback: async (url: string) => (await resolveCallback(url, { allowPrivate })).url.href }
+        : {}),
+    },
+    webhooks: {
+      ...(webhookSecret ? { secretOf: createSecrets(webhookSecret) } : {}),
+      deliveries: createDeliveryStore({ redis }),
+      store,
+      tenantOf: keyring.tenantOf,
     },
     streamTokens,
     events: {

@@ -24,6 +24,10 @@ import { createWorkerHeartbeat } from "../queue/worker-registry";
 import { createWorkerRunner } from "../queue/worker-runner";
 import { connectRedis, logConnectionErrors } from "../redis/client";
 import { createTaskStore } from "../store/task-store";
+import { APP_NAME, APP_VERSION } from "../version";
+import { createDeliverer } from "../webhooks/deliverer";
+import { createDeliveryStore } from "../webhooks/delivery-store";
+import { createSecrets } from "../webhooks/signing";
 
 const config = loadConfig();
 const workerId = process.env.WORKER_ID ?? `${hostname()}-${process.pid}`;
@@ -43,12 +47,31 @@ try {
   const embedder = createEmbedder(config.embedding, { apiKey: config.llm.apiKey, logger });
   const prompts = loadPrompts(config.promptsFile);
   const limiter = createRateLimiter({ redis, limit: config.llm.rateLimit });
+  // A task with a callback_url gets its webhook delivery in the pipeline that records its end (issue 15 §4).
+  const deliveries = createDeliveryStore({ redis });
   const store = createTaskStore({
     redis,
     resultTtlSeconds: config.resultTtlSeconds,
     queued: queuedJobs(config.worker.queues),
     eventsMaxLen: config.events.streamMaxLen,
+    onFinish: deliveries.onFinish,
   });
+  // Without WEBHOOK_SECRET nothing can be signed: deliveries wait in Redis for a worker that has it.
+  const webhookSecret = config.webhooks.secret;
+  const deliverer = webhookSecret
+    ? createDeliverer({
+        store: deliveries,
+        secretOf: createSecrets(webhookSecret),
+        allowPrivate: config.webhooks.allowPrivate,
+        maxAttempts: config.webhooks.maxAttempts,
+        retryBaseMs: config.webhooks.retryBaseMs,
+        retryMaxMs: config.webhooks.retryMaxMs,
+        timeoutMs: config.webhooks.timeoutMs,
+        concurrency: config.webhooks.concurrency,
+        logger: logger.child({ component: "webhooks" }),
+        userAgent: `${APP_NAME}-webhooks/${APP_VERSION}`,
+      })
+    : undefined;
   const metrics = createMetricsRecorder({ redis, bus, processId: workerId, logger });
   // The cache may live on another Redis (the Query Engine indexes database 0 only).
   const cacheRedis = config.cache.redisUrl === config.redisUrl ? redis : await connectRedis(config.cache.redisUrl);
@@ -126,7 +149,8 @@ try {
   const drain = (reason: string, timeoutMs: number) => {
     draining ??= (async () => {
       logger.info({ reason, timeout_ms: timeoutMs, ...runner.stats() }, "draining");
-      await runner.drain(timeoutMs);
+      // Attempts in flight get a few seconds; the rest are given back to Redis, due at once for another process.
+      await Promise.all([runner.drain(timeoutMs), deliverer?.stop(Math.min(timeoutMs / 2, 5000))]);
       await publisher?.close();
       await heartbeat.stop();
       await metrics.close();
@@ -157,9 +181,15 @@ try {
   }, 1000).unref();
 
   await runner.start();
+  deliverer?.start();
   heartbeat.start();
   logger.info(
-    { queues: config.worker.queues, concurrency: config.worker.jobsPerProcess, provider: provider.name },
+    {
+      queues: config.worker.queues,
+      concurrency: config.worker.jobsPerProcess,
+      provider: provider.name,
+      webhooks: deliverer ? "delivering" : "off (no WEBHOOK_SECRET)",
+    },
     "worker ready",
   );
   send({ type: "ready", worker_id: workerId, pid: process.pid });

@@ -13,10 +13,10 @@
  *    dashboards; live from now, or from a Last-Event-ID within the retention.
  */
 import type Redis from "ioredis";
-import { type TaskStatus, TERMINAL } from "../task/contract";
+import { type TaskStatus, TERMINAL, taskView } from "../task/contract";
 import { dataOf, type EventHub } from "./event-hub";
 import { compareEventIds, PENDING_EVENT_ID, type TaskCompletion, taskEventsKey, tenantEventsKey } from "./task-events";
-import { type TaskStore, viewOf } from "./task-store";
+import type { TaskStore } from "./task-store";
 
 export interface FeedEvent {
   /** The id a client sends back (Last-Event-ID) to resume after this event. */
@@ -74,7 +74,7 @@ export async function followTask(
     follow?.close();
     try {
       const state = (await store.get(taskId, tenant)) ?? initial;
-      sink.event({ id, data: { ...viewOf(state) }, final: true });
+      sink.event({ id, data: { ...taskView(state) }, final: true });
     } catch (error) {
       sink.error(error);
     }

@@ -13,6 +13,7 @@
  * the same script (task-events.ts): the push channels cost no round trip.
  */
 import type Redis from "ioredis";
+import type { ChainableCommander } from "ioredis";
 import { defineScript, execChecked } from "../redis/script";
 import type { TaskError, TaskJob, TaskResult, TaskStatus } from "../task/contract";
 import { APPEND_EVENT_LUA, channelPrefix, TASK_STREAM_MAXLEN, taskEventsKey, tenantEventsKey } from "./task-events";
@@ -30,23 +31,6 @@ export interface TaskState {
   error?: TaskError;
   /** Internal: the tenant that owns the task; never sent to clients. */
   tenant?: string;
-}
-
-/** What a client sees of a task (GET /task/:id, and the final event of every push channel). */
-export function viewOf(state: TaskState): TaskView {
-  return {
-    task_id: state.task_id,
-    status: state.status,
-    ...(state.result ? { result: state.result } : {}),
-    ...(state.error ? { error: state.error } : {}),
-  };
-}
-
-export interface TaskView {
-  task_id: string;
-  status: TaskStatus;
-  result?: TaskResult;
-  error?: TaskError;
 }
 
 const JOB_FAILED_UNRECORDED: TaskError = {
@@ -123,6 +107,25 @@ return entry
 `,
 );
 
+/** A task as it ends, for a finish hook. */
+export interface FinishedTask {
+  task_id: string;
+  status: "SUCCESS" | "FAILURE";
+  result?: TaskResult;
+  error?: TaskError;
+  finished_at: number;
+  tenant?: string;
+  callback_url?: string;
+}
+
+/**
+ * Adds commands to the pipeline that records a task's end, so that what must
+ * follow it (a webhook delivery, issue 15 §4) is written with it or not at
+ * all: written after it, a crash in between would lose it, since the re-run
+ * sees the task finished and skips it.
+ */
+export type FinishHook = (pipeline: ChainableCommander, task: FinishedTask) => void;
+
 export interface TaskStore {
   /** Marks the task STARTED; answers the terminal status instead when it already ended (a re-run after a crash). */
   start(
@@ -131,10 +134,10 @@ export interface TaskStore {
     now?: number,
   ): Promise<{ status: "STARTED"; attempt: number } | { status: TaskStatus }>;
   /** Records the result; with a tenant, the task also leaves the tenant's pending set (API_MAX_PENDING_TASKS). */
-  succeed(taskId: string, result: TaskResult, now?: number, tenant?: string): Promise<void>;
+  succeed(taskId: string, result: TaskResult, now?: number, tenant?: string, callbackUrl?: string): Promise<void>;
   /** A failed attempt that will be retried. */
   retry(taskId: string, error: TaskError): Promise<void>;
-  fail(taskId: string, error: TaskError, now?: number, tenant?: string): Promise<void>;
+  fail(taskId: string, error: TaskError, now?: number, tenant?: string, callbackUrl?: string): Promise<void>;
   /** The task's state, or undefined when no such task exists (or it belongs to another tenant). */
   get(taskId: string, tenant?: string): Promise<TaskState | undefined>;
   /** Keeps a client's latest feedback on a finished task's answer (`feedback` of its record). */
@@ -178,23 +181,21 @@ export function createTaskStore(deps: {
   queued: QueuedJobs;
   /** Completions kept in each tenant's event stream: the window a reconnecting dashboard can catch up on. */
   eventsMaxLen?: number;
+  /** Runs on the pipeline of every finish (ioredis writes a pipeline in one go). */
+  onFinish?: FinishHook;
 }): TaskStore {
   const { redis, resultTtlSeconds, queued, eventsMaxLen = DEFAULT_EVENTS_MAXLEN } = deps;
   const channels = channelPrefix(redis);
 
-  const finish = async (
-    taskId: string,
-    status: "SUCCESS" | "FAILURE",
-    outcome: string,
-    now: number,
-    tenant: string | undefined,
-  ) => {
+  const finish = async (task: FinishedTask, outcome: string) => {
+    const { task_id: taskId, tenant } = task;
     const keys = [resultKey(taskId), taskEventsKey(taskId), tenantEventsKey(tenant)];
     if (tenant) keys.push(pendingKey(tenant));
-    await FINISH.run(redis, keys, [
-      status,
+    const pipeline = redis.pipeline();
+    FINISH.queue(redis, pipeline, keys, [
+      task.status,
       outcome,
-      now,
+      task.finished_at,
       resultTtlSeconds,
       taskId,
       TASK_STREAM_MAXLEN,
@@ -202,7 +203,14 @@ export function createTaskStore(deps: {
       DONE_CHANNEL,
       channels,
     ]);
+    deps.onFinish?.(pipeline, task);
+    await execChecked(pipeline);
   };
+  const ended = (task: FinishedTask, tenant?: string, callbackUrl?: string): FinishedTask => ({
+    ...task,
+    ...(tenant ? { tenant } : {}),
+    ...(callbackUrl ? { callback_url: callbackUrl } : {}),
+  });
 
   return {
     async start(job, queue, now = Date.now()) {
@@ -223,8 +231,9 @@ export function createTaskStore(deps: {
       );
       return status === "STARTED" ? { status: "STARTED", attempt } : { status: status as TaskStatus };
     },
-    succeed(taskId, result, now = Date.now(), tenant = undefined) {
-      return finish(taskId, "SUCCESS", JSON.stringify(result), now, tenant);
+    succeed(taskId, result, now = Date.now(), tenant = undefined, callbackUrl = undefined) {
+      const task = ended({ task_id: taskId, status: "SUCCESS", result, finished_at: now }, tenant, callbackUrl);
+      return finish(task, JSON.stringify(result));
     },
     async retry(taskId, error) {
       await RETRY.run(
@@ -233,8 +242,9 @@ export function createTaskStore(deps: {
         [JSON.stringify(error), Date.now(), taskId, TASK_STREAM_MAXLEN, channels],
       );
     },
-    fail(taskId, error, now = Date.now(), tenant = undefined) {
-      return finish(taskId, "FAILURE", JSON.stringify(error), now, tenant);
+    fail(taskId, error, now = Date.now(), tenant = undefined, callbackUrl = undefined) {
+      const task = ended({ task_id: taskId, status: "FAILURE", error, finished_at: now }, tenant, callbackUrl);
+      return finish(task, JSON.stringify(error));
     },
     async recordFeedback(taskId, feedback) {
       await redis.hset(resultKey(taskId), "feedback", JSON.stringify(feedback));

@@ -8,6 +8,9 @@
  */
 import { type Static, Type as T } from "@sinclair/typebox";
 
+/** The longest callback_url accepted. */
+export const CALLBACK_URL_MAX_LENGTH = 2048;
+
 /** Task types are lowercase words joined by `_`: they name a prompt and scope cache entries. */
 export const TASK_TYPE_PATTERN = /^[a-z_]+$/;
 
@@ -30,6 +33,14 @@ export const ProcessBody = T.Object({
   // Numbers are JSON numbers, over HTTP and in Kafka events alike: "50" is refused, never converted.
   temperature: T.Number({ minimum: 0, maximum: 2, default: 0.7, description: "a JSON number 0..2" }),
   max_tokens: T.Integer({ minimum: 1, maximum: 4000, default: 1000, description: "a JSON integer 1..4000" }),
+  callback_url: T.Optional(
+    T.String({
+      minLength: 1,
+      maxLength: CALLBACK_URL_MAX_LENGTH,
+      description:
+        "an http(s) URL that receives the task's final result as a signed POST (Standard Webhooks); it must resolve to public addresses",
+    }),
+  ),
 });
 export type ProcessRequest = Static<typeof ProcessBody>;
 
@@ -47,6 +58,8 @@ export const TaskJobSchema = T.Object({
   /** The API key's name when auth is on; scopes the task and its cache entries. */
   tenant: T.Optional(T.String()),
   source: T.Union([T.Literal("api"), T.Literal("kafka"), T.Literal("maintenance")]),
+  /** Where the task's final result is POSTed as a signed webhook (issue 15 §4); checked when accepted. */
+  callback_url: T.Optional(T.String()),
   /** Epoch ms when the task was accepted: the start of the latency a client sees. */
   accepted_at: T.Number(),
   /** Kafka origin of an event, for results to Kafka and tracing. */
@@ -108,6 +121,23 @@ export const TaskSchema = T.Object({
   result: T.Optional(TaskResultSchema),
   error: T.Optional(TaskErrorSchema),
 });
+
+export type TaskView = Static<typeof TaskSchema>;
+
+/** What GET /task/:id shows of a task, and what a webhook carries as its `data`: one shape for both. */
+export function taskView(task: {
+  task_id: string;
+  status: TaskStatus;
+  result?: TaskResult | undefined;
+  error?: TaskError | undefined;
+}): TaskView {
+  return {
+    task_id: task.task_id,
+    status: task.status,
+    ...(task.result ? { result: task.result } : {}),
+    ...(task.error ? { error: task.error } : {}),
+  };
+}
 
 /** POST /process's 202. */
 export const AcceptedSchema = T.Object({

@@ -237,6 +237,24 @@ describe("config", () => {
     expect(problems.map((p) => p.split("=")[0]).sort()).toEqual(["LOG_LEVEL", "PORT", "ROLES"]);
   });
 
+  test("webhooks: off without WEBHOOK_SECRET, a short master secret refused, retries over hours by default", () => {
+    const off = loadConfig({});
+    expect(off.webhooks).toEqual({
+      secret: undefined,
+      maxAttempts: 15,
+      retryBaseMs: 2000,
+      retryMaxMs: 3_600_000,
+      timeoutMs: 10_000,
+      concurrency: 16,
+      allowPrivate: false,
+    });
+    const on = loadConfig({ WEBHOOK_SECRET: "m".repeat(32), WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_MAX_ATTEMPTS: "3" });
+    expect(on.webhooks).toMatchObject({ secret: "m".repeat(32), allowPrivate: true, maxAttempts: 3 });
+    expect(problemsOf({ WEBHOOK_SECRET: "too-short" })[0]).toContain("WEBHOOK_SECRET");
+    expect(problemsOf({ WEBHOOK_SECRET: "too-short" })[0]).not.toContain("too-short");
+    expect(problemsOf({ WEBHOOK_MAX_ATTEMPTS: "0" })[0]).toContain("WEBHOOK_MAX_ATTEMPTS");
+  });
+
   test("rules between variables are checked", () => {
     expect(problemsOf({ LLM_PROVIDER: "openai" })[0]).toContain("OPENAI_API_KEY");
     expect(problemsOf({ API_KEYS: "a:12345678,a:87654321" })[0]).toContain('"a" appears twice');
@@ -248,8 +266,11 @@ describe("config", () => {
       OPENAI_API_KEY: "sk-very-secret",
       API_KEYS: "acme:tenant-secret-1",
       REDIS_URL: "redis://:redis-secret@127.0.0.1:6379",
+      WEBHOOK_SECRET: "webhook-master-secret-0123456789abcdef",
     });
     const summary = JSON.stringify(describeConfig(config));
+    expect(summary).not.toContain("webhook-master-secret");
+    expect(describeConfig(config).webhooks).toMatchObject({ enabled: true });
     expect(summary).not.toContain("sk-very-secret");
     expect(summary).not.toContain("tenant-secret-1");
     expect(summary).not.toContain("redis-secret");

@@ -29,6 +29,32 @@ describe("Kafka event parsing", () => {
     expect(taskIdOf(undefined, origin)).toBe(taskIdOf(undefined, { ...origin, key: undefined }));
   });
 
+  test("a callback_url without WEBHOOK_SECRET goes to the DLQ as webhooks_disabled, saying what to set", () => {
+    const event = Buffer.from(JSON.stringify({ event_id: "e-2", text: "hi", callback_url: "https://example.com/h" }));
+    expect(parseEvent(event, origin, 1000)).toMatchObject({
+      ok: false,
+      reason: "webhooks_disabled",
+      detail: expect.stringContaining("WEBHOOK_SECRET"),
+      event_id: "e-2",
+    });
+  });
+
+  test("with webhooks on, the callback_url travels with the job, normalised; a refused one goes to the DLQ", () => {
+    const on = { enabled: true, allowPrivate: false };
+    const eventWith = (url: string) => Buffer.from(JSON.stringify({ text: "hi", callback_url: url }));
+    const parsed = parseEvent(eventWith("HTTPS://Example.com/h?t=1"), origin, 1000, undefined, on);
+    expect(parsed.ok && parsed.job.callback_url).toBe("https://example.com/h?t=1");
+    for (const url of ["http://169.254.169.254/", "http://[::ffff:127.0.0.1]/", "ftp://example.com/"]) {
+      expect(parseEvent(eventWith(url), origin, 1000, undefined, on)).toMatchObject({
+        ok: false,
+        reason: "callback_url_refused",
+        detail: expect.stringContaining("/callback_url: "),
+      });
+    }
+    const open = parseEvent(eventWith("http://127.0.0.1:9/h"), origin, 1000, undefined, { ...on, allowPrivate: true });
+    expect(open.ok && open.job.callback_url).toBe("http://127.0.0.1:9/h");
+  });
+
   test("an event that is not JSON is rejected as not_json", () => {
     expect(parse('{"text": ')).toMatchObject({ ok: false, reason: "not_json" });
     expect(parse(null)).toMatchObject({ ok: false, reason: "not_json" });

@@ -20,6 +20,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["pipeline"],
   ["cache"],
   ["llm"],
+  ["webhooks"],
   ["store"],
   ["metrics"],
   [
