@@ -81,8 +81,9 @@ export function graphqlRoutes(deps: GraphqlRoutesDeps) {
   /** AppError → its code and message; Redis away → SERVICE_UNAVAILABLE; anything else → INTERNAL, logged. */
   const maskError = (error: unknown): Error => {
     const original = error instanceof GraphQLError ? error.originalError : error;
-    // Parse and validation errors (and the limits' refusals) are the client's, and say nothing of the server.
-    if (error instanceof GraphQLError && !original) return error;
+    // Parse, validation and variable errors (and the limits' refusals) are the client's, and say nothing of the
+    // server; a variable's error carries the GraphQL error of its coercion as its original.
+    if (error instanceof GraphQLError && (!original || original instanceof GraphQLError)) return error;
     const located = error instanceof GraphQLError ? error : undefined;
     const options = { nodes: located?.nodes ?? null, path: located?.path ?? null };
     if (original instanceof AppError) {
