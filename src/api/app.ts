@@ -6,12 +6,14 @@ import { AppError } from "../errors";
 import type { HealthProbe } from "../health-probe";
 import type { Logger } from "../log";
 import { APP_VERSION } from "../version";
+import { createTaskAcceptor } from "./accept-task";
 import { adminGuard, authGuard, type Keyring } from "./auth";
 import { type CacheRoutesDeps, cacheRoutes } from "./cache";
 import { clientIdentity, rateLimitGuard } from "./client-limits";
 import { errorHandler, errorResponse } from "./error-responses";
 import { type EventRoutesDeps, eventRoutes } from "./events";
 import { feedbackRoutes } from "./feedback";
+import { GRAPHQL_PATH, type GraphqlLimits, graphqlRoutes } from "./graphql/routes";
 import { healthRoutes } from "./health";
 import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
 import { type StreamTokens, streamTokenRoutes } from "./stream-tokens";
@@ -38,6 +40,8 @@ export interface AppDeps {
   cache?: CacheRoutesDeps;
   /** GET /webhooks/secret, GET /task/:id/deliveries. */
   webhooks?: WebhookRoutesDeps;
+  /** GraphQL at /graphql, over the tasks, events and operations above (all three needed). */
+  graphql?: { resultTtlSeconds: number; limits?: GraphqlLimits };
   /**
    * API keys (every route but /health needs one when any is configured), who is an admin (what spans
    * tenants: metrics, workers, /health's checks, the cache), and the per-client request rate.
@@ -165,7 +169,7 @@ export function createApp(deps: AppDeps) {
           info: {
             title: "AI-EventStream",
             version: APP_VERSION,
-            description: "A Bun-native, high-throughput AI stream processor.",
+            description: `A Bun-native, high-throughput AI stream processor. The same tasks, metrics and updates are served as GraphQL at ${GRAPHQL_PATH} (not in this document: the GraphQL schema describes itself by introspection; GraphiQL at GET ${GRAPHQL_PATH}).`,
           },
           tags: [
             { name: "tasks", description: "Submit texts and read their results" },
@@ -210,6 +214,24 @@ export function createApp(deps: AppDeps) {
             ...(deps.tasks.tenantOf ? { tenantOf: deps.tasks.tenantOf } : {}),
           })
         : new Elysia({ name: "feedback" }),
+    )
+    .use(
+      deps.tasks && deps.events && deps.operations && deps.graphql
+        ? graphqlRoutes({
+            redis: deps.tasks.redis,
+            store: deps.tasks.store,
+            hub: deps.events.hub,
+            accept: createTaskAcceptor(deps.tasks),
+            resultTtlSeconds: deps.graphql.resultTtlSeconds,
+            queues: deps.operations.queues,
+            ...(deps.operations.supervisor ? { supervisor: deps.operations.supervisor } : {}),
+            tenantOf: deps.tasks.tenantOf ?? (() => undefined),
+            // As the REST admin guard: without keys everyone may.
+            isAdmin: access?.keyring.enabled ? access.isAdmin : () => true,
+            logger: deps.logger,
+            ...(deps.graphql.limits ? { limits: deps.graphql.limits } : {}),
+          })
+        : new Elysia({ name: "graphql" }),
     )
     .onStart(({ server }) => {
       listening.server = server;

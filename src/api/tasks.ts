@@ -5,152 +5,38 @@
  */
 
 import { Elysia, t } from "elysia";
-import type Redis from "ioredis";
-import { AppError, errorMessage } from "../errors";
-import type { EventBus } from "../events";
-import type { Logger } from "../log";
-import { type Enqueuer, QueuedUnknownError } from "../queue/enqueuer";
+import { AppError } from "../errors";
 import type { TaskStore } from "../store/task-store";
 import type { TaskWaiter } from "../store/task-waiter";
-import {
-  AcceptedSchema,
-  newTaskId,
-  ProcessBody,
-  TASK_ID_PATTERN,
-  type TaskJob,
-  TaskSchema,
-  TERMINAL,
-  taskView,
-} from "../task/contract";
-import { routeTask } from "../task/routing";
-import { WebhooksDisabled } from "../webhooks/callback-url";
-import type { PendingCap } from "./client-limits";
+import { AcceptedSchema, ProcessBody, TASK_ID_PATTERN, TaskSchema, TERMINAL, taskView } from "../task/contract";
+import { createTaskAcceptor, type TaskAcceptorDeps } from "./accept-task";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
-import { createIdempotency, fingerprint } from "./idempotency";
 
 /** The longest a GET /task/:id?wait= request is held. */
 export const MAX_WAIT_MS = 60_000;
 
-export interface TaskRoutesDeps {
-  redis: Redis;
-  enqueuer: Enqueuer;
+export interface TaskRoutesDeps extends TaskAcceptorDeps {
   store: TaskStore;
   waiter: TaskWaiter;
-  bus: EventBus;
-  routes: ReadonlyMap<string, string>;
-  /** Task types a worker has a prompt for; others are refused at once. */
-  taskTypes: ReadonlySet<string>;
   /** The tenant of a request (the API key's name), or undefined when auth is off. */
   tenantOf?: (request: Request) => string | undefined;
-  /** API_MAX_PENDING_TASKS per tenant; absent: no cap. */
-  pendingCap?: PendingCap;
-  /**
-   * Checks a callback_url (after DNS, issue 15 §4) and returns it normalised, or throws its 422; absent:
-   * webhooks are off (no WEBHOOK_SECRET) and a callback_url is refused.
-   */
-  checkCallback?: (url: string) => Promise<string>;
-  logger?: Logger;
 }
 
 export function taskRoutes(deps: TaskRoutesDeps) {
-  const { redis, enqueuer, store, waiter, bus, routes, taskTypes, tenantOf = () => undefined, pendingCap } = deps;
-
-  const idempotency = createIdempotency(redis);
-  const acceptCallback = (url: string) => {
-    if (!deps.checkCallback) throw new WebhooksDisabled();
-    return deps.checkCallback(url);
-  };
+  const { store, waiter, tenantOf = () => undefined } = deps;
+  const accept = createTaskAcceptor(deps);
 
   return new Elysia({ name: "tasks" })
     .post(
       "/process",
       async ({ body, headers, request, set }) => {
-        if (!taskTypes.has(body.task_type)) {
-          throw new AppError("UNKNOWN_TASK_TYPE", `task_type: unknown task type '${body.task_type}'`, {
-            status: 422,
-            details: { field: "task_type", known: [...taskTypes].sort() },
-          });
-        }
-        const callbackUrl = body.callback_url === undefined ? undefined : await acceptCallback(body.callback_url);
-        const tenant = tenantOf(request);
-        const taskId = newTaskId();
-        const idempotencyKey = headers["idempotency-key"];
-        const claim = idempotencyKey
-          ? await idempotency.claim(
-              tenant,
-              idempotencyKey,
-              fingerprint([
-                body.text,
-                body.task_type,
-                body.use_cache,
-                body.refresh_cache ?? false,
-                body.model ?? null,
-                body.temperature,
-                body.max_tokens,
-                // Only when present: keys claimed before callback_url existed keep their fingerprint.
-                ...(callbackUrl === undefined ? [] : [callbackUrl]),
-              ]),
-              taskId,
-            )
-          : undefined;
-        if (claim?.kind === "replay") {
-          set.status = 202;
-          set.headers["idempotent-replayed"] = "true";
-          return {
-            task_id: claim.taskId,
-            status: "PENDING" as const,
-            message: "already accepted under this Idempotency-Key",
-          };
-        }
-        const queue = routeTask(routes, body.task_type, "api");
-        // A resumed claim (its first enqueue had no answer) enqueues the same task id: written at most once.
-        const id = claim?.kind === "resume" ? claim.taskId : taskId;
-        const job: TaskJob = {
-          task_id: id,
-          text: body.text,
-          task_type: body.task_type,
-          use_cache: body.use_cache,
-          ...(body.refresh_cache ? { refresh_cache: true } : {}),
-          ...(body.model ? { model: body.model } : {}),
-          temperature: body.temperature,
-          max_tokens: body.max_tokens,
-          ...(tenant ? { tenant } : {}),
-          ...(callbackUrl ? { callback_url: callbackUrl } : {}),
-          source: "api",
-          accepted_at: Date.now(),
-        };
-        try {
-          await pendingCap?.reserve(tenant, id);
-        } catch (error) {
-          await claim?.abandon().catch(() => {});
-          throw error;
-        }
-        let added: boolean;
-        try {
-          added = await enqueuer.enqueue(queue, job);
-        } catch (error) {
-          if (error instanceof QueuedUnknownError) {
-            // The job may exist: its 503 carries the id, and a retry with this key resumes it, never a second task.
-            await claim?.unknown().catch(() => {});
-          } else {
-            await claim?.abandon().catch(() => {});
-            await pendingCap?.release(tenant, id).catch(() => {});
-          }
-          throw error;
-        }
-        // The task is durable: retries now get its id. Should this write fail, the claim's short TTL frees the key.
-        await claim
-          ?.complete()
-          .catch((error: unknown) =>
-            deps.logger?.warn(
-              { task_id: id, error: errorMessage(error) },
-              "could not finish the Idempotency-Key claim",
-            ),
-          );
-        // A resumed claim whose first enqueue did land was counted then.
-        if (added) bus.emit("task.accepted", { task_id: id, queue, task_type: body.task_type, source: "api" });
+        const accepted = await accept(body, {
+          tenant: tenantOf(request),
+          idempotencyKey: headers["idempotency-key"],
+        });
         set.status = 202;
-        return { task_id: id, status: "PENDING" as const, message: `accepted; queued on ${queue}` };
+        if (accepted.replayed) set.headers["idempotent-replayed"] = "true";
+        return { task_id: accepted.task_id, status: accepted.status, message: accepted.message };
       },
       {
         body: ProcessBody,

@@ -108,6 +108,7 @@ export async function startApiRole(deps: {
         slowClientGraceMs: config.events.slowClientGraceMs,
       },
     },
+    graphql: { resultTtlSeconds: config.resultTtlSeconds },
     access: { keyring, isAdmin, redis, rateLimit: config.apiRateLimit },
     operations: {
       redis,

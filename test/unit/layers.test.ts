@@ -41,6 +41,12 @@ export const LAYERS: readonly (readonly string[])[] = [
 const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
   elysia: ["api"],
   "@elysiajs/swagger": ["api"],
+  graphql: ["api"],
+  "graphql-yoga": ["api"],
+  "@escape.tech/graphql-armor-cost-limit": ["api"],
+  "@escape.tech/graphql-armor-max-aliases": ["api"],
+  "@escape.tech/graphql-armor-max-depth": ["api"],
+  "@escape.tech/graphql-armor-max-tokens": ["api"],
   "bee-queue": ["queue"],
   kafkajs: ["ingest", "roles"],
 };
@@ -103,7 +109,7 @@ describe("layers", () => {
     }
   });
 
-  test("the HTTP framework, Bee-Queue and kafkajs are loaded only by their own part of the tree", () => {
+  test("the HTTP framework, GraphQL, Bee-Queue and kafkajs are loaded only by their own part of the tree", () => {
     const misplaced: string[] = [];
     for (const file of files) {
       for (const specifier of importsOf(file)) {
