@@ -100,6 +100,9 @@ export function taskRoutes(deps: TaskRoutesDeps) {
           ...(body.model ? { model: body.model } : {}),
           temperature: body.temperature,
           max_tokens: body.max_tokens,
+          // Not in the idempotency fingerprint: how the answer is delivered, not which answer; GET
+          // /task/:id/stream serves a task that was not streamed too, as one chunk.
+          ...(body.stream ? { stream: true } : {}),
           ...(tenant ? { tenant } : {}),
           source: "api",
           accepted_at: Date.now(),

@@ -102,6 +102,7 @@ export function parseEvent(
       ...(event.model === undefined ? {} : { model: event.model }),
       temperature: event.temperature,
       max_tokens: event.max_tokens,
+      ...(event.stream ? { stream: true } : {}),
       source: "kafka",
       accepted_at: acceptedAt,
       event: {

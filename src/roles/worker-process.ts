@@ -38,6 +38,7 @@ try {
   const provider = createLlmProvider(config.llm, {
     logger,
     simulatedLatencyMs: config.simulatedLatencyMs,
+    simulatedTokenLatencyMs: config.simulatedTokenLatencyMs,
     embedding: config.embedding,
   });
   const embedder = createEmbedder(config.embedding, { apiKey: config.llm.apiKey, logger });

@@ -30,6 +30,10 @@ export const ProcessBody = T.Object({
   // Numbers are JSON numbers, over HTTP and in Kafka events alike: "50" is refused, never converted.
   temperature: T.Number({ minimum: 0, maximum: 2, default: 0.7, description: "a JSON number 0..2" }),
   max_tokens: T.Integer({ minimum: 1, maximum: 4000, default: 1000, description: "a JSON integer 1..4000" }),
+  stream: T.Boolean({
+    default: false,
+    description: "true: the answer is relayed token by token as the model writes it, on GET /task/{id}/stream",
+  }),
 });
 export type ProcessRequest = Static<typeof ProcessBody>;
 
@@ -44,6 +48,8 @@ export const TaskJobSchema = T.Object({
   model: T.Optional(T.String()),
   temperature: T.Number(),
   max_tokens: T.Integer(),
+  /** Relay the answer's tokens as they come (store/task-tokens.ts); absent: false. */
+  stream: T.Optional(T.Boolean()),
   /** The API key's name when auth is on; scopes the task and its cache entries. */
   tenant: T.Optional(T.String()),
   source: T.Union([T.Literal("api"), T.Literal("kafka"), T.Literal("maintenance")]),
