@@ -14,6 +14,7 @@ import { type EventRoutesDeps, eventRoutes } from "./events";
 import { feedbackRoutes } from "./feedback";
 import { healthRoutes } from "./health";
 import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
+import { type StreamRoutesDeps, streamRoutes } from "./stream";
 import { type TaskRoutesDeps, taskRoutes } from "./tasks";
 
 export interface AppDeps {
@@ -27,6 +28,8 @@ export interface AppDeps {
   tasks?: TaskRoutesDeps;
   /** GET /task/:id/events, GET /events (Server-Sent Events). */
   events?: EventRoutesDeps;
+  /** GET /task/:id/stream: a task's answer token by token (Server-Sent Events). */
+  stream?: StreamRoutesDeps;
   /** GET /metrics, /metrics/prometheus, /workers. */
   operations?: OperationsRoutesDeps;
   /** DELETE /cache/clear, DELETE /cache/:id. */
@@ -177,6 +180,7 @@ export function createApp(deps: AppDeps) {
     )
     .use(deps.tasks ? taskRoutes(deps.tasks) : new Elysia({ name: "tasks" }))
     .use(deps.events ? eventRoutes(deps.events) : new Elysia({ name: "events" }))
+    .use(deps.stream ? streamRoutes(deps.stream) : new Elysia({ name: "stream" }))
     .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }))
     .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }))
     .use(
@@ -207,8 +211,8 @@ const SPEC_PATH = "/swagger/json";
  * body as JSON, form data or text, and every integer as "an integer or a
  * numeric string" (it coerces query strings); the API takes JSON bodies and
  * numbers, so those alternatives are dropped. A property with a default is
- * not required (the default fills it in), and task_type lists the task types
- * this deployment knows. Fuzzers (schemathesis) then test the contract the
+ * not required (the default fills it in), task_type lists the task types
+ * this deployment knows, and an event stream is documented as text/event-stream. Fuzzers (schemathesis) then test the contract the
  * API actually has.
  */
 export function cleanOpenApi(document: unknown, taskTypes?: ReadonlySet<string>): unknown {
@@ -242,7 +246,10 @@ export function cleanOpenApi(document: unknown, taskTypes?: ReadonlySet<string>)
     }
     const content = out.content as Record<string, unknown> | undefined;
     if (content && typeof content === "object" && "application/json" in content) {
-      out.content = { "application/json": content["application/json"] };
+      // A response schema that names its own media types (SSE_RESPONSE: text/event-stream) is documented as
+      // those, not as the JSON Elysia assumes for every body.
+      const own = (content["application/json"] as { schema?: { content?: unknown } } | undefined)?.schema?.content;
+      out.content = own && typeof own === "object" ? own : { "application/json": content["application/json"] };
     }
     return out;
   };

@@ -39,9 +39,23 @@ function setOf(value: string | undefined): ReadonlySet<string> | undefined {
   return value ? new Set(value.split(",").filter(Boolean)) : undefined;
 }
 
-const SSE_RESPONSE = {
+/** A Server-Sent Events response: its schema is one event, as EventSource reads it. */
+export const SSE_RESPONSE = {
   description: "an event stream (text/event-stream): one `data:` line of JSON per event, with its `id:`",
-  content: { "text/event-stream": { schema: { type: "string" } } },
+  content: {
+    "text/event-stream": {
+      schema: {
+        type: "object",
+        required: ["data"],
+        properties: {
+          id: { type: "string", description: "send it back as Last-Event-ID to resume after this event" },
+          event: { type: "string", description: "the event's type (message when absent)" },
+          data: { type: "string", description: "the event's JSON" },
+          retry: { type: "integer", description: "ms EventSource waits before it reconnects" },
+        },
+      },
+    },
+  },
 };
 
 export function eventRoutes(deps: EventRoutesDeps) {

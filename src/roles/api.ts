@@ -58,6 +58,19 @@ export async function startApiRole(deps: {
     const tenant = keyring.tenantOf(request);
     return tenant !== undefined && config.apiAdmins.has(tenant);
   };
+  // The push channels (task events, token streams) share the event hub and the SSE limits.
+  const eventDeps = {
+    hub,
+    store,
+    redis,
+    tenantOf: keyring.tenantOf,
+    logger: logger.child({ component: "events" }),
+    sse: {
+      heartbeatMs: config.events.heartbeatMs,
+      maxBufferBytes: config.events.maxBufferBytes,
+      slowClientGraceMs: config.events.slowClientGraceMs,
+    },
+  };
   const app = createApp({
     logger: logger.child({ component: "api" }),
     probes: deps.probes,
@@ -80,18 +93,8 @@ export async function startApiRole(deps: {
         resultTtlSeconds: config.resultTtlSeconds,
       }),
     },
-    events: {
-      hub,
-      store,
-      redis,
-      tenantOf: keyring.tenantOf,
-      logger: logger.child({ component: "events" }),
-      sse: {
-        heartbeatMs: config.events.heartbeatMs,
-        maxBufferBytes: config.events.maxBufferBytes,
-        slowClientGraceMs: config.events.slowClientGraceMs,
-      },
-    },
+    events: eventDeps,
+    stream: eventDeps,
     access: { keyring, isAdmin, redis, rateLimit: config.apiRateLimit },
     operations: {
       redis,

@@ -24,6 +24,7 @@ import { createWorkerHeartbeat } from "../queue/worker-registry";
 import { createWorkerRunner } from "../queue/worker-runner";
 import { connectRedis, logConnectionErrors } from "../redis/client";
 import { createTaskStore } from "../store/task-store";
+import { createTokenLog } from "../store/task-tokens";
 
 const config = loadConfig();
 const workerId = process.env.WORKER_ID ?? `${hostname()}-${process.pid}`;
@@ -82,6 +83,7 @@ try {
     jobTimeoutMs: config.worker.jobTimeoutMs,
     defaultModel: config.llm.model,
     cache,
+    tokens: createTokenLog({ redis, ttlSeconds: config.resultTtlSeconds }),
     // Every retry, plus three re-runs after a dead worker or a drain that gave the job back.
     maxAttempts: config.worker.retries + 4,
   });
