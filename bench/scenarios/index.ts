@@ -7,6 +7,7 @@ import { httpScenario } from "./http";
 import { kafkaScenario } from "./kafka";
 import { nullScenario } from "./null";
 import type { ScenarioEntry } from "./scenario";
+import { streamScenario } from "./stream";
 
 export const SCENARIOS: readonly ScenarioEntry[] = [
   httpScenario,
@@ -14,6 +15,7 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
   kafkaScenario,
   cacheScenario,
   cacheQualityScenario,
+  streamScenario,
   baselineScenario,
   nullScenario,
 ];
