@@ -5,12 +5,10 @@
  * store/token-feed.ts's; this file only frames it as SSE, with the
  * heartbeats and slow-client bound of sse.ts.
  */
-import { Elysia, t } from "elysia";
-import { AppError, errorMessage } from "../errors";
+import { Elysia } from "elysia";
+import { errorMessage } from "../errors";
 import { followTokens, type TokenFeed, type TokenFeedDeps } from "../store/token-feed";
-import { TASK_ID_PATTERN } from "../task/contract";
-import { COMMON_ERRORS, errorResponses } from "./error-responses";
-import { type EventRoutesDeps, lastEventIdOf, SSE_RESPONSE } from "./events";
+import { type EventRoutesDeps, lastEventIdOf, TASK_STREAM_ROUTE, taskStreamResponse } from "./events";
 import { createSseStream } from "./sse";
 
 export type StreamRoutesDeps = EventRoutesDeps & Pick<TokenFeedDeps, "endGraceMs">;
@@ -50,22 +48,12 @@ export function streamRoutes(deps: StreamRoutesDeps) {
           },
         },
       );
-      if (outcome === "not_found") {
-        stream.close();
-        throw new AppError("TASK_NOT_FOUND", `no task with id '${params.id}'`, { status: 404 });
-      }
-      if (outcome === "ended") {
-        stream.close();
-        // 204 tells EventSource to stop reconnecting: the client has seen the end.
-        return new Response(null, { status: 204 });
-      }
-      if (stream.open) feed = outcome;
-      else outcome.close();
-      return stream.response;
+      return taskStreamResponse(stream, outcome, params.id, (kept) => {
+        feed = kept;
+      });
     },
     {
-      params: t.Object({ id: t.String({ pattern: TASK_ID_PATTERN }) }),
-      response: { 200: t.String(SSE_RESPONSE), 204: t.String(), ...errorResponses(404, 422, ...COMMON_ERRORS) },
+      ...TASK_STREAM_ROUTE,
       detail: {
         summary: "The answer of one task, token by token, pushed as Server-Sent Events",
         description:

@@ -45,22 +45,20 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
     onRetry,
   });
 
-  const messagesOf = (request: ChatRequest) => [
-    { role: "system" as const, content: request.system },
-    { role: "user" as const, content: request.user },
-  ];
+  /** The request's body, streamed or not. */
+  const paramsOf = (request: ChatRequest) => ({
+    model: request.model ?? model,
+    messages: [
+      { role: "system" as const, content: request.system },
+      { role: "user" as const, content: request.user },
+    ],
+    temperature: request.temperature,
+    max_completion_tokens: request.maxTokens,
+  });
 
   const complete = async (request: ChatRequest): Promise<ChatResult> => {
     const completion = await client.chat.completions
-      .create(
-        {
-          model: request.model ?? model,
-          messages: messagesOf(request),
-          temperature: request.temperature,
-          max_completion_tokens: request.maxTokens,
-        },
-        { signal: request.signal },
-      )
+      .create(paramsOf(request), { signal: request.signal })
       .catch((error: unknown) => {
         throw toLlmError(error, "chat completion");
       });
@@ -84,14 +82,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
   const stream = async (request: ChatRequest, onToken: (text: string) => void): Promise<ChatResult> => {
     const chunks = await client.chat.completions
       .create(
-        {
-          model: request.model ?? model,
-          messages: messagesOf(request),
-          temperature: request.temperature,
-          max_completion_tokens: request.maxTokens,
-          stream: true,
-          stream_options: { include_usage: true },
-        },
+        { ...paramsOf(request), stream: true, stream_options: { include_usage: true } },
         { signal: request.signal },
       )
       .catch((error: unknown) => {

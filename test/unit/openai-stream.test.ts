@@ -124,18 +124,19 @@ describe("the mock's stream, read by the openai SDK", () => {
   });
 });
 
+const request = {
+  taskType: "general_analysis",
+  system: "You analyse.",
+  user: "the quick brown fox jumps",
+  temperature: 0,
+  maxTokens: 500,
+};
+
 describe("the openai adapter, streaming", () => {
   test("onToken gets each token as it comes; they join into the text; usage comes from the last chunk", async () => {
     mock.setStream({ tokens: 30, tokenLatencyMs: 2 });
     const tokens: string[] = [];
-    const result = await provider().chat({
-      taskType: "general_analysis",
-      system: "You analyse.",
-      user: "the quick brown fox jumps",
-      temperature: 0,
-      maxTokens: 500,
-      onToken: (text) => tokens.push(text),
-    });
+    const result = await provider().chat({ ...request, onToken: (text) => tokens.push(text) });
     expect(tokens).toHaveLength(30);
     expect(tokens.join("")).toBe(result.text);
     expect(result).toMatchObject({ model: "mock-model", finishReason: "stop" });
@@ -148,11 +149,7 @@ describe("the openai adapter, streaming", () => {
     mock.setFault({ kind: "cut", afterTokens: 4, times: 1, endpoint: "chat" });
     const seen: string[] = [];
     const result = await provider().chat({
-      taskType: "general_analysis",
-      system: "You analyse.",
-      user: "the quick brown fox jumps",
-      temperature: 0,
-      maxTokens: 500,
+      ...request,
       onToken: (text) => seen.push(text),
       onReset: () => seen.push("<reset>"),
     });
