@@ -34,7 +34,10 @@ Target (default: the harness starts the app: bun src/main.ts):
   --url http://host:port    a running deployment instead; --pid N samples its CPU/RSS
   --redis-url URL           database of the app the harness starts; it is EMPTIED [${DEFAULTS["redis-url"]}]
   --llm simulated|mock      simulated provider, or the project's mock OpenAI server [${DEFAULTS.llm}]
-  --latency MS|MIN-MAX      LLM latency of either [${DEFAULTS.latency}]
+                            (stream: always the mock server, which says when it sent each first token)
+  --latency MS|MIN-MAX      LLM latency of either [${DEFAULTS.latency}]; stream: before the first token
+  --tokens N                stream: tokens of each answer, 1..4000 [${DEFAULTS.tokens}]
+  --token-latency MS        stream: ms between two tokens [${DEFAULTS["token-latency"]}]
   --workers N|auto          WORKER_CONCURRENCY of the app [${DEFAULTS.workers}]
   --brokers H:P[,H:P]       Kafka (baseline) [${DEFAULTS.brokers}]
   --text T, --task-type T   the request body [a 79-character review, ${DEFAULTS["task-type"]}]

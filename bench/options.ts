@@ -47,8 +47,11 @@ export interface BenchOptions {
   brokers: string[];
   redisUrl: string;
   llm: LlmChoice;
-  /** LLM latency for the app the harness starts: "50" or "20-80" (ms). */
+  /** LLM latency for the app the harness starts: "50" or "20-80" (ms); before the first token of a streamed answer. */
   latency: string;
+  /** Streamed answers (`stream`): tokens per answer, and ms between two (the mock server's, or the simulated provider's). */
+  tokens: number;
+  tokenLatencyMs: number;
   workers: string;
   text: string;
   taskType: string;
@@ -88,6 +91,8 @@ export const DEFAULTS = {
   "redis-url": "redis://127.0.0.1:6379/6",
   llm: "simulated",
   latency: "50",
+  tokens: "100",
+  "token-latency": "5",
   workers: "2",
   text: "The delivery was fast and the product works well, but the manual is confusing.",
   "task-type": "sentiment_analysis",
@@ -117,6 +122,8 @@ const FLAGS = {
   "redis-url": { type: "string", default: DEFAULTS["redis-url"] },
   llm: { type: "string", default: DEFAULTS.llm },
   latency: { type: "string", default: DEFAULTS.latency },
+  tokens: { type: "string", default: DEFAULTS.tokens },
+  "token-latency": { type: "string", default: DEFAULTS["token-latency"] },
   workers: { type: "string", default: DEFAULTS.workers },
   text: { type: "string", default: DEFAULTS.text },
   "task-type": { type: "string", default: DEFAULTS["task-type"] },
@@ -143,6 +150,12 @@ export function parseDuration(flag: string, value: string, allowZero = false): n
   const ms = Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[(match[2] ?? "s") as "ms" | "s" | "m"];
   if (ms === 0 && !allowZero) throw new UsageError(`--${flag} "${value}": must be greater than 0`);
   return ms;
+}
+
+/** A number of ms, 0 allowed (a bare number: --latency's unit). */
+function parseMs(flag: string, value: string): number {
+  if (!/^\d{1,6}(\.\d+)?$/.test(value)) throw new UsageError(`--${flag} "${value}": expected ms, e.g. 5 or 0`);
+  return Number(value);
 }
 
 export function parsePositive(flag: string, value: string, max = Number.MAX_SAFE_INTEGER): number {
@@ -229,6 +242,8 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
       redisUrl: v["redis-url"],
       llm: oneOf("llm", v.llm, ["simulated", "mock"] as const),
       latency: v.latency,
+      tokens: parseInteger("tokens", v.tokens, 4000),
+      tokenLatencyMs: parseMs("token-latency", v["token-latency"]),
       workers: v.workers,
       text: v.text,
       taskType: v["task-type"],

@@ -8,6 +8,7 @@ import { httpScenario } from "./http";
 import { kafkaScenario } from "./kafka";
 import { nullScenario } from "./null";
 import type { ScenarioEntry } from "./scenario";
+import { streamScenario } from "./stream";
 
 export const SCENARIOS: readonly ScenarioEntry[] = [
   httpScenario,
@@ -16,6 +17,7 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
   cacheScenario,
   cacheQualityScenario,
   eventsScenario,
+  streamScenario,
   baselineScenario,
   nullScenario,
 ];

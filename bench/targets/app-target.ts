@@ -17,6 +17,8 @@ export interface Target {
   pid: number | undefined;
   /** The app's Redis, when the harness started it (for the app's own histograms). */
   redisUrl: string | undefined;
+  /** The mock OpenAI server's base URL (its /__mock/ control), when the harness started one. */
+  mockUrl: string | undefined;
   describe: string;
   stop(): Promise<void>;
 }
@@ -39,13 +41,14 @@ async function emptyDatabase(redisUrl: string): Promise<void> {
 export async function resolveTarget(
   options: BenchOptions,
   progress: Progress,
-  app: { roles: string; env?: Record<string, string> },
+  app: { roles: string; env?: Record<string, string>; mockArgs?: readonly string[] },
 ): Promise<Target> {
   if (options.url) {
     return {
       url: options.url,
       pid: options.pid,
       redisUrl: undefined,
+      mockUrl: undefined,
       describe: `${options.url} (running deployment${options.pid ? `, pid ${options.pid}` : ""})`,
       stop: async () => {},
     };
@@ -61,11 +64,17 @@ export async function resolveTarget(
     ...app.env,
   };
   let llm = `simulated LLM ${options.latency} ms`;
+  let mockUrl: string | undefined;
   if (options.llm === "mock") {
     const port = freePort();
     const mock = await spawnService({
       name: "mock OpenAI server",
-      command: ["bun", "tools/mock-openai-server.ts", "--port", String(port), "--latency", options.latency],
+      command: [
+        "bun",
+        "tools/mock-openai-server.ts",
+        ...["--port", String(port), "--latency", options.latency],
+        ...(app.mockArgs ?? []),
+      ],
       cwd: ROOT,
       env: {},
       ready: `http://127.0.0.1:${port}/v1/models`,
@@ -77,8 +86,13 @@ export async function resolveTarget(
       OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1`,
     });
     llm = `mock OpenAI server ${options.latency} ms`;
+    mockUrl = `http://127.0.0.1:${port}`;
   } else {
-    Object.assign(env, { LLM_PROVIDER: "simulated", SIMULATED_LATENCY_MS: options.latency });
+    Object.assign(env, {
+      LLM_PROVIDER: "simulated",
+      SIMULATED_LATENCY_MS: options.latency,
+      SIMULATED_TOKEN_LATENCY_MS: String(options.tokenLatencyMs),
+    });
   }
   const port = freePort();
   progress.note(`starting the app: ROLES=${app.roles} on :${port}, ${llm}, Redis ${options.redisUrl} (emptied)`);
@@ -97,6 +111,7 @@ export async function resolveTarget(
     url: `http://127.0.0.1:${port}`,
     pid: started.pid,
     redisUrl: options.redisUrl,
+    mockUrl,
     describe: `bun src/main.ts (ROLES=${app.roles}, WORKER_CONCURRENCY=${options.workers}, ${llm}), started by the harness`,
     async stop() {
       for (const stop of stops) await stop();

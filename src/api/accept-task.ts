@@ -102,6 +102,9 @@ export function createTaskAcceptor(deps: TaskAcceptorDeps): AcceptTask {
       ...(body.model ? { model: body.model } : {}),
       temperature: body.temperature,
       max_tokens: body.max_tokens,
+      // Not in the idempotency fingerprint: how the answer is delivered, not which answer; GET
+      // /task/:id/stream serves a task that was not streamed too, as one chunk.
+      ...(body.stream ? { stream: true } : {}),
       ...(tenant ? { tenant } : {}),
       ...(callbackUrl ? { callback_url: callbackUrl } : {}),
       source: "api",

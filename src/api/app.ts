@@ -16,6 +16,7 @@ import { feedbackRoutes } from "./feedback";
 import { GRAPHQL_PATH, type GraphqlLimits, graphqlRoutes } from "./graphql/routes";
 import { healthRoutes } from "./health";
 import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
+import { type StreamRoutesDeps, streamRoutes } from "./stream";
 import { type StreamTokens, streamTokenRoutes } from "./stream-tokens";
 import { type TaskRoutesDeps, taskRoutes } from "./tasks";
 import { type WebhookRoutesDeps, webhookRoutes } from "./webhooks";
@@ -34,6 +35,8 @@ export interface AppDeps {
   events?: EventRoutesDeps;
   /** GET /auth/stream-token, for browsers' EventSource and WebSocket. */
   streamTokens?: StreamTokens;
+  /** GET /task/:id/stream: a task's answer token by token (Server-Sent Events). */
+  stream?: StreamRoutesDeps;
   /** GET /metrics, /metrics/prometheus, /workers. */
   operations?: OperationsRoutesDeps;
   /** DELETE /cache/clear, DELETE /cache/:id. */
@@ -201,6 +204,7 @@ export function createApp(deps: AppDeps) {
         ? streamTokenRoutes({ tokens: deps.streamTokens, tenantOf: (request) => access?.keyring.tenantOf(request) })
         : new Elysia({ name: "stream-tokens" }),
     )
+    .use(deps.stream ? streamRoutes(deps.stream) : new Elysia({ name: "stream" }))
     .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }))
     .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }))
     .use(deps.webhooks ? webhookRoutes(deps.webhooks) : new Elysia({ name: "webhooks" }))
@@ -250,8 +254,9 @@ const SPEC_PATH = "/swagger/json";
  * body as JSON, form data or text, and every integer as "an integer or a
  * numeric string" (it coerces query strings); the API takes JSON bodies and
  * numbers, so those alternatives are dropped. A property with a default is
- * not required (the default fills it in), and task_type lists the task types
- * this deployment knows. A deployment without webhooks (no WEBHOOK_SECRET)
+ * not required (the default fills it in), task_type lists the task types
+ * this deployment knows, and an event stream is documented as
+ * text/event-stream. A deployment without webhooks (no WEBHOOK_SECRET)
  * takes no callback_url, so the body does not offer one. Fuzzers
  * (schemathesis) then test the contract the API actually has.
  */
@@ -291,7 +296,10 @@ export function cleanOpenApi(
     if (options.webhooks === false && properties?.callback_url !== undefined) delete properties.callback_url;
     const content = out.content as Record<string, unknown> | undefined;
     if (content && typeof content === "object" && "application/json" in content) {
-      out.content = { "application/json": content["application/json"] };
+      // A response schema that names its own media types (SSE_RESPONSE: text/event-stream) is documented as
+      // those, not as the JSON Elysia assumes for every body.
+      const own = (content["application/json"] as { schema?: { content?: unknown } } | undefined)?.schema?.content;
+      out.content = own && typeof own === "object" ? own : { "application/json": content["application/json"] };
     }
     return out;
   };

@@ -32,17 +32,62 @@ export function lastEventIdOf(request: Request): string | undefined {
   return value && isEventId(value) ? value : undefined;
 }
 
+/** A Server-Sent Events response: its schema is one event, as EventSource reads it. */
+export const SSE_RESPONSE = {
+  description: "an event stream (text/event-stream): one `data:` line of JSON per event, with its `id:`",
+  content: {
+    "text/event-stream": {
+      schema: {
+        type: "object",
+        required: ["data"],
+        properties: {
+          id: { type: "string", description: "send it back as Last-Event-ID to resume after this event" },
+          event: { type: "string", description: "the event's type (message when absent)" },
+          data: { type: "string", description: "the event's JSON" },
+          retry: { type: "integer", description: "ms EventSource waits before it reconnects" },
+        },
+      },
+    },
+  },
+};
+
+/**
+ * The response of a task's stream once its feed is asked for: 404 for an
+ * unknown task, 204 for a client that has seen the end (EventSource then
+ * stops reconnecting), else the stream, with `keep` holding the feed until
+ * the stream closes (or closing it at once when the client already left).
+ */
+export function taskStreamResponse<F extends { close(): void }>(
+  stream: SseStream,
+  feed: F | "not_found" | "ended",
+  taskId: string,
+  keep: (feed: F) => void,
+): Response {
+  if (feed === "not_found") {
+    stream.close();
+    throw new AppError("TASK_NOT_FOUND", `no task with id '${taskId}'`, { status: 404 });
+  }
+  if (feed === "ended") {
+    stream.close();
+    return new Response(null, { status: 204 });
+  }
+  if (stream.open) keep(feed);
+  else feed.close();
+  return stream.response;
+}
+
+/** The route options of a task's stream (GET /task/:id/events, /task/:id/stream). */
+export const TASK_STREAM_ROUTE = {
+  params: t.Object({ id: t.String({ pattern: TASK_ID_PATTERN }) }),
+  response: { 200: t.String(SSE_RESPONSE), 204: t.String(), ...errorResponses(404, 422, ...COMMON_ERRORS) },
+};
+
 const LIST = "^[A-Za-z0-9_,]{1,512}$";
 
 /** `a,b` → {a, b}; absent → no filter. */
 function setOf(value: string | undefined): ReadonlySet<string> | undefined {
   return value ? new Set(value.split(",").filter(Boolean)) : undefined;
 }
-
-const SSE_RESPONSE = {
-  description: "an event stream (text/event-stream): one `data:` line of JSON per event, with its `id:`",
-  content: { "text/event-stream": { schema: { type: "string" } } },
-};
 
 export function eventRoutes(deps: EventRoutesDeps) {
   const { hub, store, redis, logger, tenantOf = () => undefined } = deps;
@@ -94,22 +139,10 @@ export function eventRoutes(deps: EventRoutesDeps) {
           { taskId: params.id, tenant, after: lastEventIdOf(request) },
           sinkOf(stream, log),
         );
-        if (feed === "not_found") {
-          stream.close();
-          throw new AppError("TASK_NOT_FOUND", `no task with id '${params.id}'`, { status: 404 });
-        }
-        if (feed === "ended") {
-          stream.close();
-          // 204 tells EventSource to stop reconnecting: the client has seen the end.
-          return new Response(null, { status: 204 });
-        }
-        if (stream.open) feeds.set(stream, feed);
-        else feed.close();
-        return stream.response;
+        return taskStreamResponse(stream, feed, params.id, (kept) => feeds.set(stream, kept));
       },
       {
-        params: t.Object({ id: t.String({ pattern: TASK_ID_PATTERN }) }),
-        response: { 200: t.String(SSE_RESPONSE), 204: t.String(), ...errorResponses(404, 422, ...COMMON_ERRORS) },
+        ...TASK_STREAM_ROUTE,
         detail: {
           summary: "Every state change of one task, pushed as Server-Sent Events",
           description:

@@ -110,6 +110,7 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
     routes,
     promptsFile: env.PROMPTS_FILE === "" ? undefined : env.PROMPTS_FILE,
     simulatedLatencyMs: latencyRange(env.SIMULATED_LATENCY_MS),
+    simulatedTokenLatencyMs: env.SIMULATED_TOKEN_LATENCY_MS,
     maxBodyBytes: env.MAX_BODY_BYTES,
     llm: {
       provider,

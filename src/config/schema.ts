@@ -126,6 +126,12 @@ export const EnvSchema = T.Object({
     default: "50",
     description: "milliseconds, fixed (50) or uniform between two bounds (20-80)",
   }),
+  SIMULATED_TOKEN_LATENCY_MS: integer(
+    0,
+    60_000,
+    "ms between two tokens of a streamed answer of the simulated provider",
+    0,
+  ),
   MAX_BODY_BYTES: integer(1024, 104_857_600, "bytes of the largest request body", 1_048_576),
   LLM_PROVIDER: T.Optional(
     T.Union(

@@ -77,6 +77,8 @@ export interface Config {
   readonly routes: ReadonlyMap<string, string>;
   readonly promptsFile: string | undefined;
   readonly simulatedLatencyMs: { readonly min: number; readonly max: number };
+  /** The simulated provider's wait between two tokens of a streamed answer, ms. */
+  readonly simulatedTokenLatencyMs: number;
   readonly maxBodyBytes: number;
   readonly llm: {
     readonly provider: LlmProviderName;

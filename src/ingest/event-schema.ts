@@ -133,6 +133,7 @@ export function parseEvent(
       temperature: event.temperature,
       max_tokens: event.max_tokens,
       ...(callbackUrl === undefined ? {} : { callback_url: callbackUrl }),
+      ...(event.stream ? { stream: true } : {}),
       source: "kafka",
       accepted_at: acceptedAt,
       event: {

@@ -9,7 +9,12 @@ import { createSimulatedProvider, simulatedEmbeddingModel } from "./simulated-pr
 
 export function createLlmProvider(
   llm: Config["llm"],
-  options: { logger: Logger; simulatedLatencyMs: Config["simulatedLatencyMs"]; embedding: Config["embedding"] },
+  options: {
+    logger: Logger;
+    simulatedLatencyMs: Config["simulatedLatencyMs"];
+    simulatedTokenLatencyMs?: number;
+    embedding: Config["embedding"];
+  },
 ): LlmProvider {
   const { embedding } = options;
   if (llm.provider === "openai") {
@@ -24,7 +29,11 @@ export function createLlmProvider(
       logger: options.logger,
     });
   }
-  return createSimulatedProvider({ latencyMs: options.simulatedLatencyMs, embeddingDim: embedding.dim });
+  return createSimulatedProvider({
+    latencyMs: options.simulatedLatencyMs,
+    tokenLatencyMs: options.simulatedTokenLatencyMs ?? 0,
+    embeddingDim: embedding.dim,
+  });
 }
 
 /** The semantic cache's embeddings, from EMBEDDING_PROVIDER: apart from chat (issue 14). */

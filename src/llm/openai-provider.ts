@@ -3,7 +3,11 @@
  * OpenAI-compatible server (OPENAI_BASE_URL). The SDK's own retries are off:
  * retries are ours (src/llm/retry.ts in-call, the queue across attempts), so
  * that a Retry-After is honoured once and a job's timeout bounds everything.
+ * A request with onToken is streamed (issue 15 §2); one without is not, so
+ * the non-streaming path parses one JSON body as before.
  */
+import type OpenAI from "openai";
+import { errorMessage } from "../errors";
 import type { Logger } from "../log";
 import { createOpenAiEmbedder, openAiClient } from "./openai-embedder";
 import { toLlmError } from "./openai-errors";
@@ -41,51 +45,136 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
     onRetry,
   });
 
+  /** The request's body, streamed or not. */
+  const paramsOf = (request: ChatRequest) => ({
+    model: request.model ?? model,
+    messages: [
+      { role: "system" as const, content: request.system },
+      { role: "user" as const, content: request.user },
+    ],
+    temperature: request.temperature,
+    max_completion_tokens: request.maxTokens,
+  });
+
+  const complete = async (request: ChatRequest): Promise<ChatResult> => {
+    const completion = await client.chat.completions
+      .create(paramsOf(request), { signal: request.signal })
+      .catch((error: unknown) => {
+        throw toLlmError(error, "chat completion");
+      });
+    const choice = completion.choices[0];
+    const text = choice?.message.content;
+    if (typeof text !== "string") throw emptyResponse();
+    return {
+      text,
+      model: completion.model,
+      finishReason: choice?.finish_reason ?? "unknown",
+      usage: usageOf(completion.usage),
+    };
+  };
+
+  /**
+   * The same call with `stream: true`: each content delta goes to onToken as
+   * it arrives, and the final chunk (stream_options.include_usage) carries the
+   * usage. A stream that breaks off after it began is retriable: the retry
+   * starts the answer over (onReset).
+   */
+  const stream = async (request: ChatRequest, onToken: (text: string) => void): Promise<ChatResult> => {
+    const chunks = await client.chat.completions
+      .create(
+        { ...paramsOf(request), stream: true, stream_options: { include_usage: true } },
+        { signal: request.signal },
+      )
+      .catch((error: unknown) => {
+        throw toLlmError(error, "chat completion");
+      });
+    const iterator = chunks[Symbol.asyncIterator]();
+    let text = "";
+    let answered = false;
+    let finishReason = "unknown";
+    let modelName = request.model ?? model;
+    let usage: ChatResult["usage"] | undefined;
+    for (;;) {
+      let next: IteratorResult<OpenAI.ChatCompletionChunk>;
+      try {
+        next = await iterator.next();
+      } catch (error) {
+        throw brokenStream(error, text.length, request.signal);
+      }
+      if (next.done) break;
+      const chunk = next.value;
+      modelName = chunk.model || modelName;
+      if (chunk.usage) usage = usageOf(chunk.usage);
+      const choice = chunk.choices[0];
+      if (!choice) continue;
+      answered = true;
+      if (choice.finish_reason) finishReason = choice.finish_reason;
+      const piece = choice.delta?.content;
+      if (piece) {
+        text += piece;
+        // Outside the try above: an error of the listener is a bug of ours, never a retriable provider failure.
+        onToken(piece);
+      }
+    }
+    if (!answered) throw emptyResponse();
+    return { text, model: modelName, finishReason, usage: usage ?? usageOf(undefined) };
+  };
+
   return {
     name: "openai",
     embeddingModel,
     embeddingDim,
     async chat(request: ChatRequest): Promise<ChatResult> {
-      const completion = await withRetry(
-        () =>
-          client.chat.completions
-            .create(
-              {
-                model: request.model ?? model,
-                messages: [
-                  { role: "system", content: request.system },
-                  { role: "user", content: request.user },
-                ],
-                temperature: request.temperature,
-                max_completion_tokens: request.maxTokens,
-              },
-              { signal: request.signal },
-            )
-            .catch((error: unknown) => {
-              throw toLlmError(error, "chat completion");
-            }),
+      const { onToken, onReset } = request;
+      if (!onToken) return withRetry(() => complete(request), retry, { signal: request.signal, onRetry });
+      let emitted = false;
+      const relay = (piece: string) => {
+        emitted = true;
+        onToken(piece);
+      };
+      return withRetry(
+        () => {
+          // A retry after some text went out: the listener drops it, and the answer starts over.
+          if (emitted) {
+            emitted = false;
+            onReset?.();
+          }
+          return stream(request, relay);
+        },
         retry,
         { signal: request.signal, onRetry },
       );
-      const choice = completion.choices[0];
-      const text = choice?.message.content;
-      if (typeof text !== "string") {
-        throw new LlmError("LLM_EMPTY_RESPONSE", "chat completion: the provider returned no message content", {
-          retriable: true,
-        });
-      }
-      const usage = completion.usage;
-      return {
-        text,
-        model: completion.model,
-        finishReason: choice?.finish_reason ?? "unknown",
-        usage: {
-          promptTokens: usage?.prompt_tokens ?? 0,
-          completionTokens: usage?.completion_tokens ?? 0,
-          totalTokens: usage?.total_tokens ?? 0,
-        },
-      };
     },
     embed: embedder.embed,
   };
+}
+
+function usageOf(usage: OpenAI.CompletionUsage | null | undefined): ChatResult["usage"] {
+  return {
+    promptTokens: usage?.prompt_tokens ?? 0,
+    completionTokens: usage?.completion_tokens ?? 0,
+    totalTokens: usage?.total_tokens ?? 0,
+  };
+}
+
+function emptyResponse(): LlmError {
+  return new LlmError("LLM_EMPTY_RESPONSE", "chat completion: the provider returned no message content", {
+    retriable: true,
+  });
+}
+
+/**
+ * What a stream that failed after it began is: the caller's abort as is (the
+ * caller explains it), an HTTP or connection error as HTTP says, anything
+ * else (the connection cut mid-body, an error event in the stream) retriable.
+ */
+function brokenStream(error: unknown, received: number, signal: AbortSignal | undefined): unknown {
+  if (signal?.aborted) return error;
+  const mapped = toLlmError(error, "chat completion stream");
+  if (mapped instanceof LlmError) return mapped;
+  return new LlmError(
+    "LLM_STREAM_INTERRUPTED",
+    `chat completion stream: the answer broke off after ${received} characters (${errorMessage(error)})`,
+    { retriable: true, cause: error },
+  );
 }

@@ -14,6 +14,17 @@ export interface ChatRequest {
   maxTokens: number;
   /** Aborts the call for real: the HTTP request is cancelled, not merely ignored. */
   signal?: AbortSignal;
+  /**
+   * Given: the answer is streamed, and each piece of text is passed here as
+   * the provider sends it. Their concatenation is the result's `text`, or
+   * what came since the last onReset.
+   */
+  onToken?: (text: string) => void;
+  /**
+   * The text passed to onToken so far is void: a retry inside the call
+   * (llm/retry.ts) starts the answer over. Called only after some text was passed.
+   */
+  onReset?: () => void;
 }
 
 export interface TokenUsage {

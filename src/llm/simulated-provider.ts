@@ -2,7 +2,8 @@
  * The offline default provider: deterministic answers per task type, a
  * configurable latency (fixed, or uniform in a range), and lexical
  * embeddings. Its results say `model: "simulated"` so that nobody mistakes
- * them for a model's.
+ * them for a model's. Asked to stream (onToken), it sends its answer word by
+ * word, `tokenLatencyMs` apart, after the latency.
  */
 import { sleep } from "../util/backoff";
 import { lexicalEmbedding } from "./lexical-embedding";
@@ -88,8 +89,18 @@ export function simulatedAnswer(taskType: string, text: string): string {
   }
 }
 
+/** The pieces a streamed answer is sent in: each word with the blank before it, so that they join back into it. */
+export function tokenPieces(text: string): string[] {
+  const pieces: string[] = [...(text.match(/\s*\S+/g) ?? [])];
+  const rest = text.slice(pieces.join("").length);
+  if (rest) pieces.push(rest);
+  return pieces;
+}
+
 export interface SimulatedProviderOptions {
   latencyMs?: { min: number; max: number };
+  /** Wait between two tokens of a streamed answer, ms. */
+  tokenLatencyMs?: number;
   embeddingDim: number;
   random?: () => number;
 }
@@ -100,7 +111,7 @@ export function simulatedEmbeddingModel(dim: number): string {
 }
 
 export function createSimulatedProvider(options: SimulatedProviderOptions): LlmProvider {
-  const { latencyMs = { min: 0, max: 0 }, embeddingDim, random = Math.random } = options;
+  const { latencyMs = { min: 0, max: 0 }, tokenLatencyMs = 0, embeddingDim, random = Math.random } = options;
   const delay = () => latencyMs.min + random() * (latencyMs.max - latencyMs.min);
   return {
     name: "simulated",
@@ -111,6 +122,12 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): LlmP
       if (ms > 0) await sleep(ms, request.signal);
       else request.signal?.throwIfAborted();
       const text = simulatedAnswer(request.taskType, request.user);
+      if (request.onToken) {
+        for (const [i, piece] of tokenPieces(text).entries()) {
+          if (i > 0 && tokenLatencyMs > 0) await sleep(tokenLatencyMs, request.signal);
+          request.onToken(piece);
+        }
+      }
       const promptTokens = estimateTokens(request.system) + estimateTokens(request.user);
       const completionTokens = Math.min(request.maxTokens, estimateTokens(text));
       return {

@@ -10,6 +10,11 @@
  *   3. resultOf: the result, built one way for a cache hit and a fresh answer.
  *   4. recordSuccess: store the result, announce it.
  *
+ * A task with `stream: true` also relays its answer as the provider writes
+ * it (store/task-tokens.ts): a reset at the attempt's start, the tokens, the
+ * whole answer made sure of before the result is recorded (a cache hit is
+ * one piece), and the end after it, or after a final failure.
+ *
  * Any failure goes to retryOrFail, the one place that decides: only retriable
  * errors are retried while retries remain, and a TypeError (a bug) never is.
  */
@@ -22,6 +27,7 @@ import type { RateLimiter } from "../llm/rate-limiter";
 import type { Logger } from "../log";
 import { isRedisUnavailable } from "../redis/client";
 import type { TaskStore } from "../store/task-store";
+import type { TokenLog, TokenWriter } from "../store/task-tokens";
 import type { TaskError, TaskJob, TaskResult } from "../task/contract";
 import { sleep } from "../util/backoff";
 import { createLlmCall, type LlmCall } from "./llm-call";
@@ -43,6 +49,8 @@ export interface TaskProcessorDeps {
   maxAttempts?: number;
   /** The waits between tries to record an answer while Redis is unreachable; then the attempt is retried. */
   recordRetryDelaysMs?: readonly number[];
+  /** Where streamed tasks relay their tokens; without it, `stream: true` is ignored (GET /task/:id/stream sends the answer whole). */
+  tokens?: TokenLog;
 }
 
 /** Job options that the queue persists with the job; its backoff strategy reads retryAfterMs. */
@@ -131,7 +139,7 @@ export function resultOf(task: TaskJob, resolution: Resolution, processingMs: nu
 export type TaskProcessor = (job: QueuedTask, queue: string) => Promise<TaskResult | undefined>;
 
 export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
-  const { systemPrompt, store, bus, logger, defaultModel, cache, maxAttempts = 0 } = deps;
+  const { systemPrompt, store, bus, logger, defaultModel, cache, tokens, maxAttempts = 0 } = deps;
   const recordRetryDelaysMs = deps.recordRetryDelaysMs ?? RECORD_RETRY_DELAYS_MS;
   const llmDeps = { provider: deps.provider, limiter: deps.limiter, bus, timeoutMs: deps.jobTimeoutMs };
 
@@ -152,11 +160,13 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     if (maxAttempts > 0 && attempt > maxAttempts) throw new TooManyAttemptsError(attempt, maxAttempts);
   };
 
-  const lookUpOrAnswer = async (task: TaskJob, llm: LlmCall): Promise<Resolution> => {
+  const lookUpOrAnswer = async (task: TaskJob, llm: LlmCall, writer: TokenWriter | undefined): Promise<Resolution> => {
     const system = systemPrompt(task.task_type);
     const model = task.model ?? defaultModel;
     const { temperature, max_tokens: maxTokens } = task;
-    const compute = () => llm.ask({ taskType: task.task_type, system, user: task.text, model, temperature, maxTokens });
+    const relay = writer ? { onToken: (text: string) => writer.token(text), onReset: () => writer.reset() } : {};
+    const compute = () =>
+      llm.ask({ taskType: task.task_type, system, user: task.text, model, temperature, maxTokens, ...relay });
     if (!cache) return { fromCache: false, answer: await compute() };
     return cache.resolve(
       { tenant: task.tenant, taskType: task.task_type, text: task.text, model, system, temperature, maxTokens },
@@ -194,6 +204,18 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     });
   };
 
+  /**
+   * The end of a streamed task's tokens, after its end is recorded. Not
+   * retried: should it be lost, GET /task/:id/stream ends its clients from
+   * the task's own end a moment later (store/token-feed.ts).
+   */
+  const endTokens = async (task: TaskJob, log: Logger) => {
+    if (!task.stream || !tokens) return;
+    await tokens
+      .end(task.task_id)
+      .catch((error: unknown) => log.warn({ error: errorMessage(error) }, "token stream: could not append its end"));
+  };
+
   /** The one retry-or-fail decision; returns the error to throw back to the queue. */
   const retryOrFail = async (job: QueuedTask, queue: string, error: unknown, log: Logger) => {
     const task = job.data;
@@ -212,6 +234,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     // Bee-Queue retries any error while retries remain: a non-retriable one must fail now.
     options.retries = 0;
     await store.fail(task.task_id, recorded, Date.now(), task.tenant, task.callback_url);
+    await endTokens(task, log);
     bus.emit("task.failed", { task_id: task.task_id, queue, code: recorded.code });
     // A task that kills its worker is the operator's problem, not the client's: it is logged as an error.
     if (error instanceof TooManyAttemptsError)
@@ -227,18 +250,28 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     const startedAt = Date.now();
     // One per attempt: it knows whether this attempt's timeout cut the call.
     const llm = createLlmCall(llmDeps);
+    let writer: TokenWriter | undefined;
     try {
       // Inside the try: a start that cannot reach Redis is retried like any step, never a job that fails
       // with no result and reads PENDING for ever.
       const attempt = await startTask(task, queue, startedAt, log);
-      if (attempt === undefined) return undefined;
+      if (attempt === undefined) {
+        // Its worker may have died between recording the end and the token stream's end: written again.
+        await endTokens(task, log);
+        return undefined;
+      }
       refuseRerun(attempt);
-      const resolution = await lookUpOrAnswer(task, llm);
+      writer = task.stream && tokens ? tokens.open(task.task_id, attempt, log) : undefined;
+      const resolution = await lookUpOrAnswer(task, llm, writer);
       const finishedAt = Date.now();
       const result = resultOf(task, resolution, finishedAt - startedAt);
+      // Every token is in Redis before the end is announced: a client never sees the end before the answer.
+      await writer?.complete(result.response);
       await recordSuccess(task, queue, result, startedAt, finishedAt);
+      if (writer) await endTokens(task, log);
       return result;
     } catch (thrown) {
+      await writer?.abandon();
       throw await retryOrFail(job, queue, llm.blame(thrown), log);
     }
   };

@@ -64,6 +64,19 @@ export async function startApiRole(deps: {
     return tenant !== undefined && config.apiAdmins.has(tenant);
   };
   const { secret: webhookSecret, allowPrivate } = config.webhooks;
+  // The push channels (task events, token streams) share the event hub and the SSE limits.
+  const eventDeps = {
+    hub,
+    store,
+    redis,
+    tenantOf: keyring.tenantOf,
+    logger: logger.child({ component: "events" }),
+    sse: {
+      heartbeatMs: config.events.heartbeatMs,
+      maxBufferBytes: config.events.maxBufferBytes,
+      slowClientGraceMs: config.events.slowClientGraceMs,
+    },
+  };
   const app = createApp({
     logger: logger.child({ component: "api" }),
     probes: deps.probes,
@@ -96,18 +109,8 @@ export async function startApiRole(deps: {
       tenantOf: keyring.tenantOf,
     },
     streamTokens,
-    events: {
-      hub,
-      store,
-      redis,
-      tenantOf: keyring.tenantOf,
-      logger: logger.child({ component: "events" }),
-      sse: {
-        heartbeatMs: config.events.heartbeatMs,
-        maxBufferBytes: config.events.maxBufferBytes,
-        slowClientGraceMs: config.events.slowClientGraceMs,
-      },
-    },
+    events: eventDeps,
+    stream: eventDeps,
     graphql: { resultTtlSeconds: config.resultTtlSeconds },
     access: { keyring, isAdmin, redis, rateLimit: config.apiRateLimit },
     operations: {

@@ -24,6 +24,7 @@ import { createWorkerHeartbeat } from "../queue/worker-registry";
 import { createWorkerRunner } from "../queue/worker-runner";
 import { connectRedis, logConnectionErrors } from "../redis/client";
 import { createTaskStore } from "../store/task-store";
+import { createTokenLog } from "../store/task-tokens";
 import { APP_NAME, APP_VERSION } from "../version";
 import { createDeliverer } from "../webhooks/deliverer";
 import { createDeliveryStore } from "../webhooks/delivery-store";
@@ -42,6 +43,7 @@ try {
   const provider = createLlmProvider(config.llm, {
     logger,
     simulatedLatencyMs: config.simulatedLatencyMs,
+    simulatedTokenLatencyMs: config.simulatedTokenLatencyMs,
     embedding: config.embedding,
   });
   const embedder = createEmbedder(config.embedding, { apiKey: config.llm.apiKey, logger });
@@ -104,6 +106,7 @@ try {
     jobTimeoutMs: config.worker.jobTimeoutMs,
     defaultModel: config.llm.model,
     cache,
+    tokens: createTokenLog({ redis, ttlSeconds: config.resultTtlSeconds }),
     // Every retry, plus three re-runs after a dead worker or a drain that gave the job back.
     maxAttempts: config.worker.retries + 4,
   });

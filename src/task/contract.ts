@@ -41,6 +41,10 @@ export const ProcessBody = T.Object({
         "an http(s) URL that receives the task's final result as a signed POST (Standard Webhooks); it must resolve to public addresses",
     }),
   ),
+  stream: T.Boolean({
+    default: false,
+    description: "true: the answer is relayed token by token as the model writes it, on GET /task/{id}/stream",
+  }),
 });
 export type ProcessRequest = Static<typeof ProcessBody>;
 
@@ -55,6 +59,8 @@ export const TaskJobSchema = T.Object({
   model: T.Optional(T.String()),
   temperature: T.Number(),
   max_tokens: T.Integer(),
+  /** Relay the answer's tokens as they come (store/task-tokens.ts); absent: false. */
+  stream: T.Optional(T.Boolean()),
   /** The API key's name when auth is on; scopes the task and its cache entries. */
   tenant: T.Optional(T.String()),
   source: T.Union([T.Literal("api"), T.Literal("kafka"), T.Literal("maintenance")]),

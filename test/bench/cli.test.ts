@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RunResult } from "../../bench/result";
-import { requireRedis } from "../helpers/services";
+import { requireRedis, testConfig } from "../helpers/services";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "bench-cli-"));
@@ -35,6 +35,9 @@ describe("bun bench CLI", () => {
       "kafka",
       "cache",
       "cache-quality",
+      "stream",
+      "--tokens",
+      "--token-latency",
       "--embeddings",
       "--limit",
       "--calibrate",
@@ -179,6 +182,33 @@ describe("bun bench CLI", () => {
     // Every task waits the 20 ms of the simulated LLM, on both sides.
     expect(part?.latencyMs?.p50).toBeGreaterThanOrEqual(20);
     expect(Number(part?.extra?.app_p50_ms)).toBeGreaterThanOrEqual(20);
+  });
+
+  test("`stream` measures time to first token, from the POST and from the mock's send, beside time to result", async () => {
+    const out = join(dir, "stream");
+    // The test Redis (REDIS_URL), database 7: emptied by the harness like the other scenarios'.
+    const redisUrl = new URL(testConfig.redisUrl);
+    redisUrl.pathname = "/7";
+    const { code, stderr } = await bench(
+      "stream",
+      ...["--rate", "10", "--duration", "3s", "--warmup", "1s", "--latency", "20"],
+      ...["--tokens", "30", "--token-latency", "3"],
+      ...["--redis-url", redisUrl.toString(), "--out", out, "--quiet"],
+    );
+    expect({ code, stderr: code === 0 ? "" : stderr }).toEqual({ code: 0, stderr: "" });
+    const [toResult, fromPost, fromMock] = results(out)[0]?.parts ?? [];
+    expect(toResult?.completed).toBe(30);
+    expect(toResult?.errors).toEqual({});
+    // 20 ms before the first token, then 29 gaps of 3 ms before the last.
+    expect(toResult?.latencyMs?.p50).toBeGreaterThanOrEqual(20 + 29 * 3);
+    expect(toResult?.extra?.token_events_per_task).toBeGreaterThanOrEqual(20);
+    expect(fromPost?.latencyMs?.count).toBe(30);
+    expect(fromPost?.latencyMs?.p50).toBeGreaterThanOrEqual(20);
+    expect(fromPost?.latencyMs?.p50).toBeLessThan(toResult?.latencyMs?.p50 as number);
+    // Every measured task's first token was found in the mock's records, and the relay is faster than the model.
+    expect(fromMock?.latencyMs?.count).toBe(30);
+    expect(fromMock?.latencyMs?.p50).toBeGreaterThan(0);
+    expect(fromMock?.latencyMs?.p50).toBeLessThan(fromPost?.latencyMs?.p50 as number);
   });
 
   test("`kafka` produces events with their own ids and measures event → result through the consumer role", async () => {

@@ -58,6 +58,11 @@ test("schemathesis finds no 5xx and no response outside the documented contract"
       // get_pretty_function_description) on header parameters; fuzzing and stateful cover the contract.
       "--phases",
       "examples,fuzzing,stateful",
+      // GET /events is a dashboard's feed: it never ends, and schemathesis reads a text/event-stream body to its
+      // end. Its query parameters' 422s are tested in test/integration/task-events.test.ts; the streams that do
+      // end (GET /task/{id}/events, /task/{id}/stream) stay in.
+      "--exclude-name",
+      "GET /events",
       "--no-color",
     ],
     // Its own working directory: schemathesis keeps a .schemathesis/ cache where it runs.

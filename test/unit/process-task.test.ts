@@ -4,7 +4,7 @@
  * makes the task wait, and a store that records what the processor told it.
  * The paths with real processes (kill -9, poison jobs, provider faults over
  * HTTP) are in test/fault and test/integration.
- * Past ~300 lines on purpose: every step and retry-or-fail rule of
+ * Past ~300 lines on purpose: every step, retry-or-fail rule and stream relay of
  * process-task.ts on one stub harness (build()) that a split would copy.
  */
 import { describe, expect, test } from "bun:test";
@@ -18,6 +18,7 @@ import { createSimulatedProvider } from "../../src/llm/simulated-provider";
 import { createLogger } from "../../src/log";
 import { createTaskProcessor, resultOf, type TaskJobOptions } from "../../src/pipeline/process-task";
 import type { TaskStore } from "../../src/store/task-store";
+import type { TokenLog } from "../../src/store/task-tokens";
 import type { TaskError, TaskJob, TaskResult, TaskStatus } from "../../src/task/contract";
 
 const job = (extra: Partial<TaskJob> = {}): TaskJob => ({
@@ -55,6 +56,7 @@ function build(
     maxAttempts?: number;
     jobTimeoutMs?: number;
     cache?: SemanticCache;
+    tokens?: TokenLog;
     /** Replaces some of the recording store's calls (which still record when they are not replaced). */
     store?: (recording: TaskStore) => Partial<TaskStore>;
   } = {},
@@ -77,6 +79,7 @@ function build(
     jobTimeoutMs: options.jobTimeoutMs ?? 5_000,
     defaultModel: "default-model",
     ...(options.cache ? { cache: options.cache } : {}),
+    ...(options.tokens ? { tokens: options.tokens } : {}),
     maxAttempts: options.maxAttempts ?? 0,
     recordRetryDelaysMs: [5, 10],
   });
@@ -312,5 +315,82 @@ describe("job timeout", () => {
     const { run, outcomes } = build({ provider: hung, jobTimeoutMs: 50, cache: rewrapping });
     await expect(run(job(), 0).done).rejects.toMatchObject({ code: "JOB_TIMEOUT" });
     expect(outcomes.map((o) => [o.kind, o.error?.code])).toEqual([["fail", "JOB_TIMEOUT"]]);
+  });
+});
+
+/** A token log that writes what the processor told it, in order, beside the store's outcomes. */
+function recordingTokens(order: string[]): TokenLog {
+  return {
+    open(_taskId, attempt) {
+      order.push(`reset ${attempt}`);
+      return {
+        token: (text) => void order.push(`token ${text}`),
+        reset: () => void order.push("reset"),
+        complete: async (response) => void order.push(`complete ${response}`),
+        abandon: async () => void order.push("abandon"),
+      };
+    },
+    end: async () => void order.push("end"),
+  };
+}
+
+/** The store's outcomes into the same order as the token log's calls. */
+const intoOrder = (order: string[]) => (recording: TaskStore) => ({
+  succeed: async (...args: Parameters<TaskStore["succeed"]>) => {
+    order.push("succeed");
+    await recording.succeed(...args);
+  },
+  fail: async (...args: Parameters<TaskStore["fail"]>) => {
+    order.push("fail");
+    await recording.fail(...args);
+  },
+  retry: async (...args: Parameters<TaskStore["retry"]>) => {
+    order.push("retry");
+    await recording.retry(...args);
+  },
+});
+
+describe("a streamed task (issue 15 §2)", () => {
+  test("its tokens go out as the provider sends them, are made whole before the result is recorded, and end after it", async () => {
+    const order: string[] = [];
+    const { run } = build({ tokens: recordingTokens(order), store: intoOrder(order), attempt: 2 });
+    const result = await run(job({ stream: true })).done;
+    const tokens = order.filter((step) => step.startsWith("token ")).map((step) => step.slice("token ".length));
+    expect(tokens.length).toBeGreaterThan(3);
+    expect(tokens.join("")).toBe(result?.response as string);
+    expect(order[0]).toBe("reset 2");
+    expect(order.slice(-3)).toEqual([`complete ${result?.response}`, "succeed", "end"]);
+  });
+
+  test("a cache hit relays nothing while it resolves: its answer goes to the stream whole, then the end", async () => {
+    const order: string[] = [];
+    const answer = { query: "q", response: "cached answer", model: "m", metadata: {} as never };
+    const cache: SemanticCache = {
+      resolve: async () => ({ fromCache: true, hit: { tier: "exact", id: "x:sentiment_analysis", answer } }),
+    };
+    const { run } = build({ tokens: recordingTokens(order), store: intoOrder(order), cache });
+    await run(job({ stream: true })).done;
+    expect(order).toEqual(["reset 1", "complete cached answer", "succeed", "end"]);
+  });
+
+  test("a failed attempt abandons its stream; a retry leaves it open for the next attempt, a final failure ends it", async () => {
+    const retried: string[] = [];
+    const transient = new LlmError("LLM_SERVER_ERROR", "500", { retriable: true });
+    const first = build({ provider: failing(transient), tokens: recordingTokens(retried), store: intoOrder(retried) });
+    await expect(first.run(job({ stream: true })).done).rejects.toBe(transient);
+    expect(retried).toEqual(["reset 1", "abandon", "retry"]);
+
+    const failed: string[] = [];
+    const fatal = new LlmError("LLM_BAD_REQUEST", "400", { retriable: false });
+    const second = build({ provider: failing(fatal), tokens: recordingTokens(failed), store: intoOrder(failed) });
+    await expect(second.run(job({ stream: true })).done).rejects.toBe(fatal);
+    expect(failed).toEqual(["reset 1", "abandon", "fail", "end"]);
+  });
+
+  test("a task without stream writes no tokens, whatever the token log", async () => {
+    const order: string[] = [];
+    const { run } = build({ tokens: recordingTokens(order), store: intoOrder(order) });
+    await run(job()).done;
+    expect(order).toEqual(["succeed"]);
   });
 });
