@@ -55,7 +55,7 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<LoadRun
   clearInterval(timer);
   recorder ??= options.recorder(measuredStart);
   const stoppedAt = Math.min(now(), end);
-  recorder.tick(stoppedAt);
+  recorder.finish(stoppedAt);
   return {
     recorder,
     sent: measuredSent,

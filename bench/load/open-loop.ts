@@ -125,7 +125,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<LoadRun> {
   for (const index of pendingMeasured)
     recorder.record(start + index * intervalMs, now(), { ok: false, kind: "unfinished" });
   pendingMeasured.clear();
-  recorder.tick(now());
+  recorder.finish(now());
   return {
     recorder,
     sent: Math.max(0, next - firstMeasured),

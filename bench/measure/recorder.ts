@@ -29,6 +29,12 @@ export interface Recorder {
   record(intendedAt: number, endedAt: number, outcome: Outcome): void;
   /** Closes the current timeline second(s) up to `now`. */
   tick(now: number): void;
+  /**
+   * The run is over: closes the seconds up to `now` and the last, partial one if anything happened in it.
+   * Without it, a run that ended at 2,999 ms left its third second (where a stall's answers landed) out of
+   * the timeline.
+   */
+  finish(now: number): void;
   readonly latency: Histogram;
   readonly service: Histogram;
   readonly sendLag: Histogram;
@@ -93,6 +99,10 @@ export function createRecorder(startedAt: number): Recorder {
       }
     },
     tick,
+    finish(now) {
+      tick(now);
+      if (second.totalCount > 0 || secondErrors > 0) closeSecond();
+    },
     latency,
     service,
     sendLag,

@@ -3,9 +3,11 @@
  * latency measured against it is the harness's own cost (plus loopback and
  * Bun.serve), the figure behind "the harness adds ≤ 1 ms to P99".
  *
- * A stall window makes it hold every request that arrives during
- * [stallAfterMs, stallAfterMs + stallMs) until the window ends: the fault the
- * open-loop test needs.
+ * A stall window makes it hold every POST that arrives during
+ * [stallAfterMs, stallAfterMs + stallMs) after the first POST until the
+ * window ends: the fault the open-loop test needs. Counted from the first
+ * POST, not from the start: a start slower than stallAfterMs (a loaded box)
+ * put the whole window before the load, behind the readiness probe.
  *
  *   bun bench/targets/null-server.ts --port 8010 [--stall-after 2000 --stall 1000]
  */
@@ -13,7 +15,7 @@ import { parseArgs } from "node:util";
 
 export interface NullServerOptions {
   port?: number;
-  /** ms after start when the stall begins; no stall when undefined. */
+  /** ms after the first POST when the stall begins; no stall when undefined. */
   stallAfterMs?: number;
   stallMs?: number;
 }
@@ -27,15 +29,16 @@ export interface NullServer {
 const BODY = '{"task_id":"0","status":"PENDING","message":"null server"}';
 
 export function startNullServer(options: NullServerOptions = {}): NullServer {
-  const startedAt = performance.now();
+  let startedAt: number | undefined;
   const { stallAfterMs, stallMs = 0 } = options;
   let requests = 0;
   const server = Bun.serve({
     port: options.port ?? 0,
     hostname: "127.0.0.1",
-    async fetch() {
+    async fetch(request) {
       requests++;
-      if (stallAfterMs !== undefined) {
+      if (stallAfterMs !== undefined && request.method === "POST") {
+        startedAt ??= performance.now();
         const elapsed = performance.now() - startedAt;
         const until = stallAfterMs + stallMs;
         if (elapsed >= stallAfterMs && elapsed < until) await Bun.sleep(until - elapsed);

@@ -41,4 +41,20 @@ describe("recorder", () => {
     expect(recorder.timeline[0]?.p99).toBeCloseTo(2, 1);
     expect(recorder.timeline[1]?.p99).toBeCloseTo(300, 0);
   });
+
+  test("finishing a run keeps its last, partial second in the timeline (a run that ends at 2,999 ms has three)", () => {
+    const recorder = createRecorder(0);
+    recorder.record(100, 102, { ok: true });
+    recorder.record(1100, 1102, { ok: true });
+    // A stall's answers land in the third second, and the run ends before it is whole.
+    recorder.record(1200, 2100, { ok: true });
+    recorder.finish(2999);
+    expect(recorder.timeline.map((p) => p.completed)).toEqual([1, 1, 1]);
+    expect(recorder.timeline[2]?.p99).toBeCloseTo(900, 0);
+    // Nothing in the trailing second: no empty point is added.
+    const quiet = createRecorder(0);
+    quiet.record(100, 102, { ok: true });
+    quiet.finish(1000);
+    expect(quiet.timeline.length).toBe(1);
+  });
 });
