@@ -8,13 +8,15 @@
  *              (STARTED) and comes back with Last-Event-ID. Prints, per task, the events
  *              each connection got, as JSON.
  *   dashboards: holds --count GET /events streams (with --query, e.g.
- *              task_type=classification) open until stdin closes (or
+ *              task_type=classification) open until SIGUSR2 (or
  *              --hold-ms passes), counting the events they get.
  *
  *   bun tools/sse-load.ts tasks --url http://127.0.0.1:8000 --count 1000 --reconnect-every 10
  *
  * Bun's fetch runs at most 256 requests at once per process: this script
- * re-executes itself with BUN_CONFIG_MAX_HTTP_REQUESTS raised when it is not.
+ * re-executes itself with BUN_CONFIG_MAX_HTTP_REQUESTS raised when it is not
+ * (a parent that signals it should set the variable itself, so that the
+ * signal reaches the process that holds the streams).
  */
 import { parseArgs } from "node:util";
 import { openSse, type SseConnection } from "./sse-client";
@@ -116,14 +118,18 @@ async function dashboardsMode(options: {
       ),
     )
   ).filter((c): c is SseConnection => c !== undefined && c.status === 200);
-  // Ready: the parent starts its load now.
+  // Ready: the parent starts its load now, and sends SIGUSR2 (or SIGINT) when it is done. The handlers
+  // come first: a signal sent the moment "ready" is read would otherwise meet the default action (exit).
+  const released = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, options.holdMs);
+    for (const signal of ["SIGUSR2", "SIGINT"] as const)
+      process.once(signal, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+  });
   console.error(`ready ${connections.length}`);
-  const stdinClosed = (async () => {
-    for await (const _ of Bun.stdin.stream()) {
-      // Drain until the parent closes it.
-    }
-  })();
-  await Promise.race([stdinClosed, Bun.sleep(options.holdMs)]);
+  await released;
   const events = connections.reduce((sum, c) => sum + c.events.length, 0);
   for (const c of connections) c.close();
   return { mode: "dashboards", count: options.count, opened: connections.length, events, errors };

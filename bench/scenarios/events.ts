@@ -42,6 +42,10 @@ function apiPid(url: string, fallback: number | undefined): number | undefined {
   return match ? Number(match[1]) : fallback;
 }
 
+/**
+ * A trickle of tasks of the type the subscribers follow, so their streams are live. Each request has its own
+ * deadline and the stop signal: one fetch that never answered kept the scenario waiting for ever.
+ */
 async function trickle(url: string, perSecond: number, signal: AbortSignal): Promise<number> {
   let sent = 0;
   while (!signal.aborted) {
@@ -49,8 +53,10 @@ async function trickle(url: string, perSecond: number, signal: AbortSignal): Pro
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ text: `live event ${sent} for the dashboards`, task_type: TRICKLE_TYPE }),
+      signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]),
     }).catch(() => undefined);
     if (response?.status === 202) sent++;
+    await response?.body?.cancel().catch(() => {});
     await Bun.sleep(1000 / perSecond);
   }
   return sent;
@@ -96,7 +102,8 @@ export const eventsScenario: Scenario = {
           "--query",
           `task_type=${TRICKLE_TYPE}`,
         ],
-        { cwd: ROOT, stdin: "pipe", stdout: "pipe", stderr: "pipe" },
+        // The fetch cap raised here, so the script runs as this very process and gets the signal below.
+        { cwd: ROOT, stdout: "pipe", stderr: "pipe", env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: "8192" } },
       );
       const stderr = load.stderr.getReader();
       const decoder = new TextDecoder();
@@ -113,7 +120,7 @@ export const eventsScenario: Scenario = {
       parts.push(await measurePart(request, mode, options.rate, `with ${opened} SSE subscribers`));
       stopTrickle.abort();
       const trickleSent = await trickled;
-      load.stdin.end();
+      load.kill("SIGUSR2");
       const report = JSON.parse(await new Response(load.stdout).text()) as { opened: number; events: number };
       await load.exited;
       extra.subscribers_opened = report.opened;
