@@ -87,6 +87,10 @@ interface Follower {
 export async function createEventHub(deps: { redis: Redis; logger: Logger }): Promise<EventHub> {
   const { redis, logger } = deps;
   const subscriber = redis.duplicate();
+  // Catching clients up reads streams in pages: on a connection of its own, so that a crowd reconnecting
+  // never queues the API's own commands (the enqueue of POST /process) behind its replies.
+  const reader = redis.duplicate();
+  reader.on("error", (error) => logger.warn({ error: errorMessage(error) }, "event hub reader connection error"));
   const prefix = channelPrefix(redis);
   interface Channel {
     followers: Set<Follower>;
@@ -109,25 +113,30 @@ export async function createEventHub(deps: { redis: Redis; logger: Logger }): Pr
 
   const catchUp = async (follower: Follower) => {
     follower.live = false;
-    if (follower.lastId === "$") {
-      const last = (await redis.xrevrange(follower.key, "+", "-", "COUNT", 1)) as [string, string[]][];
+    // "Only new ones": nothing to read back. Subscribed already, so what is appended from now on arrives
+    // published. Reading from the end instead made 1,000 dashboards that connected while 1,300 completions a
+    // second flowed each read every completion since, through the connection POST /process uses (measured:
+    // 1 s per POST for several seconds, `bun bench events`).
+    const fromEnd = follower.lastId === "$";
+    if (fromEnd) {
+      const last = (await reader.xrevrange(follower.key, "+", "-", "COUNT", 1)) as [string, string[]][];
       follower.lastId = last[0]?.[0] ?? "0-0";
     }
-    const gapCheck = follower.lastId !== undefined && follower.options.onGap !== undefined;
+    const gapCheck = !fromEnd && follower.lastId !== undefined && follower.options.onGap !== undefined;
     for (let round = 0; !follower.closed; round++) {
       follower.overflowed = false;
       if (round === 0 && gapCheck) {
         // Redis 7 keeps the highest id trimmed from a stream: above the client's last id, it missed something.
-        const info = (await redis.call("XINFO", "STREAM", follower.key).catch(() => undefined)) as
+        const info = (await reader.call("XINFO", "STREAM", follower.key).catch(() => undefined)) as
           | unknown[]
           | undefined;
         const at = info?.indexOf("max-deleted-entry-id") ?? -1;
         const maxDeleted = at >= 0 ? String(info?.[at + 1]) : "0-0";
         if (compareEventIds(maxDeleted, follower.lastId as string) > 0) follower.options.onGap?.();
       }
-      for (;;) {
+      for (; !fromEnd; ) {
         const start = follower.lastId === undefined ? "-" : `(${follower.lastId}`;
-        const page = (await redis.xrange(follower.key, start, "+", "COUNT", PAGE)) as [string, string[]][];
+        const page = (await reader.xrange(follower.key, start, "+", "COUNT", PAGE)) as [string, string[]][];
         for (const [id, fields] of page) deliver(follower, { id, json: fields[1] ?? "{}" });
         if (page.length < PAGE || follower.closed) break;
       }
@@ -269,6 +278,7 @@ export async function createEventHub(deps: { redis: Redis; logger: Logger }): Pr
     async close() {
       for (const channel of [...channels.values()]) for (const follower of [...channel.followers]) stop(follower);
       await subscriber.quit().catch(() => subscriber.disconnect());
+      await reader.quit().catch(() => reader.disconnect());
     },
   };
 }
