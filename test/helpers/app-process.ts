@@ -3,9 +3,11 @@
  * Redis (a database of its own, emptied first, so counts are exact) and the
  * project's mock OpenAI server.
  */
+
+import { afterAll, afterEach, beforeAll, expect } from "bun:test";
 import { join } from "node:path";
 import Redis from "ioredis";
-import type { MockOpenAiServer } from "../../tools/mock-openai-server";
+import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
 import { emptyDatabase } from "../../tools/redis-admin";
 import { testConfig, waitFor } from "./services";
 
@@ -101,4 +103,35 @@ export async function launchWithMock(
     JOB_STALL_INTERVAL_MS: "1000",
     ...env,
   });
+}
+
+/**
+ * The usual setup of a test file that runs the app against the mock server: one mock for the file, and
+ * `launch(db, env)` for an app per test, stopped after each test (it must exit 0) with the mock's faults and
+ * counters reset.
+ */
+export function mockAppPerTest(options: { latencyMs?: number | { min: number; max: number } } = {}) {
+  let mock: MockOpenAiServer | undefined;
+  let app: AppProcess | undefined;
+  beforeAll(() => {
+    mock = createMockOpenAiServer({ port: 0, ...options });
+  });
+  afterEach(async () => {
+    const running = app;
+    app = undefined;
+    if (running) expect(await running.stop()).toBe(0);
+    mock?.setFault({ kind: "none" });
+    mock?.reset();
+  });
+  afterAll(() => mock?.stop());
+  return {
+    get mock(): MockOpenAiServer {
+      if (!mock) throw new Error("the mock server starts in beforeAll: use it inside a test");
+      return mock;
+    },
+    async launch(db: number, env: Record<string, string> = {}): Promise<AppProcess> {
+      app = await launchWithMock(this.mock, db, env);
+      return app;
+    },
+  };
 }

@@ -5,29 +5,14 @@
  * to GET /task/:id, resuming after Last-Event-ID, and the tenant's
  * completions for dashboards.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
+import { describe, expect, test } from "bun:test";
 import { openSse, type ReceivedEvent, statusesOf } from "../../tools/sse-client";
-import { type AppProcess, launchWithMock } from "../helpers/app-process";
+import { mockAppPerTest } from "../helpers/app-process";
 import { json } from "../helpers/services";
 
 const DB = 20;
 
-let mock: MockOpenAiServer;
-let app: AppProcess | undefined;
-
-beforeAll(() => {
-  mock = createMockOpenAiServer({ port: 0, latencyMs: 5 });
-});
-
-afterEach(async () => {
-  const running = app;
-  app = undefined;
-  if (running) expect(await running.stop()).toBe(0);
-  mock.setFault({ kind: "none" });
-});
-
-afterAll(() => mock.stop());
+const harness = mockAppPerTest({ latencyMs: 5 });
 
 async function submit(base: string, text: string, taskType = "general_analysis"): Promise<string> {
   const response = await fetch(`${base}/process`, {
@@ -43,7 +28,7 @@ const dataOf = (event: ReceivedEvent) => JSON.parse(event.data) as Record<string
 
 describe("GET /task/:id/events", () => {
   test("streams PENDING, STARTED and SUCCESS in order; the final event is GET /task/:id, and the stream closes", async () => {
-    app = await launchWithMock(mock, DB);
+    const app = await harness.launch(DB);
     const id = await submit(app.url, "stream my state changes");
     const stream = await openSse(`${app.url}/task/${id}/events`);
     expect(stream.status).toBe(200);
@@ -59,9 +44,9 @@ describe("GET /task/:id/events", () => {
   });
 
   test("a retried task shows RETRY with its error between two starts", async () => {
-    app = await launchWithMock(mock, DB);
+    const app = await harness.launch(DB);
     // Two 500s: the provider retries once within the call (llm/retry.ts), then the attempt fails and the queue retries it.
-    mock.setFault({ kind: "500", times: 2, endpoint: "chat", textIncludes: "retry me" });
+    harness.mock.setFault({ kind: "500", times: 2, endpoint: "chat", textIncludes: "retry me" });
     const id = await submit(app.url, "please retry me once");
     const stream = await openSse(`${app.url}/task/${id}/events`);
     await stream.ended;
@@ -72,7 +57,7 @@ describe("GET /task/:id/events", () => {
   });
 
   test("a client that connects after the end gets the whole history at once; after the final id, 204", async () => {
-    app = await launchWithMock(mock, DB);
+    const app = await harness.launch(DB);
     const id = await submit(app.url, "already over");
     const done = await json<{ status: string }>(await fetch(`${app.url}/task/${id}?wait=10000`));
     expect(done.status).toBe("SUCCESS");
@@ -85,8 +70,8 @@ describe("GET /task/:id/events", () => {
   });
 
   test("a client that reconnects with Last-Event-ID gets exactly what it missed", async () => {
-    app = await launchWithMock(mock, DB);
-    mock.setFault({ kind: "slow", slowMs: 1500, endpoint: "chat", textIncludes: "slow one" });
+    const app = await harness.launch(DB);
+    harness.mock.setFault({ kind: "slow", slowMs: 1500, endpoint: "chat", textIncludes: "slow one" });
     const id = await submit(app.url, "a slow one to reconnect to");
     const first = await openSse(`${app.url}/task/${id}/events`);
     await first.waitFor((events) => statusesOf(events).includes("STARTED"), "STARTED");
@@ -99,7 +84,7 @@ describe("GET /task/:id/events", () => {
   });
 
   test("an unknown task is a 404 in the error shape, not a stream", async () => {
-    app = await launchWithMock(mock, DB);
+    const app = await harness.launch(DB);
     const response = await fetch(`${app.url}/task/no-such-task/events`);
     expect(response.status).toBe(404);
     expect(((await response.json()) as { error: { code: string } }).error.code).toBe("TASK_NOT_FOUND");
@@ -108,7 +93,7 @@ describe("GET /task/:id/events", () => {
 
 describe("GET /events", () => {
   test("streams the completions that match its filter, and resumes after Last-Event-ID", async () => {
-    app = await launchWithMock(mock, DB);
+    const app = await harness.launch(DB);
     const base = app.url;
     const dashboard = await openSse(`${base}/events?task_type=sentiment_analysis&status=SUCCESS`);
     const everything = await openSse(`${base}/events`);
@@ -137,7 +122,7 @@ describe("GET /events", () => {
   });
 
   test("a filter value that is not a list of names is refused with 422 naming the parameter", async () => {
-    app = await launchWithMock(mock, DB);
+    const app = await harness.launch(DB);
     const response = await fetch(`${app.url}/events?status=PENDING`);
     expect(response.status).toBe(422);
     expect(JSON.stringify(await response.json())).toContain("status");
@@ -177,7 +162,7 @@ async function openWs(url: string, headers: Record<string, string> = {}) {
 
 describe("WebSocket /ws", () => {
   test("subscriptions to a task and to completions get the same events as SSE, and end with complete", async () => {
-    app = await launchWithMock(mock, DB);
+    const app = await harness.launch(DB);
     const client = await openWs(`${app.url}/ws`);
     client.send({ type: "subscribe", id: "all", events: { status: ["SUCCESS"] } });
     await client.until((all) => all.some((m) => m.type === "subscribed" && m.id === "all"), "subscribed");
@@ -206,7 +191,7 @@ describe("WebSocket /ws", () => {
   });
 
   test("a malformed message or an unknown task gets an error message and the connection stays open", async () => {
-    app = await launchWithMock(mock, DB);
+    const app = await harness.launch(DB);
     const client = await openWs(`${app.url}/ws`);
     client.ws.send("not json");
     client.send({ type: "subscribe", id: "x" });
@@ -219,7 +204,7 @@ describe("WebSocket /ws", () => {
   });
 
   test("with API keys, the upgrade needs a key, and a tenant never sees another's task", async () => {
-    app = await launchWithMock(mock, DB, { API_KEYS: "alpha:alpha-key-123,beta:beta-key-1234" });
+    const app = await harness.launch(DB, { API_KEYS: "alpha:alpha-key-123,beta:beta-key-1234" });
     await expect(openWs(`${app.url}/ws`)).rejects.toThrow("did not open");
     const accepted = await fetch(`${app.url}/process`, {
       method: "POST",

@@ -6,29 +6,14 @@
  * first token, that the tokens join into the stored result, cache hits and
  * unstreamed tasks as one piece, resets on retries, Last-Event-ID, failures.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
+import { describe, expect, test } from "bun:test";
 import { openSse, type ReceivedEvent } from "../../tools/sse-client";
-import { type AppProcess, launchWithMock } from "../helpers/app-process";
+import { mockAppPerTest } from "../helpers/app-process";
 import { json } from "../helpers/services";
 
 const DB = 24;
 
-let mock: MockOpenAiServer;
-let app: AppProcess | undefined;
-
-beforeAll(() => {
-  mock = createMockOpenAiServer({ port: 0, latencyMs: 5 });
-});
-
-afterEach(async () => {
-  const running = app;
-  app = undefined;
-  if (running) expect(await running.stop()).toBe(0);
-  mock.reset();
-});
-
-afterAll(() => mock.stop());
+const harness = mockAppPerTest({ latencyMs: 5 });
 
 interface Submit {
   stream?: boolean;
@@ -71,8 +56,8 @@ const percentile = (values: readonly number[], p: number) =>
 
 describe("GET /task/:id/stream", () => {
   test("200 tokens 5 ms apart reach the client as at least 150 events, which join into the stored result", async () => {
-    mock.setStream({ tokens: 200, tokenLatencyMs: 5 });
-    app = await launchWithMock(mock, DB);
+    harness.mock.setStream({ tokens: 200, tokenLatencyMs: 5 });
+    const app = await harness.launch(DB);
     const id = await submit(app.url, "stream me two hundred tokens");
     const stream = await openSse(`${app.url}/task/${id}/stream`);
     expect(stream.status).toBe(200);
@@ -99,8 +84,8 @@ describe("GET /task/:id/stream", () => {
   });
 
   test("the first token reaches the client within 50 ms of the mock sending it (P99 of 50 tasks)", async () => {
-    mock.setStream({ tokens: 20, tokenLatencyMs: 5 });
-    app = await launchWithMock(mock, DB);
+    harness.mock.setStream({ tokens: 20, tokenLatencyMs: 5 });
+    const app = await harness.launch(DB);
     const base = app.url;
     const lags: number[] = [];
     const runOne = async (i: number) => {
@@ -109,7 +94,7 @@ describe("GET /task/:id/stream", () => {
       const stream = await openSse(`${base}/task/${id}/stream`);
       await stream.ended;
       const first = tokensOf(stream.events)[0] as ReceivedEvent;
-      const sent = mock.streams().find((record) => record.user === text);
+      const sent = harness.mock.streams().find((record) => record.user === text);
       expect(sent).toBeDefined();
       expect(finalOf(stream.events).status).toBe("SUCCESS");
       // Same machine, same process: both are epoch ms from performance.timeOrigin.
@@ -127,8 +112,8 @@ describe("GET /task/:id/stream", () => {
 
   test("a cache hit streams its answer as one token; a task sent without stream too", async () => {
     // 2 ms apart: tokens that arrive in one read are sent as one event, and this test counts them.
-    mock.setStream({ tokens: 40, tokenLatencyMs: 2 });
-    app = await launchWithMock(mock, DB);
+    harness.mock.setStream({ tokens: 40, tokenLatencyMs: 2 });
+    const app = await harness.launch(DB);
     const text = "an answer worth caching for streams";
     const first = await submit(app.url, text, { use_cache: true });
     const miss = await openSse(`${app.url}/task/${first}/stream`);
@@ -150,14 +135,14 @@ describe("GET /task/:id/stream", () => {
     await whole.ended;
     expect(whole.events.map((e) => e.event)).toEqual(["token", "end"]);
     expect(shownText(whole.events)).toBe(finalOf(whole.events).result?.response as string);
-    expect(mock.counters().chat_streams).toBe(1);
+    expect(harness.mock.counters().chat_streams).toBe(1);
   });
 
   test("a retried answer shows a reset before it starts over: inside the call, then as a new attempt", async () => {
-    mock.setStream({ tokens: 30, tokenLatencyMs: 2 });
-    app = await launchWithMock(mock, DB);
+    harness.mock.setStream({ tokens: 30, tokenLatencyMs: 2 });
+    const app = await harness.launch(DB);
     // Cut twice: the provider's retry inside the call is cut too, so the attempt fails and the queue retries it.
-    mock.setFault({ kind: "cut", afterTokens: 5, times: 2, endpoint: "chat", textIncludes: "retry me" });
+    harness.mock.setFault({ kind: "cut", afterTokens: 5, times: 2, endpoint: "chat", textIncludes: "retry me" });
     const id = await submit(app.url, "please retry me mid-answer");
     const stream = await openSse(`${app.url}/task/${id}/stream`);
     await stream.ended;
@@ -182,8 +167,8 @@ describe("GET /task/:id/stream", () => {
   });
 
   test("a client that reconnects with Last-Event-ID gets exactly the tokens it missed; after the end, 204", async () => {
-    mock.setStream({ tokens: 100, tokenLatencyMs: 10 });
-    app = await launchWithMock(mock, DB);
+    harness.mock.setStream({ tokens: 100, tokenLatencyMs: 10 });
+    const app = await harness.launch(DB);
     const id = await submit(app.url, "resume me after twenty tokens");
     const first = await openSse(`${app.url}/task/${id}/stream`);
     await first.waitFor((events) => tokensOf(events).length >= 20, "20 tokens");
@@ -206,8 +191,8 @@ describe("GET /task/:id/stream", () => {
   });
 
   test("a task that fails for good ends its stream with the FAILURE, as GET /task/:id shows it", async () => {
-    app = await launchWithMock(mock, DB);
-    mock.setFault({ kind: "400", endpoint: "chat", textIncludes: "refuse me" });
+    const app = await harness.launch(DB);
+    harness.mock.setFault({ kind: "400", endpoint: "chat", textIncludes: "refuse me" });
     const id = await submit(app.url, "please refuse me");
     const stream = await openSse(`${app.url}/task/${id}/stream`);
     await stream.ended;
@@ -218,7 +203,7 @@ describe("GET /task/:id/stream", () => {
   });
 
   test("an unknown task, or another tenant's, is a 404 in the error shape", async () => {
-    app = await launchWithMock(mock, DB, { API_KEYS: "alice:key-alice-0123456789,bob:key-bob-0123456789" });
+    const app = await harness.launch(DB, { API_KEYS: "alice:key-alice-0123456789,bob:key-bob-0123456789" });
     const alice = { authorization: "Bearer key-alice-0123456789" };
     const id = await submit(app.url, "alice's streamed task", { headers: alice });
     const mine = await openSse(`${app.url}/task/${id}/stream`, alice);
