@@ -84,6 +84,7 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
       topicOut: env.KAFKA_TOPIC_OUT === "" ? undefined : env.KAFKA_TOPIC_OUT,
       dlqTopic: `${env.KAFKA_TOPIC_IN}.dlq`,
       groupId: env.KAFKA_GROUP_ID,
+      tenant: env.KAFKA_TENANT === "" ? undefined : env.KAFKA_TENANT,
       consumerThreads: env.KAFKA_CONSUMER_THREADS,
       partitionsConcurrently: env.KAFKA_PARTITIONS_AT_ONCE,
       batchSize: env.KAFKA_BATCH_SIZE,

@@ -86,6 +86,9 @@ function crossFieldProblems(env: Env, apiKeys: readonly ApiKey[] | undefined): s
     if (duplicate) problems.push(`API_KEYS: the name "${duplicate}" appears twice; each name is one tenant`);
     const unknown = env.API_ADMINS === "" ? [] : env.API_ADMINS.split(",").filter((n) => !names.includes(n));
     if (unknown.length > 0) problems.push(`API_ADMINS names no API key: ${unknown.join(", ")}`);
+    // A tenant without a key could never read the tasks it owns.
+    if (names.length > 0 && env.KAFKA_TENANT !== "" && !names.includes(env.KAFKA_TENANT))
+      problems.push(`KAFKA_TENANT names no API key: ${env.KAFKA_TENANT}`);
   }
   const [low = 0, high = low] = env.SIMULATED_LATENCY_MS.split("-").map(Number);
   if (high < low)

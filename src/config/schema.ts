@@ -76,6 +76,11 @@ export const EnvSchema = T.Object({
     default: "ai_eventstream_consumers",
     description: "a consumer group id of 1..255 characters",
   }),
+  KAFKA_TENANT: T.String({
+    pattern: "^$|^[a-zA-Z0-9_.-]+$",
+    default: "",
+    description: "the name of an API key (letters, digits, '_', '.', '-'), or empty",
+  }),
   KAFKA_CONSUMER_THREADS: integer(1, 64, "consumer worker threads", 1),
   KAFKA_PARTITIONS_AT_ONCE: integer(1, 64, "partitions one consumer thread works at once", 3),
   KAFKA_BATCH_SIZE: integer(1, 10_000, "events per enqueue pipeline and commit", 500),

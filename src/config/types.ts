@@ -41,6 +41,12 @@ export interface Config {
     readonly topicOut: string | undefined;
     readonly dlqTopic: string;
     readonly groupId: string;
+    /**
+     * The tenant (API key name) that owns the tasks of Kafka events: with API keys on, its key sees them in
+     * GET /task/:id, /events, the WebSocket and GraphQL, and its webhook secret signs their callbacks.
+     * Undefined: they belong to no tenant (readable only with auth off).
+     */
+    readonly tenant: string | undefined;
     readonly consumerThreads: number;
     /** Partitions one consumer thread works at once (their Redis and Kafka round trips overlap). */
     readonly partitionsConcurrently: number;

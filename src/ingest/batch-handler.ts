@@ -93,6 +93,8 @@ export function createBatchHandler(deps: {
   taskTypes?: ReadonlySet<string>;
   /** Whether events may carry a callback_url, and its address rules; absent: a callback_url is dead-lettered. */
   webhooks?: EventWebhooks;
+  /** The tenant that owns the events' tasks (KAFKA_TENANT); absent: none. */
+  tenant?: string;
   /** Waiting jobs at which the batch stops and onHighWatermark is called; 0: never. */
   highWatermark?: number;
   onHighWatermark?: (waiting: number) => void;
@@ -214,7 +216,7 @@ export function createBatchHandler(deps: {
         const acceptedAt = now();
         for (const message of chunk) {
           const origin = { topic, partition, offset: message.offset, key: message.key?.toString("utf8") };
-          const parsed = parseEvent(message.value, origin, acceptedAt, deps.taskTypes, deps.webhooks);
+          const parsed = parseEvent(message.value, origin, acceptedAt, deps.taskTypes, deps.webhooks, deps.tenant);
           if (parsed.ok) jobs.push({ job: parsed.job, origin, message });
           else {
             log.warn(

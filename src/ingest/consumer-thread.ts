@@ -85,6 +85,7 @@ try {
     chunkSize: config.kafka.batchSize,
     taskTypes: new Set(Object.keys(loadPrompts(config.promptsFile))),
     webhooks: { enabled: config.webhooks.secret !== undefined, allowPrivate: config.webhooks.allowPrivate },
+    ...(config.kafka.tenant ? { tenant: config.kafka.tenant } : {}),
     highWatermark: config.kafka.queueHighWatermark,
     onHighWatermark: (waiting) => {
       // Pause now, before kafkajs hands over the next batch; the pool's controller owns the resume.

@@ -66,7 +66,8 @@ export function taskIdOf(eventId: string | undefined, origin: EventOrigin): stri
 
 /**
  * `taskTypes`: the task types a worker has a prompt for (POST /process refuses
- * others with 422); without it any well-formed task type passes.
+ * others with 422); without it any well-formed task type passes. `tenant`:
+ * who owns the tasks of events (KAFKA_TENANT), if anyone.
  */
 export function parseEvent(
   value: Buffer | null,
@@ -74,6 +75,7 @@ export function parseEvent(
   acceptedAt: number,
   taskTypes?: ReadonlySet<string>,
   webhooks: EventWebhooks = { enabled: false, allowPrivate: false },
+  tenant?: string,
 ): ParsedEvent {
   let raw: unknown;
   try {
@@ -134,6 +136,7 @@ export function parseEvent(
       max_tokens: event.max_tokens,
       ...(callbackUrl === undefined ? {} : { callback_url: callbackUrl }),
       ...(event.stream ? { stream: true } : {}),
+      ...(tenant ? { tenant } : {}),
       source: "kafka",
       accepted_at: acceptedAt,
       event: {

@@ -223,6 +223,10 @@ describe("config", () => {
       expect(problemsOf({ API_KEYS: "acme:acme-secret-1", API_ADMINS: "root" })).toEqual([
         "API_ADMINS names no API key: root",
       ]);
+      expect(problemsOf({ API_KEYS: "acme:acme-secret-1", KAFKA_TENANT: "comments" })).toEqual([
+        "KAFKA_TENANT names no API key: comments",
+      ]);
+      expect(loadConfig({ API_KEYS: "acme:acme-secret-1", KAFKA_TENANT: "acme" }).kafka.tenant).toBe("acme");
       await Bun.write(file, "ops:short\n");
       const problems = problemsOf({ API_KEYS_FILE: file });
       expect(problems).toEqual(["API_KEYS_FILE line 1 is not name:key (a key of 8+ characters)"]);

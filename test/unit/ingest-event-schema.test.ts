@@ -55,6 +55,14 @@ describe("Kafka event parsing", () => {
     expect(open.ok && open.job.callback_url).toBe("http://127.0.0.1:9/h");
   });
 
+  test("with KAFKA_TENANT, the job belongs to that tenant (its key reads the task); without, to none", () => {
+    const event = Buffer.from(JSON.stringify({ event_id: "e-1", text: "hello" }));
+    const owned = parseEvent(event, origin, 1000, undefined, undefined, "comments");
+    expect(owned).toMatchObject({ ok: true, job: { tenant: "comments", source: "kafka" } });
+    const open = parseEvent(event, origin, 1000);
+    expect(open.ok && "tenant" in open.job).toBe(false);
+  });
+
   test("an event that is not JSON is rejected as not_json", () => {
     expect(parse('{"text": ')).toMatchObject({ ok: false, reason: "not_json" });
     expect(parse(null)).toMatchObject({ ok: false, reason: "not_json" });
