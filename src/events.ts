@@ -79,6 +79,8 @@ export interface EventMap {
   "ingest.results_out": { size: number; failures: number; ms: number; ok: boolean };
   /** A Kafka task's outcome could not be produced and no retry of its job is left to try again: it is not on the topic. */
   "ingest.results_unpublished": { task_id: string; status: "SUCCESS" | "FAILURE" };
+  /** One webhook delivery attempt and what it led to (a skipped one, to a URL gone before, is `gone` too). */
+  "webhook.attempt": { state: "delivered" | "retrying" | "failed" | "gone"; ms: number };
   /** A re-run published an outcome an earlier run had stored (and may have published already). */
   "ingest.results_republished": { task_id: string };
 }

@@ -25,6 +25,9 @@ export async function renderPrometheus(snapshot: MetricsSnapshot): Promise<strin
     ["aies_cache_errors_total", "Cache failures that sent a task to the LLM", snapshot.cache.errors],
     ["aies_embedding_calls_total", "Embeddings calls", snapshot.cache.embedding_calls],
     ["aies_embedding_inputs_total", "Texts embedded", snapshot.cache.embedding_inputs],
+    ["aies_webhook_attempts_total", "Webhook delivery attempts", snapshot.webhooks.attempts],
+    ["aies_webhooks_delivered_total", "Webhooks a receiver took (2xx)", snapshot.webhooks.delivered],
+    ["aies_webhooks_failed_total", "Webhooks given up after their last attempt", snapshot.webhooks.failed],
     ["aies_kafka_events_consumed_total", "Kafka events consumed", snapshot.kafka.events_consumed],
     ["aies_kafka_events_dead_lettered_total", "Kafka events sent to the DLQ", snapshot.kafka.dead_lettered],
     [

@@ -45,6 +45,16 @@ export const MetricsSnapshotSchema = t.Object({
     t.Object({ waiting: Count, active: Count, delayed: Count, failed: Count, accepted: Count }),
   ),
   cache: CacheMetricsSchema,
+  webhooks: t.Object(
+    {
+      attempts: Count,
+      delivered: t.Integer({ minimum: 0, description: "webhooks a receiver took (2xx)" }),
+      retrying: t.Integer({ minimum: 0, description: "attempts that failed and will be tried again" }),
+      failed: t.Integer({ minimum: 0, description: "webhooks given up after WEBHOOK_MAX_ATTEMPTS" }),
+      gone: t.Integer({ minimum: 0, description: "webhooks stopped by a 410 Gone of their URL" }),
+    },
+    { description: "signed webhook deliveries (callback_url), across the worker processes" },
+  ),
   kafka: t.Object({
     events_consumed: Count,
     events_enqueued: Count,
@@ -194,6 +204,13 @@ export async function readMetrics(deps: {
     },
     queues: depths,
     cache,
+    webhooks: {
+      attempts: count("webhook_attempts"),
+      delivered: count("webhook_attempts:delivered"),
+      retrying: count("webhook_attempts:retrying"),
+      failed: count("webhook_attempts:failed"),
+      gone: count("webhook_attempts:gone"),
+    },
     kafka: {
       events_consumed: count(EXTERNAL_COUNTERS.kafkaEventsConsumed),
       events_enqueued: count(EXTERNAL_COUNTERS.kafkaEventsEnqueued),

@@ -73,6 +73,10 @@ export function subscribeMetrics(bus: EventBus, sink: MetricsSink): (() => void)
       add("enqueue_batches");
       add("enqueue_jobs", e.size);
     }),
+    bus.on("webhook.attempt", (e) => {
+      add("webhook_attempts");
+      add(`webhook_attempts:${e.state}`);
+    }),
     ...subscribeCacheMetrics(bus, add, (ms) => observe("cache_lookup", ms)),
   ];
 }

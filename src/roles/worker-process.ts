@@ -71,6 +71,7 @@ try {
         timeoutMs: config.webhooks.timeoutMs,
         concurrency: config.webhooks.concurrency,
         logger: logger.child({ component: "webhooks" }),
+        bus,
         userAgent: `${APP_NAME}-webhooks/${APP_VERSION}`,
       })
     : undefined;

@@ -21,6 +21,7 @@
  * the same `webhook-id`, which receivers use to drop duplicates.
  */
 import { errorMessage } from "../errors";
+import type { EventBus } from "../events";
 import type { Logger } from "../log";
 import { retryDelay, sleep } from "../util/backoff";
 import { CallbackUrlRefused, type Lookup, loggableUrl, resolveCallback, systemLookup } from "./callback-url";
@@ -41,6 +42,8 @@ export interface DelivererOptions {
   timeoutMs: number;
   concurrency: number;
   logger: Logger;
+  /** Where each attempt's outcome is announced (`webhook.attempt`), for /metrics. */
+  bus?: EventBus;
   userAgent: string;
   lookup?: Lookup;
   fetch?: typeof fetch;
@@ -89,6 +92,7 @@ export function createDeliverer(options: DelivererOptions): Deliverer {
     if (await store.isGone(delivery.tenant, delivery.url)) {
       await store.record(claim, undefined, "gone");
       counts.gone++;
+      options.bus?.emit("webhook.attempt", { state: "gone", ms: 0 });
       log.info("webhook skipped: its URL answered 410 Gone before");
       return;
     }
@@ -150,6 +154,7 @@ export function createDeliverer(options: DelivererOptions): Deliverer {
     const applied = await store.record(claim, record, state, nextAttemptAt === undefined ? {} : { nextAttemptAt });
     const context = { status_code: status, error, duration_ms: durationMs, next_attempt_at: record.next_attempt_at };
     if (!applied) log.warn(context, "webhook attempt recorded after its claim lapsed to another deliverer");
+    options.bus?.emit("webhook.attempt", { state, ms: durationMs });
     if (state === "delivered") {
       counts.delivered++;
       log.info(context, "webhook delivered");

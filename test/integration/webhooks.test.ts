@@ -92,6 +92,7 @@ beforeAll(async () => {
     WEBHOOK_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
     WEBHOOK_TIMEOUT_MS: "2000",
     API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}`,
+    API_ADMINS: "acme",
     JOB_RETRIES: "0",
   });
 }, 60_000);
@@ -154,6 +155,19 @@ describe("signed webhooks", () => {
       expect(Date.parse(attempt.next_attempt_at ?? "")).toBeGreaterThan(Date.parse(attempt.at));
     }
     expect(delivery.attempts[3]?.next_attempt_at).toBeUndefined();
+    // The attempts reach /metrics (worker processes flush their counters about every second).
+    const metrics = await waitFor(
+      async () => {
+        const body = await json<{ webhooks: { attempts: number; delivered: number; retrying: number } }>(
+          await fetch(`${app.url}/metrics`, { headers: auth("acme") }),
+        );
+        return body.webhooks.delivered >= 1 && body.webhooks.retrying >= 3 ? body.webhooks : undefined;
+      },
+      "the webhook attempts in /metrics",
+      10_000,
+      200,
+    );
+    expect(metrics.attempts).toBeGreaterThanOrEqual(4);
     expect(delivery).toMatchObject({ webhook_id: `msg_${taskId}`, url: hook("/flaky"), type: "task.completed" });
     // Backoff: each wait at least half the doubled base (equal jitter): 50, 100, 200 ms.
     const gaps = requests.slice(1).map((r, i) => r.at - (requests[i] as Received).at);
