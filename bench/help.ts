@@ -52,6 +52,9 @@ Target (default: the harness starts the app: bun src/main.ts):
   --subscribers N           events: GET /events streams held open in the middle part [${DEFAULTS.subscribers}]
   --slow-client             events: then a client that reads nothing for --slow-seconds [${DEFAULTS["slow-seconds"]}]
                             while --slow-events [${DEFAULTS["slow-events"]}] completions flow; the API's RSS is sampled
+  --redis-stats             http, e2e, kafka: Redis commands (per name), round trips and CPU per task over the
+                            measured part, from INFO stats/cpu/commandstats of --redis-url's server (server-wide:
+                            other clients of that server inflate it)
 
 Output:
   --out DIR                 JSON + HTML report [${DEFAULTS.out}]

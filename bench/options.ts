@@ -72,6 +72,8 @@ export interface BenchOptions {
   slowClient: boolean;
   slowSeconds: number;
   slowEvents: number;
+  /** Redis commands, round trips (reads) and CPU per task over the measured part, from INFO (http, e2e, kafka). */
+  redisStats: boolean;
   outDir: string;
   name: string | undefined;
   quiet: boolean;
@@ -137,6 +139,7 @@ const FLAGS = {
   "slow-client": { type: "boolean", default: false },
   "slow-seconds": { type: "string", default: DEFAULTS["slow-seconds"] },
   "slow-events": { type: "string", default: DEFAULTS["slow-events"] },
+  "redis-stats": { type: "boolean", default: false },
   out: { type: "string", default: DEFAULTS.out },
   name: { type: "string" },
   quiet: { type: "boolean", default: false },
@@ -257,6 +260,7 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
       slowClient: v["slow-client"],
       slowSeconds: parseInteger("slow-seconds", v["slow-seconds"], 3600),
       slowEvents: parseInteger("slow-events", v["slow-events"], 10_000_000),
+      redisStats: v["redis-stats"],
       outDir: v.out,
       name: v.name,
       quiet: v.quiet,

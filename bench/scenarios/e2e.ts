@@ -7,12 +7,15 @@
  * (use_cache: false): this scenario measures the pipeline with its LLM call.
  *
  * When the harness started the app, the app's own latency histogram for the
- * same tasks is read from Redis and reported beside it (extra.app_*).
+ * same tasks is read from Redis and reported beside it (extra.app_*). With
+ * --redis-stats, what each task cost Redis from accept to result
+ * (extra.redis_*, measure/redis-stats.ts).
  */
 import { buildRequest } from "../http/raw-client";
 import { measureLoad } from "../load/measure-load";
 import type { Operation } from "../load/open-loop";
 import { createAppHistogramReader, windowOf } from "../measure/app-histogram";
+import { countedOperation, redisWindowFor } from "../measure/redis-stats";
 import { percentiles } from "../result";
 import { resolveTarget } from "../targets/app-target";
 import { processBody } from "./post-process";
@@ -31,7 +34,8 @@ export const e2eScenario: Scenario = {
     const post = buildRequest("POST", base, "/process", processBody(options, { use_cache: false }), {
       "Content-Type": "application/json",
     });
-    const operation: Operation = () => postAndAwait(pool, base, post, options.waitMs);
+    const redis = redisWindowFor(options, target);
+    const operation: Operation = countedOperation(() => postAndAwait(pool, base, post, options.waitMs), redis);
     const app = target.redisUrl ? createAppHistogramReader(target.redisUrl) : undefined;
     let before: Awaited<ReturnType<NonNullable<typeof app>["snapshot"]>> | undefined;
     try {
@@ -48,10 +52,13 @@ export const e2eScenario: Scenario = {
               beforeMeasure: async () => {
                 await Bun.sleep(1500); // the warm-up's last tasks reach the app's histogram (1 s flushes)
                 before = await app.snapshot();
+                await redis?.start();
               },
-              afterMeasure: async (): Promise<Record<string, number>> => {
-                await Bun.sleep(1500);
-                if (!before) return {};
+              afterMeasure: async (): Promise<Record<string, number | string>> => {
+                // The Redis window closes first (after its own settling), so the histogram reads are not in it.
+                const costs = (await redis?.stop()) ?? {};
+                await Bun.sleep(redis ? 300 : 1500);
+                if (!before) return costs;
                 const p = percentiles(windowOf(before, await app.snapshot()));
                 return {
                   app_count: p.count,
@@ -59,13 +66,17 @@ export const e2eScenario: Scenario = {
                   app_p95_ms: p.p95,
                   app_p99_ms: p.p99,
                   app_max_ms: p.max,
+                  ...costs,
                 };
               },
             }
-          : {}),
+          : redis
+            ? { beforeMeasure: redis.start, afterMeasure: redis.stop }
+            : {}),
       });
       return { target: target.describe, ...outcome };
     } finally {
+      redis?.close();
       app?.close();
       pool.close();
       await target.stop();

@@ -6,12 +6,14 @@
  * GET /task/:id?wait=; latency runs from the intended send time, as in every
  * open-loop scenario. The app the harness starts reads a topic of its own
  * (`bench-…`, deleted afterwards). Ingest throughput against a consume-only
- * kafkajs rate is `bun bench/kafka-ingest.ts`.
+ * kafkajs rate is `bun bench/kafka-ingest.ts`. With --redis-stats, what each
+ * event cost Redis from consume to result (measure/redis-stats.ts).
  */
 import { Partitioners } from "kafkajs";
 import { kafkaClient, waitForConsumerGroup } from "../kafka-common";
 import { measureLoad } from "../load/measure-load";
 import type { Operation } from "../load/open-loop";
+import { countedOperation, redisWindowFor } from "../measure/redis-stats";
 import { resolveTarget } from "../targets/app-target";
 import type { Scenario } from "./scenario";
 import { awaitTask, taskPool } from "./task-outcome";
@@ -46,7 +48,8 @@ export const kafkaScenario: Scenario = {
     const base = new URL(target.url);
     const pool = taskPool(target.url, options);
     let sequence = 0;
-    const operation: Operation = async () => {
+    const redis = redisWindowFor(options, target);
+    const produceAndAwait: Operation = async () => {
       const id = `${prefix}-${sequence++}`;
       const sentAt = performance.now();
       // use_cache false: repeated texts would be answered by the cache, not the pipeline being measured.
@@ -64,6 +67,7 @@ export const kafkaScenario: Scenario = {
       }
       return { ok: false, kind: "never_consumed", sentAt };
     };
+    const operation = countedOperation(produceAndAwait, redis);
     try {
       const measured = await measureLoad({
         name: "event produced → result",
@@ -73,9 +77,11 @@ export const kafkaScenario: Scenario = {
         progress,
         signal,
         ...(target.pid === undefined ? {} : { targetPid: target.pid }),
+        ...(redis ? { beforeMeasure: redis.start, afterMeasure: redis.stop } : {}),
       });
       return { target: `${target.describe}; topic ${topic}`, ...measured };
     } finally {
+      redis?.close();
       pool.close();
       await producer.disconnect().catch(() => {});
       await target.stop();

@@ -46,6 +46,7 @@ describe("bun bench CLI", () => {
       "--rate",
       "--mode",
       "--url",
+      "--redis-stats",
       "compare",
     ])
       expect(stdout).toContain(word);
@@ -182,6 +183,25 @@ describe("bun bench CLI", () => {
     // Every task waits the 20 ms of the simulated LLM, on both sides.
     expect(part?.latencyMs?.p50).toBeGreaterThanOrEqual(20);
     expect(Number(part?.extra?.app_p50_ms)).toBeGreaterThanOrEqual(20);
+  });
+
+  test("`http --redis-stats` adds Redis commands, round trips and CPU per accepted task", async () => {
+    await (await requireRedis()).quit();
+    const out = join(dir, "redis-stats");
+    const { code, stderr, stdout } = await bench(
+      ...["http", "--rate", "200", "--duration", "1s", "--warmup", "300ms", "--redis-stats"],
+      ...["--redis-url", "redis://127.0.0.1:6379/7", "--out", out, "--quiet"],
+    );
+    expect({ code, stderr: code === 0 ? "" : stderr }).toEqual({ code: 0, stderr: "" });
+    expect(stdout).toContain("redis_commands_per_task");
+    const extra = results(out)[0]?.parts[0]?.extra ?? {};
+    expect(extra.redis_tasks).toBe(200);
+    // At least the enqueue script's EVALSHA and what it runs; other clients of the server can only add.
+    expect(Number(extra.redis_commands_per_task)).toBeGreaterThan(0);
+    expect(Number(extra.redis_reads_per_task)).toBeGreaterThan(0);
+    expect(Number(extra.redis_evalsha_per_task)).toBeGreaterThan(0);
+    expect(Number(extra.redis_cpu_us_per_task)).toBeGreaterThanOrEqual(0);
+    expect(String(extra.redis_note)).toContain("server-wide");
   });
 
   test("`stream` measures time to first token, from the POST and from the mock's send, beside time to result", async () => {
