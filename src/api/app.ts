@@ -5,16 +5,19 @@ import type Redis from "ioredis";
 import { AppError } from "../errors";
 import type { HealthProbe } from "../health-probe";
 import type { Logger } from "../log";
+import { readMetrics } from "../metrics/snapshot";
 import { APP_VERSION } from "../version";
 import { createTaskAcceptor } from "./accept-task";
 import { adminGuard, authGuard, type Keyring } from "./auth";
 import { type CacheRoutesDeps, cacheRoutes } from "./cache";
 import { clientIdentity, rateLimitGuard } from "./client-limits";
+import { dashboardRoutes } from "./dashboard/routes";
 import { errorHandler, errorResponse } from "./error-responses";
 import { type EventRoutesDeps, eventRoutes } from "./events";
 import { feedbackRoutes } from "./feedback";
 import { GRAPHQL_PATH, type GraphqlLimits, graphqlRoutes } from "./graphql/routes";
 import { healthRoutes } from "./health";
+import { createMetricsBroadcast, metricsStreamRoutes } from "./metrics-stream";
 import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
 import { type StreamRoutesDeps, streamRoutes } from "./stream";
 import { type StreamTokens, streamTokenRoutes } from "./stream-tokens";
@@ -206,6 +209,8 @@ export function createApp(deps: AppDeps) {
     )
     .use(deps.stream ? streamRoutes(deps.stream) : new Elysia({ name: "stream" }))
     .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }))
+    .use(metricsStream(deps))
+    .use(deps.operations && deps.events ? dashboardRoutes() : new Elysia({ name: "dashboard" }))
     .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }))
     .use(deps.webhooks ? webhookRoutes(deps.webhooks) : new Elysia({ name: "webhooks" }))
     .use(
@@ -246,6 +251,23 @@ export function createApp(deps: AppDeps) {
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/** GET /metrics/stream: needs the operations (what to read) and the events' SSE settings. */
+function metricsStream(deps: AppDeps) {
+  const { operations, events } = deps;
+  if (!operations || !events) return new Elysia({ name: "metrics-stream" });
+  const logger = deps.logger.child({ component: "metrics-stream" });
+  const broadcast = createMetricsBroadcast({
+    read: () => readMetrics({ redis: operations.redis, queues: operations.queues }),
+    onError: (error) => logger.warn({ error: String(error) }, "metrics snapshot for the stream failed"),
+  });
+  return metricsStreamRoutes({
+    broadcast,
+    sse: events.sse,
+    logger,
+    ...(operations.prices ? { prices: operations.prices } : {}),
+  });
+}
 
 const SPEC_PATH = "/swagger/json";
 

@@ -11,11 +11,15 @@ import { timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
 import type { ApiKey } from "../config";
 import type { Logger } from "../log";
+import { DASHBOARD_PATHS } from "./dashboard/routes";
 import { errorResponse } from "./error-responses";
 import { isStreamPath, type StreamTokens } from "./stream-tokens";
 
-/** Routes a client may call without a key: liveness probes of orchestrators have none. */
-const PUBLIC_PATHS = new Set(["/health"]);
+/**
+ * Routes a client may call without a key: liveness probes of orchestrators have none, and the operator
+ * console's page and assets hold no data (it asks for a key before it opens any stream).
+ */
+const PUBLIC_PATHS = new Set(["/health", ...DASHBOARD_PATHS]);
 
 const digest = (value: string) => new Bun.CryptoHasher("sha256").update(value).digest();
 
@@ -84,7 +88,7 @@ export function authGuard(keyring: Keyring, logger: Logger) {
 }
 
 /** Routes whose answer spans every tenant: the deployment's volume, its processes. */
-const ADMIN_PATHS = new Set(["/metrics", "/metrics/prometheus", "/workers"]);
+const ADMIN_PATHS = new Set(["/metrics", "/metrics/stream", "/metrics/prometheus", "/workers"]);
 
 /**
  * With keys configured, the routes of ADMIN_PATHS answer only an admin key

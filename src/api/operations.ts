@@ -6,6 +6,7 @@ import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../metrics/prometheus
 import { MetricsSnapshotSchema, type QueueStateKeys, readMetrics } from "../metrics/snapshot";
 import { listWorkers, WorkerSchema } from "../queue/worker-registry";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
+import type { TokenPrices } from "./metrics-stream";
 
 export interface OperationsRoutesDeps {
   redis: Redis;
@@ -13,6 +14,8 @@ export interface OperationsRoutesDeps {
   queues: readonly QueueStateKeys[];
   /** Worker processes of this node's supervisor, with their recycling counts, if it runs one. */
   supervisor?: () => { recycled: number; restarted: number };
+  /** The configured LLM prices, sent to GET /metrics/stream's clients for cost estimates. */
+  prices?: TokenPrices;
 }
 
 export function operationsRoutes(deps: OperationsRoutesDeps) {

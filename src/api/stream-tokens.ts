@@ -19,8 +19,11 @@ import { COMMON_ERRORS, errorResponses } from "./error-responses";
 
 export const STREAM_TOKEN_KEY = "auth:stream-token-key";
 
-/** Routes a stream token opens: GET only, read-only, the caller's own events. */
-const STREAM_PATHS = [/^\/events$/, /^\/ws$/, /^\/task\/[^/]+\/(events|stream)$/];
+/**
+ * Routes a stream token opens: GET only, read-only, the caller's own events (and, for an admin's token, the
+ * deployment's metrics: /metrics/stream stays behind the admin guard, which reads the token's tenant).
+ */
+const STREAM_PATHS = [/^\/events$/, /^\/metrics\/stream$/, /^\/ws$/, /^\/task\/[^/]+\/(events|stream)$/];
 
 export function isStreamPath(method: string, path: string): boolean {
   return method === "GET" && STREAM_PATHS.some((pattern) => pattern.test(path));
@@ -77,7 +80,8 @@ export function streamTokenRoutes(deps: { tokens: StreamTokens; tenantOf: (reque
       response: {
         200: t.Object({
           token: t.String({
-            description: "put it in ?access_token= of /events, /task/{id}/events, /task/{id}/stream or /ws",
+            description:
+              "put it in ?access_token= of /events, /task/{id}/events, /task/{id}/stream, /ws or (admins) /metrics/stream",
           }),
           expires_at: t.String({ format: "date-time" }),
         }),

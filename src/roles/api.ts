@@ -116,6 +116,7 @@ export async function startApiRole(deps: {
     operations: {
       redis,
       queues: queueNames.map((queue) => queueKeys(queue)),
+      prices: { input: config.cache.prices.input, output: config.cache.prices.output },
       ...(deps.supervisor ? { supervisor: deps.supervisor } : {}),
     },
     cache: {

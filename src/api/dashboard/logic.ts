@@ -1,0 +1,159 @@
+/**
+ * The operator console's arithmetic, with no DOM: rates from successive
+ * /metrics snapshots, sentiment labels from results, per-minute buckets.
+ * The page loads it as an ES module (dashboard.ts transpiles it once at
+ * start, no build step); the unit tests import it as it is.
+ *
+ * The snapshot's counters are totals since the deployment's Redis was new,
+ * so a rate is a difference of two snapshots over their time apart. The
+ * console keeps the last minutes of snapshots and measures per-second rates
+ * over the last two and per-minute ones over the last 60 s (or what it has,
+ * scaled up, in the first minute).
+ */
+
+/** The fields of a /metrics snapshot the console reads. */
+export interface Sample {
+  /** ms, the browser's clock when the snapshot arrived. */
+  at: number;
+  total_tasks: number;
+  completed_tasks: number;
+  failed_tasks: number;
+  retried_tasks: number;
+  started_tasks: number;
+  latency_ms: { p50: number; p95: number; p99: number };
+  llm: { calls: number; prompt_tokens: number; completion_tokens: number };
+}
+
+export interface Prices {
+  /** USD per million prompt tokens. */
+  input: number;
+  /** USD per million completion tokens. */
+  output: number;
+}
+
+export interface Rates {
+  accepted_per_s: number;
+  completed_per_s: number;
+  failed_per_s: number;
+  /** failed / ended over the window; 0 when nothing ended. */
+  failure_rate: number;
+  /** retries / attempts started over the window; 0 when none started. */
+  retry_rate: number;
+  llm_calls_per_min: number;
+  tokens_per_min: number;
+  /** undefined without prices. */
+  cost_usd_per_min: number | undefined;
+}
+
+const perSecond = (delta: number, ms: number) => (ms > 0 ? (delta * 1000) / ms : 0);
+const ratio = (part: number, whole: number) => (whole > 0 ? part / whole : 0);
+
+/** The sample `windowMs` before the last, or the oldest one kept. */
+function baseOf(samples: readonly Sample[], windowMs: number): Sample | undefined {
+  const last = samples[samples.length - 1];
+  if (!last) return undefined;
+  let base: Sample | undefined;
+  for (let i = samples.length - 2; i >= 0; i--) {
+    const sample = samples[i] as Sample;
+    base = sample;
+    if (last.at - sample.at >= windowMs) break;
+  }
+  return base;
+}
+
+/**
+ * Rates over the kept samples, oldest first: per second over the last ~2 s,
+ * per minute over the last 60 s. A counter that went down (Redis emptied)
+ * counts as 0, not as a negative rate. Undefined with fewer than two samples.
+ */
+export function ratesOf(samples: readonly Sample[], prices?: Prices): Rates | undefined {
+  const last = samples[samples.length - 1];
+  const recent = baseOf(samples, 2000);
+  const minute = baseOf(samples, 60_000);
+  if (!last || !recent || !minute) return undefined;
+  const d = (a: Sample, pick: (s: Sample) => number) => Math.max(0, pick(last) - pick(a));
+  const recentMs = last.at - recent.at;
+  const minuteMs = last.at - minute.at;
+  const completed = d(minute, (s) => s.completed_tasks);
+  const failed = d(minute, (s) => s.failed_tasks);
+  const prompt = d(minute, (s) => s.llm.prompt_tokens);
+  const completion = d(minute, (s) => s.llm.completion_tokens);
+  const perMinute = (delta: number) => perSecond(delta, minuteMs) * 60;
+  return {
+    accepted_per_s: perSecond(
+      d(recent, (s) => s.total_tasks),
+      recentMs,
+    ),
+    completed_per_s: perSecond(
+      d(recent, (s) => s.completed_tasks),
+      recentMs,
+    ),
+    failed_per_s: perSecond(
+      d(recent, (s) => s.failed_tasks),
+      recentMs,
+    ),
+    failure_rate: ratio(failed, completed + failed),
+    retry_rate: ratio(
+      d(minute, (s) => s.retried_tasks),
+      d(minute, (s) => s.started_tasks),
+    ),
+    llm_calls_per_min: perMinute(d(minute, (s) => s.llm.calls)),
+    tokens_per_min: perMinute(prompt + completion),
+    cost_usd_per_min: prices ? perMinute((prompt * prices.input + completion * prices.output) / 1e6) : undefined,
+  };
+}
+
+export type Label = "positive" | "neutral" | "negative";
+export const LABELS: readonly Label[] = ["positive", "neutral", "negative"];
+
+/**
+ * The label a sentiment answer starts with ("positive (confidence 0.70; …)",
+ * llm/simulated-provider.ts; a model is prompted to answer the same way), in
+ * any case, before any punctuation. Anything else is undefined: the console
+ * counts it as unlabelled rather than guessing.
+ */
+export function labelOf(result: unknown): Label | undefined {
+  const text =
+    typeof result === "string"
+      ? result
+      : result && typeof result === "object" && typeof (result as { response?: unknown }).response === "string"
+        ? (result as { response: string }).response
+        : undefined;
+  const word = text
+    ?.trimStart()
+    .match(/^[A-Za-z]+/)?.[0]
+    ?.toLowerCase();
+  return LABELS.find((label) => label === word);
+}
+
+export interface MinuteCounts {
+  /** ms, the minute's start. */
+  minute: number;
+  positive: number;
+  neutral: number;
+  negative: number;
+}
+
+/** Adds one label at `at` (ms) to per-minute buckets, newest last, keeping at most `keep` minutes. */
+export function countLabel(buckets: MinuteCounts[], label: Label, at: number, keep = 10): MinuteCounts[] {
+  const minute = Math.floor(at / 60_000) * 60_000;
+  let bucket = buckets.find((b) => b.minute === minute);
+  if (!bucket) {
+    bucket = { minute, positive: 0, neutral: 0, negative: 0 };
+    buckets.push(bucket);
+    buckets.sort((a, b) => a.minute - b.minute);
+    while (buckets.length > keep) buckets.shift();
+  }
+  bucket[label]++;
+  return buckets;
+}
+
+/** An SVG polyline's points for `values` in a width × height box, 0 at the bottom, `max` at the top. */
+export function polylinePoints(values: readonly number[], width: number, height: number, max: number): string {
+  if (values.length === 0) return "";
+  const step = values.length > 1 ? width / (values.length - 1) : 0;
+  const top = max > 0 ? max : 1;
+  return values
+    .map((value, i) => `${(i * step).toFixed(1)},${(height - (Math.min(value, top) / top) * height).toFixed(1)}`)
+    .join(" ");
+}
