@@ -6,6 +6,7 @@ import { AppError } from "../errors";
 import type { HealthProbe } from "../health-probe";
 import type { Logger } from "../log";
 import { readMetrics } from "../metrics/snapshot";
+import { listWorkers, WORKER_HEARTBEAT_MS } from "../queue/worker-registry";
 import { APP_VERSION } from "../version";
 import { createTaskAcceptor } from "./accept-task";
 import { adminGuard, authGuard, type Keyring } from "./auth";
@@ -17,7 +18,7 @@ import { type EventRoutesDeps, eventRoutes } from "./events";
 import { feedbackRoutes } from "./feedback";
 import { GRAPHQL_PATH, type GraphqlLimits, graphqlRoutes } from "./graphql/routes";
 import { healthRoutes } from "./health";
-import { createMetricsBroadcast, metricsStreamRoutes } from "./metrics-stream";
+import { createBroadcast, createMetricsBroadcast, metricsStreamRoutes, type WorkersTick } from "./metrics-stream";
 import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
 import { type StreamRoutesDeps, streamRoutes } from "./stream";
 import { type StreamTokens, streamTokenRoutes } from "./stream-tokens";
@@ -261,8 +262,18 @@ function metricsStream(deps: AppDeps) {
     read: () => readMetrics({ redis: operations.redis, queues: operations.queues }),
     onError: (error) => logger.warn({ error: String(error) }, "metrics snapshot for the stream failed"),
   });
+  // The workers list rides on the same stream (event: workers): one listing per tick, whatever the number of clients.
+  const workers = createBroadcast<WorkersTick>({
+    read: async () => {
+      const at = Date.now();
+      return { at: new Date(at).toISOString(), workers: await listWorkers({ redis: operations.redis, now: at }) };
+    },
+    onError: (error) => logger.warn({ error: String(error) }, "workers list for the stream failed"),
+  });
   return metricsStreamRoutes({
     broadcast,
+    workers,
+    workerHeartbeatMs: WORKER_HEARTBEAT_MS,
     sse: events.sse,
     logger,
     ...(operations.prices ? { prices: operations.prices } : {}),

@@ -14,26 +14,38 @@
 import { Elysia, t } from "elysia";
 import type { Logger } from "../log";
 import type { MetricsSnapshot } from "../metrics/snapshot";
+import type { Worker } from "../queue/worker-registry";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
 import { SSE_RESPONSE } from "./events";
 import { createSseStream } from "./sse";
 
-export interface MetricsBroadcast {
-  /** Calls `send` with every snapshot read from now on (the latest one at once, if there is one); returns the unsubscribe. */
-  subscribe(send: (snapshot: MetricsSnapshot) => void): () => void;
+export interface Broadcast<T> {
+  /** Calls `send` with every value read from now on (the latest one at once, if there is one); returns the unsubscribe. */
+  subscribe(send: (snapshot: T) => void): () => void;
   readonly subscribers: number;
 }
 
-export function createMetricsBroadcast(deps: {
-  read: () => Promise<MetricsSnapshot>;
+export type MetricsBroadcast = Broadcast<MetricsSnapshot>;
+
+/** What `event: workers` carries: GET /workers's list, with the server's clock when it was read. */
+export interface WorkersTick {
+  /** ISO time of the read, so the page measures heartbeat ages with the server's clock. */
+  at: string;
+  workers: Worker[];
+}
+export type WorkersBroadcast = Broadcast<WorkersTick>;
+
+/** One read per tick, shared by every subscriber: the metrics snapshot, and the workers list (`event: workers`). */
+export function createBroadcast<T>(deps: {
+  read: () => Promise<T>;
   intervalMs?: number;
   onError?: (error: unknown) => void;
-}): MetricsBroadcast {
+}): Broadcast<T> {
   const { read, intervalMs = 1000, onError = () => {} } = deps;
-  const listeners = new Set<(snapshot: MetricsSnapshot) => void>();
+  const listeners = new Set<(snapshot: T) => void>();
   let timer: ReturnType<typeof setInterval> | undefined;
   let reading = false;
-  let latest: { snapshot: MetricsSnapshot; at: number } | undefined;
+  let latest: { snapshot: T; at: number } | undefined;
 
   const tick = async () => {
     if (reading) return;
@@ -72,6 +84,12 @@ export function createMetricsBroadcast(deps: {
   };
 }
 
+export const createMetricsBroadcast: (deps: {
+  read: () => Promise<MetricsSnapshot>;
+  intervalMs?: number;
+  onError?: (error: unknown) => void;
+}) => MetricsBroadcast = createBroadcast;
+
 /** USD per million tokens, as configured: the console's cost estimate. */
 export interface TokenPrices {
   input: number;
@@ -80,6 +98,10 @@ export interface TokenPrices {
 
 export function metricsStreamRoutes(deps: {
   broadcast: MetricsBroadcast;
+  /** The live workers, sent as `event: workers` on each of its ticks. */
+  workers?: WorkersBroadcast;
+  /** The workers' heartbeat interval, sent in `event: config` so the page can mark stale ones. */
+  workerHeartbeatMs?: number;
   sse: { heartbeatMs: number; maxBufferBytes: number; slowClientGraceMs: number };
   logger: Logger;
   prices?: TokenPrices;
@@ -100,12 +122,24 @@ export function metricsStreamRoutes(deps: {
       });
       stream.send({
         event: "config",
-        data: JSON.stringify({ interval_ms: intervalMs, ...(deps.prices ? { prices_usd_per_mtok: deps.prices } : {}) }),
+        data: JSON.stringify({
+          interval_ms: intervalMs,
+          ...(deps.workerHeartbeatMs ? { worker_heartbeat_ms: deps.workerHeartbeatMs } : {}),
+          ...(deps.prices ? { prices_usd_per_mtok: deps.prices } : {}),
+        }),
       });
       if (stream.open) {
-        unsubscribe = broadcast.subscribe((snapshot) => {
-          stream.send({ event: "metrics", data: JSON.stringify(snapshot) });
-        });
+        const stops = [
+          broadcast.subscribe((snapshot) => {
+            stream.send({ event: "metrics", data: JSON.stringify(snapshot) });
+          }),
+          ...(deps.workers
+            ? [deps.workers.subscribe((tick) => stream.send({ event: "workers", data: JSON.stringify(tick) }))]
+            : []),
+        ];
+        unsubscribe = () => {
+          for (const stop of stops) stop();
+        };
       }
       return stream.response;
     },
@@ -114,7 +148,7 @@ export function metricsStreamRoutes(deps: {
       detail: {
         summary: "The /metrics snapshot pushed every second, as Server-Sent Events",
         description:
-          "First `event: config` ({interval_ms, prices_usd_per_mtok}: the configured LLM prices, for cost estimates), then `event: metrics` every interval_ms with GET /metrics's JSON. Every client of one API process gets the same snapshot, read once per interval. Comments (`: ping`) keep idle connections open; a client that reads too slowly gets `event: error` (SLOW_CLIENT) and is dropped. Admin-only with API keys on; browsers pass `?access_token=` from GET /auth/stream-token.",
+          "First `event: config` ({interval_ms, worker_heartbeat_ms, prices_usd_per_mtok}: the configured LLM prices, for cost estimates), then `event: metrics` every interval_ms with GET /metrics's JSON, and `event: workers` every interval_ms with {at, workers}: GET /workers's list and the server's time of the read. Every client of one API process gets the same snapshot and list, each read once per interval. Comments (`: ping`) keep idle connections open; a client that reads too slowly gets `event: error` (SLOW_CLIENT) and is dropped. Admin-only with API keys on; browsers pass `?access_token=` from GET /auth/stream-token.",
         tags: ["operations"],
       },
     },

@@ -55,6 +55,9 @@ export interface WorkerHeartbeat {
   stop(): Promise<void>;
 }
 
+/** ms between a worker's heartbeats; an entry lives 3 of them, and the console marks one stale after 2. */
+export const WORKER_HEARTBEAT_MS = 2000;
+
 const indexKey = (prefix: string) => `${prefix}:index`;
 const workerKey = (prefix: string, id: string) => `${prefix}:${id}`;
 
@@ -68,7 +71,7 @@ export function createWorkerHeartbeat(deps: {
   prefix?: string;
   logger?: Logger;
 }): WorkerHeartbeat {
-  const { redis, info, stats, intervalMs = 2000, prefix = "workers", logger } = deps;
+  const { redis, info, stats, intervalMs = WORKER_HEARTBEAT_MS, prefix = "workers", logger } = deps;
   const ttlMs = deps.ttlMs ?? intervalMs * 3;
   const key = workerKey(prefix, info.id);
   const startedAt = new Date(info.started_at).toISOString();

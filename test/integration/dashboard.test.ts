@@ -158,10 +158,103 @@ describe("operator console", () => {
     );
     expect(latest.length).toBe(20);
     for (const item of latest) expect(sentimentIds).toContain(item.id as string);
-    expect(await domNumber(page, "accepted")).toBe(300);
+    // The accepted total is its own counter, read in the same snapshot: it too reaches 300 within 2 s.
+    await page.waitForFunction(`Number(document.querySelector('[data-metric="accepted"]').textContent) === 300`, {
+      timeout: 2000,
+    });
     await page.screenshot({ path: join(SCREENSHOTS, "dashboard-overview.png") });
     await page.close();
   }, 120_000);
+
+  test("the queues section shows /metrics's depths within 2 s, and the workers table exactly GET /workers's pids", async () => {
+    const page = await openConsole(ADMIN_KEY);
+    type Depths = Record<string, Record<string, number>>;
+    const apiDepths = async (): Promise<Depths> => {
+      const response = await fetch(`${app.url}/metrics`, { headers: admin });
+      const { queues } = (await response.json()) as { queues: Depths };
+      // In the page's order: by name.
+      return Object.fromEntries(
+        Object.entries(queues)
+          .sort(([a], [b]) => (a < b ? -1 : 1))
+          .map(([name, d]) => [name, { waiting: d.waiting, active: d.active, delayed: d.delayed, failed: d.failed }]),
+      ) as Depths;
+    };
+    const pageDepths = () =>
+      page.$$eval("#queue-table tbody tr", (rows) =>
+        Object.fromEntries(
+          rows.map((row) => {
+            const name = (row as HTMLElement).dataset.queue as string;
+            const read = (state: string) =>
+              Number(row.querySelector(`[data-metric="queue:${name}:${state}"]`)?.textContent);
+            return [
+              name,
+              { waiting: read("waiting"), active: read("active"), delayed: read("delayed"), failed: read("failed") },
+            ];
+          }),
+        ),
+      );
+    // Within 2 s of a /metrics read, the page shows the same depths for the same queues (tasks flowing meanwhile).
+    const agreeWithin2s = async () => {
+      const started = Date.now();
+      let last: unknown;
+      while (Date.now() - started <= 2000) {
+        const [api, shown] = await Promise.all([apiDepths(), pageDepths()]);
+        if (Object.keys(api).length > 0 && JSON.stringify(shown) === JSON.stringify(api)) return;
+        last = { api, shown };
+        await Bun.sleep(50);
+      }
+      throw new Error(`queue depths did not agree within 2 s: ${JSON.stringify(last)}`);
+    };
+    await agreeWithin2s();
+    const submissions: Promise<string>[] = [];
+    for (let i = 0; i < 120; i++) {
+      submissions.push(submit(`the parcel arrived on a tuesday (#q${i})`, "summarization"));
+      if (i % 40 === 39) await agreeWithin2s();
+    }
+    await Promise.all(submissions);
+    await agreeWithin2s();
+    // The sparkline of every queue is drawn from successive snapshots (one a second): a point per snapshot.
+    const queueCount = Object.keys(await apiDepths()).length;
+    await page.waitForFunction(
+      (count) => {
+        const lines = [...document.querySelectorAll("#queue-table svg.spark polyline")];
+        return (
+          lines.length === count * 4 &&
+          lines.every((line) => (line.getAttribute("points") ?? "").split(" ").length >= 3)
+        );
+      },
+      { timeout: 5000 },
+      queueCount,
+    );
+    await (await page.$("#queues"))?.scrollIntoView();
+    await page.screenshot({ path: join(SCREENSHOTS, "dashboard-queues.png") });
+
+    // Workers: the table lists exactly the processes GET /workers lists, none stale while they beat.
+    const apiPids = async () => {
+      const response = await fetch(`${app.url}/workers`, { headers: admin });
+      const { workers } = (await response.json()) as { workers: { pid: number }[] };
+      return workers.map((worker) => worker.pid).sort((a, b) => a - b);
+    };
+    const pids = await apiPids();
+    expect(pids.length).toBeGreaterThan(0);
+    await page.waitForFunction(
+      (expected) =>
+        JSON.stringify(
+          [...document.querySelectorAll("#worker-table tbody tr")]
+            .map((row) => Number((row as HTMLElement).dataset.pid))
+            .sort((a, b) => a - b),
+        ) === expected,
+      { timeout: 2000 },
+      JSON.stringify(pids),
+    );
+    expect(await apiPids()).toEqual(pids);
+    expect(await domNumber(page, "workers-count")).toBe(pids.length);
+    expect(await domNumber(page, "workers-stale")).toBe(0);
+    expect(await page.$$("#worker-table tr[data-stale]")).toEqual([]);
+    await (await page.$("#workers"))?.scrollIntoView();
+    await page.screenshot({ path: join(SCREENSHOTS, "dashboard-workers.png") });
+    await page.close();
+  }, 60_000);
 
   test("a tenant's key sees its live sentiment, and the overview says it needs an admin key", async () => {
     const page = await openConsole(TENANT_KEY);

@@ -1,11 +1,15 @@
 import { describe, expect, test } from "bun:test";
 import {
   countLabel,
+  formatDuration,
   labelOf,
   type MinuteCounts,
   polylinePoints,
+  queueAcceptedPerSecond,
+  queueSeries,
   ratesOf,
   type Sample,
+  workerAges,
 } from "../../src/api/dashboard/logic";
 
 const sample = (at: number, n: Partial<Sample> & { tokens?: [number, number]; calls?: number } = {}): Sample => ({
@@ -81,5 +85,76 @@ describe("sentiment labels", () => {
   test("chart points span the box, 0 at the bottom, values over the top clipped to it", () => {
     expect(polylinePoints([0, 50, 200], 100, 10, 100)).toBe("0.0,10.0 50.0,5.0 100.0,0.0");
     expect(polylinePoints([], 100, 10, 100)).toBe("");
+  });
+});
+
+describe("queues", () => {
+  const q = (at: number, queues?: Record<string, Partial<Record<string, number>>>) => ({
+    at,
+    ...(queues
+      ? {
+          queues: Object.fromEntries(
+            Object.entries(queues).map(([name, d]) => [
+              name,
+              { waiting: 0, active: 0, delayed: 0, failed: 0, accepted: 0, ...d },
+            ]),
+          ),
+        }
+      : {}),
+  });
+
+  test("each state's depth over the samples, one value per sample, 0 where the queue was not reported", () => {
+    const samples = [q(0), q(1000, { fast: { waiting: 5, active: 2 } }), q(2000, { fast: { waiting: 1, failed: 3 } })];
+    expect(queueSeries(samples, "fast")).toEqual({
+      waiting: [0, 5, 1],
+      active: [0, 2, 0],
+      delayed: [0, 0, 0],
+      failed: [0, 0, 3],
+    });
+    expect(queueSeries(samples, "other").waiting).toEqual([0, 0, 0]);
+  });
+
+  test("accepted per second comes from the queue's counter over the last two seconds, never negative", () => {
+    const samples = [
+      q(0, { fast: { accepted: 0 } }),
+      q(1000, { fast: { accepted: 10 } }),
+      q(3000, { fast: { accepted: 50 } }),
+    ];
+    expect(queueAcceptedPerSecond(samples, "fast")).toBe(20);
+    expect(queueAcceptedPerSecond(samples.slice(0, 1), "fast")).toBeUndefined();
+    expect(queueAcceptedPerSecond([q(0, { fast: { accepted: 9 } }), q(1000, { fast: { accepted: 1 } })], "fast")).toBe(
+      0,
+    );
+  });
+});
+
+describe("workers", () => {
+  const worker = (started: number, seen: number) => ({
+    id: "w1",
+    pid: 42,
+    started_at: new Date(started).toISOString(),
+    last_seen: new Date(seen).toISOString(),
+  });
+  const now = Date.parse("2026-01-01T12:00:00Z");
+
+  test("uptime and heartbeat age are measured at the server's time; stale after twice the interval", () => {
+    expect(workerAges(worker(now - 3_600_000, now - 1000), now, 2000)).toEqual({
+      uptime_ms: 3_600_000,
+      heartbeat_age_ms: 1000,
+      stale: false,
+    });
+    expect(workerAges(worker(now - 10_000, now - 4000), now, 2000).stale).toBe(false);
+    expect(workerAges(worker(now - 10_000, now - 4001), now, 2000).stale).toBe(true);
+    // A beat that landed after the list's time is not a negative age.
+    expect(workerAges(worker(now, now + 50), now, 2000).heartbeat_age_ms).toBe(0);
+  });
+
+  test("durations read as an operator would", () => {
+    expect(formatDuration(850)).toBe("850 ms");
+    expect(formatDuration(42_400)).toBe("42 s");
+    expect(formatDuration(185_000)).toBe("3 m 05 s");
+    expect(formatDuration(2 * 3_600_000 + 7 * 60_000)).toBe("2 h 07 m");
+    expect(formatDuration(3 * 86_400_000 + 4 * 3_600_000)).toBe("3 d 04 h");
+    expect(formatDuration(-1)).toBe("–");
   });
 });

@@ -3,7 +3,18 @@
 // second) and GET /events?task_type=sentiment_analysis (the tenant's sentiment results). With API keys on, the page
 // trades the key typed in its form for a stream token (GET /auth/stream-token) and puts that in ?access_token=; the
 // key stays in this page's memory only.
-import { countLabel, LABELS, labelOf, polylinePoints, ratesOf } from "/dashboard/logic.js";
+import {
+  countLabel,
+  formatDuration,
+  LABELS,
+  labelOf,
+  polylinePoints,
+  QUEUE_STATES,
+  queueAcceptedPerSecond,
+  queueSeries,
+  ratesOf,
+  workerAges,
+} from "/dashboard/logic.js";
 
 /** Five minutes of snapshots at one a second: the chart's span and the rates' window. */
 const KEEP_SAMPLES = 300;
@@ -24,6 +35,8 @@ const state = {
   key: undefined,
   samples: [],
   prices: undefined,
+  /** The workers' heartbeat interval (event: config); a worker is stale after two without a beat. */
+  heartbeatMs: 2000,
   sentiment: { positive: 0, neutral: 0, negative: 0, unlabelled: 0, minutes: [] },
   sources: [],
 };
@@ -101,18 +114,123 @@ function onMetrics(event) {
     setMetric("cost-per-min", rates.cost_usd_per_min === undefined ? "n/a" : `$${rates.cost_usd_per_min.toFixed(4)}`);
   }
   drawLatency();
+  renderQueues(snapshot.queues ?? {});
+}
+
+/**
+ * Draws one polyline per series in `svg` (its viewBox is width × height), all on one scale whose top is the
+ * highest value plus 10 %; returns that top. The x axis is the window's full span, so a young page draws from the
+ * left and grows to the right. The latency chart and every queue's sparkline use it.
+ */
+function drawLines(svg, series, width, height) {
+  const top = Math.max(1, ...series.flat()) * 1.1;
+  const span = width * Math.min(1, state.samples.length / KEEP_SAMPLES);
+  svg.querySelectorAll("polyline").forEach((line, i) => {
+    line.setAttribute("points", polylinePoints(series[i] ?? [], span, height, top));
+  });
+  return top;
 }
 
 function drawLatency() {
-  const svg = $("#latency-chart");
   const series = ["p50", "p95", "p99"].map((q) => state.samples.map((s) => s.latency_ms[q]));
-  const max = Math.max(1, ...series[2]);
-  // The x axis is the window's full span, so a young page draws from the left and grows to the right.
-  const width = 600 * Math.min(1, state.samples.length / KEEP_SAMPLES);
-  svg.querySelectorAll("polyline").forEach((line, i) => {
-    line.setAttribute("points", polylinePoints(series[i], width, 160, max * 1.1));
+  const top = drawLines($("#latency-chart"), series, 600, 160);
+  $("#latency-max").textContent = `${integer(top)} ms`;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+/** The row of one queue, made once: its depth cells and its sparkline, with one polyline per state. */
+function queueRow(name) {
+  const body = $("#queue-table tbody");
+  const existing = [...body.children].find((row) => row.dataset.queue === name);
+  if (existing) return existing;
+  const row = document.createElement("tr");
+  row.dataset.queue = name;
+  const title = document.createElement("td");
+  title.textContent = name;
+  row.append(title);
+  for (const key of [...QUEUE_STATES, "accepted-per-s"]) {
+    const cell = document.createElement("td");
+    cell.dataset.metric = `queue:${name}:${key}`;
+    cell.textContent = "–";
+    row.append(cell);
+  }
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 200 30");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${name} depth over time`);
+  for (const queueState of QUEUE_STATES) {
+    const line = document.createElementNS(SVG, "polyline");
+    line.setAttribute("class", queueState);
+    svg.append(line);
+  }
+  const chart = document.createElement("td");
+  chart.append(svg);
+  row.append(chart);
+  body.append(row);
+  return row;
+}
+
+function renderQueues(queues) {
+  const names = Object.keys(queues).sort();
+  $("#queues-empty").hidden = names.length > 0;
+  for (const name of names) {
+    const row = queueRow(name);
+    for (const queueState of QUEUE_STATES) setMetric(`queue:${name}:${queueState}`, integer(queues[name][queueState]));
+    const accepted = queueAcceptedPerSecond(state.samples, name);
+    setMetric(`queue:${name}:accepted-per-s`, accepted === undefined ? "–" : decimal(accepted));
+    const series = queueSeries(state.samples, name);
+    drawLines(
+      row.querySelector("svg"),
+      QUEUE_STATES.map((queueState) => series[queueState]),
+      200,
+      30,
+    );
+  }
+  // A queue no longer reported (the deployment's queues changed) leaves the table.
+  for (const row of [...$("#queue-table tbody").children]) if (!(row.dataset.queue in queues)) row.remove();
+}
+
+function onWorkers(event) {
+  const { at, workers } = JSON.parse(event.data);
+  const now = Date.parse(at);
+  let stale = 0;
+  const rows = workers.map((worker) => {
+    const ages = workerAges(worker, now, state.heartbeatMs);
+    if (ages.stale) stale++;
+    const row = document.createElement("tr");
+    row.dataset.workerId = worker.id;
+    row.dataset.pid = String(worker.pid);
+    if (ages.stale) row.dataset.stale = "true";
+    const cells = [
+      worker.id,
+      worker.host,
+      worker.pid,
+      worker.queues.join(", "),
+      worker.concurrency,
+      worker.active_jobs,
+      worker.processed,
+      worker.failed,
+      worker.rss_mb.toFixed(0),
+      formatDuration(ages.uptime_ms),
+      ages.stale
+        ? `stale: ${formatDuration(ages.heartbeat_age_ms)} ago`
+        : `${formatDuration(ages.heartbeat_age_ms)} ago`,
+    ];
+    for (const text of cells) {
+      const cell = document.createElement("td");
+      cell.textContent = String(text);
+      row.append(cell);
+    }
+    row.title = `started ${worker.started_at}, last heartbeat ${worker.last_seen}`;
+    return row;
   });
-  $("#latency-max").textContent = `${integer(max * 1.1)} ms`;
+  $("#worker-table tbody").replaceChildren(...rows);
+  $("#workers-empty").hidden = workers.length > 0;
+  setMetric("workers-count", integer(workers.length));
+  setMetric("workers-stale", integer(stale));
 }
 
 function onCompletion(event) {
@@ -183,8 +301,10 @@ function start() {
         config: (event) => {
           const config = JSON.parse(event.data);
           state.prices = config.prices_usd_per_mtok;
+          if (config.worker_heartbeat_ms) state.heartbeatMs = config.worker_heartbeat_ms;
         },
         metrics: onMetrics,
+        workers: onWorkers,
       },
       forbidden: () => {
         const note = $("#overview-note");

@@ -49,12 +49,12 @@ const perSecond = (delta: number, ms: number) => (ms > 0 ? (delta * 1000) / ms :
 const ratio = (part: number, whole: number) => (whole > 0 ? part / whole : 0);
 
 /** The sample `windowMs` before the last, or the oldest one kept. */
-function baseOf(samples: readonly Sample[], windowMs: number): Sample | undefined {
+function baseOf<T extends { at: number }>(samples: readonly T[], windowMs: number): T | undefined {
   const last = samples[samples.length - 1];
   if (!last) return undefined;
-  let base: Sample | undefined;
+  let base: T | undefined;
   for (let i = samples.length - 2; i >= 0; i--) {
-    const sample = samples[i] as Sample;
+    const sample = samples[i] as T;
     base = sample;
     if (last.at - sample.at >= windowMs) break;
   }
@@ -156,4 +156,82 @@ export function polylinePoints(values: readonly number[], width: number, height:
   return values
     .map((value, i) => `${(i * step).toFixed(1)},${(height - (Math.min(value, top) / top) * height).toFixed(1)}`)
     .join(" ");
+}
+
+/** The states of a queue the console shows, in the order of GET /metrics's `queues`. */
+export const QUEUE_STATES = ["waiting", "active", "delayed", "failed"] as const;
+export type QueueState = (typeof QUEUE_STATES)[number];
+export type QueueDepths = Record<QueueState, number> & { accepted?: number };
+
+/** A sample that may carry the snapshot's queue depths. */
+export interface QueueSample {
+  at: number;
+  queues?: Record<string, QueueDepths>;
+}
+
+/**
+ * Each state's depth over the kept samples, oldest first, for one queue's
+ * sparkline: a sample without that queue counts as 0 (the queue was empty or
+ * not reported yet), so every series has one value per sample.
+ */
+export function queueSeries(samples: readonly QueueSample[], queue: string): Record<QueueState, number[]> {
+  const series = { waiting: [], active: [], delayed: [], failed: [] } as Record<QueueState, number[]>;
+  for (const sample of samples) {
+    const depths = sample.queues?.[queue];
+    for (const state of QUEUE_STATES) series[state].push(depths?.[state] ?? 0);
+  }
+  return series;
+}
+
+/** Tasks accepted into `queue` per second over the last ~2 s (its `accepted` counter); undefined with fewer than two samples. */
+export function queueAcceptedPerSecond(samples: readonly QueueSample[], queue: string): number | undefined {
+  const last = samples[samples.length - 1];
+  const base = baseOf(samples, 2000);
+  if (!last || !base) return undefined;
+  const delta = Math.max(0, (last.queues?.[queue]?.accepted ?? 0) - (base.queues?.[queue]?.accepted ?? 0));
+  return perSecond(delta, last.at - base.at);
+}
+
+/** The fields of a GET /workers entry the console reads. */
+export interface WorkerEntry {
+  id: string;
+  pid: number;
+  started_at: string;
+  last_seen: string;
+}
+
+export interface WorkerAges {
+  /** ms since the process started, by the server's clock. */
+  uptime_ms: number;
+  /** ms since its last heartbeat, by the server's clock. */
+  heartbeat_age_ms: number;
+  /** No heartbeat for more than twice the interval: the process is late, hung or gone (its entry expires at 3×). */
+  stale: boolean;
+}
+
+/**
+ * A worker's uptime and heartbeat age at `now` (ms, the server's clock when
+ * it listed the workers, so a skewed browser clock does not matter), and
+ * whether it is stale. Negative ages (a beat landed after `now` was read)
+ * count as 0.
+ */
+export function workerAges(worker: WorkerEntry, now: number, heartbeatMs: number): WorkerAges {
+  const age = Math.max(0, now - Date.parse(worker.last_seen));
+  return {
+    uptime_ms: Math.max(0, now - Date.parse(worker.started_at)),
+    heartbeat_age_ms: age,
+    stale: age > 2 * heartbeatMs,
+  };
+}
+
+/** A duration as an operator reads it: "850 ms", "42 s", "3 m 05 s", "2 h 07 m", "3 d 04 h". */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return "–";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = Math.floor(ms / 1000);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} m ${pad(s % 60)} s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)} h ${pad(Math.floor(s / 60) % 60)} m`;
+  return `${Math.floor(s / 86_400)} d ${pad(Math.floor(s / 3600) % 24)} h`;
 }
