@@ -144,14 +144,19 @@ export function createHttpPool(options: HttpPoolOptions): HttpPool {
     connection.current = undefined;
     current?.reject(new TransportError(kind, message));
     connection.socket?.end();
-    if (closed || queueHead >= queue.length) return;
-    // The target refuses connections and none is left: the waiting requests fail as a client's would, at once.
-    if (kind === "connect" && all.size === 0) {
-      for (let next = takeQueued(); next; next = takeQueued()) next.reject(new TransportError("connect", message));
-      return;
-    }
-    // Requests still waiting need a connection: open a replacement.
-    open();
+    if (closed) return;
+    // A connection that was never made fails the oldest waiting request, as a client's connect error would:
+    // retrying in place would spin on a target that refuses, and no request would ever end.
+    if (kind === "connect") takeQueued()?.reject(new TransportError("connect", message));
+    // Requests still waiting and not covered by a connection being opened need one more.
+    const waiting = queue.length - queueHead;
+    if (waiting > opening() && all.size < maxConnections) open();
+  };
+
+  const opening = () => {
+    let count = 0;
+    for (const connection of all) if (!connection.socket) count++;
+    return count;
   };
 
   const open = () => {
