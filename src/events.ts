@@ -73,7 +73,7 @@ export interface EventMap {
   };
   /** A consumer thread said ready, or died (the pool restarts it: one death is one restart). */
   "ingest.thread": { thread: number; state: "ready" | "died" };
-  "ingest.paused": { reason: "queue_high_watermark" | "llm_rate_limited" };
+  "ingest.paused": { reason: "operator" | "queue_high_watermark" | "llm_rate_limited" };
   "ingest.resumed": Record<string, never>;
   /** Outcomes of Kafka events produced to KAFKA_TOPIC_OUT in one send; `failures` of them FAILURE messages. */
   "ingest.results_out": { size: number; failures: number; ms: number; ok: boolean };

@@ -9,7 +9,8 @@ import { readMetrics } from "../metrics/snapshot";
 import { listWorkers, WORKER_HEARTBEAT_MS } from "../queue/worker-registry";
 import { APP_VERSION } from "../version";
 import { createTaskAcceptor } from "./accept-task";
-import { adminGuard, authGuard, type Keyring } from "./auth";
+import { type AdminRoutesDeps, adminRoutes } from "./admin";
+import { adminGuard, authGuard, consoleGuard, type Keyring } from "./auth";
 import { type CacheRoutesDeps, cacheRoutes } from "./cache";
 import { clientIdentity, rateLimitGuard } from "./client-limits";
 import { dashboardRoutes } from "./dashboard/routes";
@@ -45,6 +46,10 @@ export interface AppDeps {
   operations?: OperationsRoutesDeps;
   /** DELETE /cache/clear, DELETE /cache/:id. */
   cache?: CacheRoutesDeps;
+  /** /admin/*: the operator's control actions (who did it is the key's name, or the client address). */
+  admin?: Omit<AdminRoutesDeps, "actorOf" | "logger">;
+  /** Without API keys, /dashboard and /admin/* answer other hosts too (CONSOLE_ALLOW_REMOTE). */
+  consoleAllowRemote?: boolean;
   /** GET /webhooks/secret, GET /task/:id/deliveries. */
   webhooks?: WebhookRoutesDeps;
   /** GraphQL at /graphql, over the tasks, events and operations above (all three needed). */
@@ -107,6 +112,11 @@ export function createApp(deps: AppDeps) {
   const access = deps.access;
   // The server exists once the app listens; the rate limit reads the remote address through it.
   const listening: { server?: { requestIP(request: Request): { address: string } | null } | null } = {};
+  const addressOf = (request: Request) => listening.server?.requestIP(request)?.address;
+  /** Who made a request, for audit lines: the key's name, or the client's address without keys. */
+  const actorOf = (request: Request) =>
+    (access?.keyring.enabled ? access.keyring.tenantOf(request) : undefined) ??
+    `local:${addressOf(request) ?? "in-process"}`;
   // Filled once every route is registered; the error handler answers 405 from it.
   const routeTable: { routes: readonly { method: string; path: string }[]; exact: ReadonlySet<string> } = {
     routes: [],
@@ -124,13 +134,21 @@ export function createApp(deps: AppDeps) {
         ? rateLimitGuard({
             redis: access.redis,
             limit: access.rateLimit,
-            clientOf: clientIdentity(access.keyring, (request) => listening.server?.requestIP(request)?.address),
+            clientOf: clientIdentity(access.keyring, addressOf),
             logger: deps.logger,
           })
         : new Elysia({ name: "rate-limit" }),
     )
     // After the rate limit: refused requests count toward it too.
     .use(access ? adminGuard(access.keyring, access.isAdmin, deps.logger) : new Elysia({ name: "admin" }))
+    .use(
+      consoleGuard({
+        keysOn: access?.keyring.enabled ?? false,
+        allowRemote: deps.consoleAllowRemote ?? false,
+        addressOf: addressOf,
+        logger: deps.logger,
+      }),
+    )
     .onRequest(({ request }) => {
       if (!WITH_BODY.has(request.method)) return;
       // A method the path does not have is the error handler's 405, whatever its body.
@@ -142,7 +160,9 @@ export function createApp(deps: AppDeps) {
         return errorResponse(413, "PAYLOAD_TOO_LARGE", `the body is ${length} bytes; the limit is ${maxBodyBytes}`);
       }
       const type = request.headers.get("content-type") ?? "";
-      if (!isJson(type)) {
+      // A request with no body at all (the /admin/ actions: `curl -X POST`) declares no type and needs none.
+      const bodyless = length === 0 && !request.headers.has("transfer-encoding") && type === "";
+      if (!bodyless && !isJson(type)) {
         deps.logger.info({ route: new URL(request.url).pathname, content_type: type }, "request rejected: not JSON");
         return errorResponse(
           415,
@@ -212,7 +232,16 @@ export function createApp(deps: AppDeps) {
     .use(deps.operations ? operationsRoutes(deps.operations) : new Elysia({ name: "operations" }))
     .use(metricsStream(deps))
     .use(deps.operations && deps.events ? dashboardRoutes() : new Elysia({ name: "dashboard" }))
-    .use(deps.cache ? cacheRoutes(deps.cache) : new Elysia({ name: "cache" }))
+    .use(deps.cache ? cacheRoutes({ actorOf, ...deps.cache }) : new Elysia({ name: "cache" }))
+    .use(
+      deps.admin
+        ? adminRoutes({
+            ...deps.admin,
+            logger: deps.logger.child({ component: "admin" }),
+            actorOf,
+          })
+        : new Elysia({ name: "admin-routes" }),
+    )
     .use(deps.webhooks ? webhookRoutes(deps.webhooks) : new Elysia({ name: "webhooks" }))
     .use(
       deps.tasks && deps.cache

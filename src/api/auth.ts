@@ -87,7 +87,7 @@ export function authGuard(keyring: Keyring, logger: Logger) {
   });
 }
 
-/** Routes whose answer spans every tenant: the deployment's volume, its processes. */
+/** Routes whose answer spans every tenant: the deployment's volume, its processes; and every /admin/ route. */
 const ADMIN_PATHS = new Set(["/metrics", "/metrics/stream", "/metrics/prometheus", "/workers"]);
 
 /**
@@ -100,11 +100,49 @@ export function adminGuard(keyring: Keyring, isAdmin: (request: Request) => bool
   if (!keyring.enabled) return plugin;
   return plugin.onRequest(({ request }) => {
     const path = new URL(request.url).pathname;
-    if (!ADMIN_PATHS.has(path) || isAdmin(request)) return;
+    if (!(ADMIN_PATHS.has(path) || path.startsWith("/admin/")) || isAdmin(request)) return;
     logger.info(
       { route: `${request.method} ${path}`, tenant: keyring.tenantOf(request) },
       "request refused: not an admin",
     );
     return errorResponse(403, "FORBIDDEN", `${path} spans every tenant: it needs a key named in API_ADMINS`);
+  });
+}
+
+/** Whether an address is this host's: 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6. */
+export function isLoopback(address: string): boolean {
+  const v4 = address.startsWith("::ffff:") ? address.slice(7) : address;
+  return v4.startsWith("127.") || address === "::1";
+}
+
+/**
+ * Without API keys (local development) the operator console, /dashboard and
+ * the /admin/ actions, answers only clients on this host, unless the
+ * operator says otherwise (CONSOLE_ALLOW_REMOTE, e.g. behind a proxy that
+ * authenticates). With keys, the admin guard decides.
+ */
+export function consoleGuard(deps: {
+  keysOn: boolean;
+  allowRemote: boolean;
+  addressOf: (request: Request) => string | undefined;
+  logger: Logger;
+}) {
+  const plugin = new Elysia({ name: "console-guard" });
+  if (deps.keysOn || deps.allowRemote) return plugin;
+  return plugin.onRequest(({ request }) => {
+    const path = new URL(request.url).pathname;
+    if (!(path === "/dashboard" || path.startsWith("/dashboard/") || path.startsWith("/admin/"))) return;
+    const address = deps.addressOf(request);
+    // No address: the request did not come over TCP (in-process app.handle(), a Unix socket): it is local.
+    if (address === undefined || isLoopback(address)) return;
+    deps.logger.info(
+      { route: `${request.method} ${path}`, client: address },
+      "request refused: console off this host without API keys",
+    );
+    return errorResponse(
+      403,
+      "FORBIDDEN",
+      `${path} answers only this host when no API_KEYS are set: set API_KEYS (and API_ADMINS), or CONSOLE_ALLOW_REMOTE=true`,
+    );
   });
 }

@@ -13,10 +13,12 @@ export interface CacheRoutesDeps {
    * tenant live in one keyspace: only the keys named in API_ADMINS may.
    */
   mayAdminister?: (request: Request) => boolean;
+  /** Who made a request, for the audit line (api/admin.ts): the key's name, or the client's address. */
+  actorOf?: (request: Request) => string;
 }
 
 export function cacheRoutes(deps: CacheRoutesDeps) {
-  const { admin, logger, mayAdminister = () => true } = deps;
+  const { admin, logger, mayAdminister = () => true, actorOf = () => "unknown" } = deps;
   return new Elysia({ name: "cache" })
     .onBeforeHandle(({ request }) => {
       if (mayAdminister(request)) return;
@@ -28,11 +30,18 @@ export function cacheRoutes(deps: CacheRoutesDeps) {
     })
     .delete(
       "/cache/clear",
-      async ({ query }) => {
+      async ({ query, request }) => {
         const started = performance.now();
         const deleted = await admin.clear(query.task_type);
         logger.info(
-          { task_type: query.task_type ?? "(all)", deleted, ms: Math.round(performance.now() - started) },
+          {
+            audit: true,
+            action: "cache.clear",
+            actor: actorOf(request),
+            task_type: query.task_type ?? "(all)",
+            deleted,
+            ms: Math.round(performance.now() - started),
+          },
           "cache cleared",
         );
         return { deleted, ...(query.task_type ? { task_type: query.task_type } : {}) };
@@ -55,11 +64,14 @@ export function cacheRoutes(deps: CacheRoutesDeps) {
     )
     .delete(
       "/cache/:id",
-      async ({ params }) => {
+      async ({ params, request }) => {
         if (!(await admin.remove(params.id))) {
           throw new AppError("CACHE_ENTRY_NOT_FOUND", `no cache entry '${params.id}'`, { status: 404 });
         }
-        logger.info({ cache_id: params.id }, "cache entry deleted");
+        logger.info(
+          { audit: true, action: "cache.delete", actor: actorOf(request), cache_id: params.id },
+          "cache entry deleted",
+        );
         return { deleted: 1, id: params.id };
       },
       {

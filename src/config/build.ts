@@ -37,7 +37,7 @@ const MAX_BYTES_PER_PARTITION = 1_048_576;
 
 const DURATION_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 
-function parseRateLimit(spec: string): RateLimit | undefined {
+export function parseRateLimit(spec: string): RateLimit | undefined {
   if (spec === "") return undefined;
   const match = /^([0-9]+)\/([0-9]+)(ms|s|m|h)$/.exec(spec);
   if (!match) return undefined; // unreachable: the schema's pattern already matched
@@ -156,6 +156,7 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
     apiKeys,
     apiAdmins: new Set(env.API_ADMINS === "" ? [] : env.API_ADMINS.split(",")),
     apiRateLimit: parseRateLimit(env.API_RATE_LIMIT),
+    consoleAllowRemote: isTrue(env.CONSOLE_ALLOW_REMOTE),
     apiMaxPendingTasks: env.API_MAX_PENDING_TASKS,
     webhooks: {
       secret: env.WEBHOOK_SECRET,

@@ -3,6 +3,7 @@
  * this file, so callers never learn how the module is split inside.
  */
 
+export { parseRateLimit } from "./build";
 export { describeConfig } from "./describe";
 export { ConfigError, loadConfig } from "./load";
 export { CONFIG_VARIABLES } from "./schema";

@@ -236,7 +236,8 @@ export const EnvSchema = T.Object({
   API_ADMINS: T.String({
     pattern: "^$|^[a-zA-Z0-9_.-]+(,[a-zA-Z0-9_.-]+)*$",
     default: "",
-    description: "comma-separated API key names allowed to delete cache entries, or empty",
+    description:
+      "comma-separated API key names that read what spans tenants and take operator actions (/admin/*, the cache), or empty",
   }),
   API_RATE_LIMIT: T.String({
     pattern: `^$|^${RATE}$`,
@@ -261,6 +262,12 @@ export const EnvSchema = T.Object({
   WEBHOOK_TIMEOUT_MS: integer(100, 120_000, "ms one webhook attempt may take", 10_000),
   WEBHOOK_CONCURRENCY: integer(1, 1000, "webhook deliveries in flight per worker process", 16),
   WEBHOOK_ALLOW_PRIVATE: T.String({ ...BOOLEAN, default: "false" }),
+  CONSOLE_ALLOW_REMOTE: T.String({
+    ...BOOLEAN,
+    default: "false",
+    description:
+      "without API_KEYS, /dashboard and /admin/* answer only loopback clients unless this is true (behind a trusted proxy)",
+  }),
   LOG_LEVEL: T.Union(
     LOG_LEVELS.map((l) => T.Literal(l)),
     { default: "info", description: LOG_LEVELS.join(", ") },

@@ -139,6 +139,8 @@ export interface Config {
   readonly apiAdmins: ReadonlySet<string>;
   /** Per client; undefined: no limit. */
   readonly apiRateLimit: RateLimit | undefined;
+  /** Without API keys, /dashboard and /admin/* also answer clients off this host (CONSOLE_ALLOW_REMOTE). */
+  readonly consoleAllowRemote: boolean;
   /** Tasks per API key accepted but not finished; 0: no cap. */
   readonly apiMaxPendingTasks: number;
   /** Signed webhooks to a task's callback_url (issue 15 §4). */

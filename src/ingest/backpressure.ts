@@ -2,8 +2,9 @@
  * Decides when consumption pauses: when the kafka_events queue's waiting
  * count passes the high watermark (resuming only below the low one, so it
  * does not flap), and while the LLM rate limiter has had no budget for
- * longer than rateLimitPauseMs. One pipelined round trip per check
- * (LLEN + GET of the limiter's theoretical arrival time). Consumer threads
+ * longer than rateLimitPauseMs, and while an operator paused it (POST
+ * /admin/kafka/pause). One pipelined round trip per check (LLEN, GET of the
+ * limiter's theoretical arrival time, HEXISTS of the operator's pause). Consumer threads
  * also report the waiting count their enqueue saw (report()), so a pause
  * does not wait for the next check.
  */
@@ -11,6 +12,7 @@ import type Redis from "ioredis";
 import { errorMessage } from "../errors";
 import type { Logger } from "../log";
 import { queueKeys } from "../queue/bee-queue-layout";
+import { CONTROL_KEY, KAFKA_PAUSED_FIELD } from "../store/control";
 import type { PauseReason } from "./consumer-protocol";
 
 export interface BackpressureSample {
@@ -18,6 +20,8 @@ export interface BackpressureSample {
   /** The GCRA limiter's theoretical arrival time (epoch ms); after now means no budget now. */
   limiterTat: number | undefined;
   now: number;
+  /** An operator paused consumption (store/control.ts). */
+  operatorPaused?: boolean;
 }
 
 export interface BackpressureSettings {
@@ -34,6 +38,7 @@ export function decide(
   noBudgetSince: number | undefined,
   settings: BackpressureSettings,
 ): PauseReason | undefined {
+  if (sample.operatorPaused) return "operator";
   const queueFull =
     sample.waiting >= settings.highWatermark ||
     (previous === "queue_high_watermark" && sample.waiting > settings.lowWatermark);
@@ -81,13 +86,15 @@ export function createBackpressure(deps: {
   let checking = false;
 
   const check = async () => {
-    const replies = (await redis.pipeline().llen(waitingKey).get(limiterKey).exec()) ?? [];
+    const replies =
+      (await redis.pipeline().llen(waitingKey).get(limiterKey).hexists(CONTROL_KEY, KAFKA_PAUSED_FIELD).exec()) ?? [];
     const waiting = Number(replies[0]?.[1] ?? 0);
     const tat = replies[1]?.[1];
     const sample: BackpressureSample = {
       waiting,
       limiterTat: typeof tat === "string" ? Number(tat) : undefined,
       now: Date.now(),
+      operatorPaused: replies[2]?.[1] === 1,
     };
     const empty = sample.limiterTat !== undefined && sample.limiterTat > sample.now;
     noBudgetSince = empty ? (noBudgetSince ?? sample.now) : undefined;
@@ -120,7 +127,7 @@ export function createBackpressure(deps: {
     },
     check,
     report(waiting) {
-      if (waiting >= settings.highWatermark) apply("queue_high_watermark", waiting);
+      if (waiting >= settings.highWatermark && current !== "operator") apply("queue_high_watermark", waiting);
     },
   };
 }

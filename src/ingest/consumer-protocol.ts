@@ -7,7 +7,8 @@ export interface ConsumerThreadData {
   env?: Record<string, string>;
 }
 
-export type PauseReason = "queue_high_watermark" | "llm_rate_limited";
+/** Why consumption is paused; `operator`: POST /admin/kafka/pause (store/control.ts), which outranks the others. */
+export type PauseReason = "operator" | "queue_high_watermark" | "llm_rate_limited";
 
 export type ToConsumerThread = { type: "pause"; reason: PauseReason } | { type: "resume" } | { type: "stop" };
 

@@ -19,22 +19,34 @@ export interface RateLimiter {
 
 export const UNLIMITED: RateLimiter = { waitForSlot: async () => 0 };
 
+export interface RateLimit {
+  calls: number;
+  periodMs: number;
+}
+
+/**
+ * `limit` is read at each call when it is a function: the limit an operator
+ * sets at run time (store/control.ts) applies to the next call. Undefined:
+ * no limit, and no Redis round trip.
+ */
 export function createRateLimiter(deps: {
   redis: Redis;
-  /** Undefined: no limit, and no Redis round trip. */
-  limit: { calls: number; periodMs: number } | undefined;
+  limit: RateLimit | undefined | (() => RateLimit | undefined);
   key?: string;
 }): RateLimiter {
   const { redis, limit, key = "llm:ratelimit" } = deps;
   if (!limit) return UNLIMITED;
+  const current = typeof limit === "function" ? limit : () => limit;
   const attempt = createGcra(redis);
-  const interval = limit.periodMs / limit.calls;
 
   return {
     async waitForSlot({ signal } = {}) {
       const started = performance.now();
       for (;;) {
         signal?.throwIfAborted();
+        const now = current();
+        if (!now) return performance.now() - started;
+        const interval = now.periodMs / now.calls;
         const wait = await attempt(key, interval, 0);
         if (wait <= 0) return performance.now() - started;
         // A little jitter so that waiters woken together do not all ask at the same millisecond.

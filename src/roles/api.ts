@@ -16,6 +16,7 @@ import { loadPrompts } from "../llm/prompts";
 import type { Logger } from "../log";
 import { JITTER_BACKOFF, queuedJobs, queueKeys } from "../queue/bee-queue-layout";
 import { createEnqueuer } from "../queue/enqueuer";
+import { createTaskControl } from "../queue/task-control";
 import type { RedisClient } from "../redis/client";
 import { createEventHub } from "../store/event-hub";
 import { createTaskStore } from "../store/task-store";
@@ -64,6 +65,7 @@ export async function startApiRole(deps: {
     return tenant !== undefined && config.apiAdmins.has(tenant);
   };
   const { secret: webhookSecret, allowPrivate } = config.webhooks;
+  const deliveries = createDeliveryStore({ redis });
   // The push channels (task events, token streams) share the event hub and the SSE limits.
   const eventDeps = {
     hub,
@@ -104,7 +106,7 @@ export async function startApiRole(deps: {
     },
     webhooks: {
       ...(webhookSecret ? { secretOf: createSecrets(webhookSecret) } : {}),
-      deliveries: createDeliveryStore({ redis }),
+      deliveries,
       store,
       tenantOf: keyring.tenantOf,
     },
@@ -119,6 +121,19 @@ export async function startApiRole(deps: {
       prices: { input: config.cache.prices.input, output: config.cache.prices.output },
       ...(deps.supervisor ? { supervisor: deps.supervisor } : {}),
     },
+    admin: {
+      redis,
+      queues: queueNames,
+      tasks: createTaskControl({
+        redis,
+        queues: queueNames,
+        store,
+        retries: config.worker.retries,
+        onFinish: deliveries.onFinish,
+      }),
+      configuredRateLimit: config.llm.rateLimit,
+    },
+    consoleAllowRemote: config.consoleAllowRemote,
     cache: {
       admin: deps.cacheAdmin,
       logger: logger.child({ component: "cache" }),

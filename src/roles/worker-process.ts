@@ -23,6 +23,7 @@ import type { FromWorker, ToWorker } from "../queue/worker-protocol";
 import { createWorkerHeartbeat } from "../queue/worker-registry";
 import { createWorkerRunner } from "../queue/worker-runner";
 import { connectRedis, logConnectionErrors } from "../redis/client";
+import { type ControlState, control, watchControl } from "../store/control";
 import { createTaskStore } from "../store/task-store";
 import { createTokenLog } from "../store/task-tokens";
 import { APP_NAME, APP_VERSION } from "../version";
@@ -48,7 +49,18 @@ try {
   });
   const embedder = createEmbedder(config.embedding, { apiKey: config.llm.apiKey, logger });
   const prompts = loadPrompts(config.promptsFile);
-  const limiter = createRateLimiter({ redis, limit: config.llm.rateLimit });
+  // What an operator changed at run time (store/control.ts): read before any job is taken, then every second.
+  let applyControl: (state: ControlState, previous: ControlState) => void = () => {};
+  const controlWatch = watchControl({ redis, logger, onChange: (state, previous) => applyControl(state, previous) });
+  const initialControl = await controlWatch.refresh();
+  // The operator's limit, when set, replaces LLM_RATE_LIMIT for the next call (PUT /admin/rate-limit).
+  const limiter = createRateLimiter({
+    redis,
+    limit: () => {
+      const override = controlWatch.current().rateLimit;
+      return override ? { calls: override.calls, periodMs: override.period_ms } : config.llm.rateLimit;
+    },
+  });
   // A task with a callback_url gets its webhook delivery in the pipeline that records its end (issue 15 §4).
   const deliveries = createDeliveryStore({ redis });
   const store = createTaskStore({
@@ -91,7 +103,7 @@ try {
   const publisher = await startResultPublisher({ config: config.kafka, bus, logger });
 
   let recycleAsked = false;
-  const askRecycle = (reason: "max_jobs" | "memory", processed: number) => {
+  const askRecycle = (reason: "max_jobs" | "memory" | "operator", processed: number) => {
     if (recycleAsked || !process.send) return;
     recycleAsked = true;
     send({ type: "recycle", reason, processed, rss_mb: rssMb() });
@@ -156,6 +168,7 @@ try {
       // Attempts in flight get a few seconds; the rest are given back to Redis, due at once for another process.
       await Promise.all([runner.drain(timeoutMs), deliverer?.stop(Math.min(timeoutMs / 2, 5000))]);
       await publisher?.close();
+      controlWatch.stop();
       await heartbeat.stop();
       await metrics.close();
       if (cacheRedis !== redis) await cacheRedis.quit().catch(() => cacheRedis.disconnect());
@@ -184,7 +197,46 @@ try {
       askRecycle("memory", runner.stats().processed);
   }, 1000).unref();
 
-  await runner.start();
+  applyControl = (state, previous) => {
+    for (const queue of config.worker.queues) {
+      const paused = queue in state.pausedQueues;
+      if (paused === runner.pausedQueues().includes(queue)) continue;
+      const change = paused ? runner.pause(queue) : runner.resume(queue);
+      change.then(
+        (changed) => {
+          if (changed)
+            logger.info(
+              { queue, by: (state.pausedQueues[queue] ?? previous.pausedQueues[queue])?.by },
+              paused ? "queue paused by an operator: taking no new jobs" : "queue resumed by an operator",
+            );
+        },
+        (error: unknown) => logger.error({ queue, err: error }, "could not apply an operator's pause or resume"),
+      );
+    }
+    const rate = state.rateLimit;
+    if (JSON.stringify(rate) !== JSON.stringify(previous.rateLimit))
+      logger.info(
+        rate
+          ? { calls: rate.calls, period_ms: rate.period_ms, by: rate.by }
+          : { limit: config.llm.rateLimit ?? "none" },
+        rate ? "LLM rate limit set by an operator" : "LLM rate limit back to LLM_RATE_LIMIT",
+      );
+    const recycle = state.recycle[workerId];
+    if (recycle && !previous.recycle[workerId]) {
+      void control.takeRecycle(redis, workerId).catch(() => {});
+      logger.info({ by: recycle.by }, "recycle asked by an operator");
+      // Under a supervisor, a replacement starts first; alone, the process drains and exits for its orchestrator.
+      if (process.send) askRecycle("operator", runner.stats().processed);
+      else void drain("recycled by an operator", 10_000);
+    }
+  };
+
+  await runner.start(Object.keys(initialControl.pausedQueues));
+  if (Object.keys(initialControl.pausedQueues).length > 0)
+    logger.info(
+      { paused: Object.keys(initialControl.pausedQueues) },
+      "queues paused by an operator: not taking their jobs",
+    );
   deliverer?.start();
   heartbeat.start();
   logger.info(

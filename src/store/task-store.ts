@@ -81,29 +81,63 @@ return append_event(ARGV[5], KEYS[2], ARGV[4], '{"task_id":' .. cjson.encode(ARG
 );
 
 /*
+ * Lua shared by the scripts that end a task (FINISH, and CANCEL below):
+ * finish(k_result, k_task_events, k_tenant_events, k_pending or nil, status, payload (JSON), finished_at, ttl,
+ *        task_id, task stream maxlen, tenant stream maxlen, done channel, channel prefix)
+ * The task's own stream gets the status alone (readers take the result from the task, as GET /task/:id
+ * shows it); the tenant's gets the result too, since a dashboard reads nothing else.
+ */
+const FINISH_LUA = `${APPEND_EVENT_LUA}
+local function finish(k_result, k_task, k_tenant, k_pending, status, payload, finished_at, ttl, task_id, task_maxlen, tenant_maxlen, done_channel, prefix)
+  local field = status == "SUCCESS" and "result" or "error"
+  redis.call("HSET", k_result, "status", status, field, payload, "finished_at", finished_at)
+  redis.call("EXPIRE", k_result, ttl)
+  redis.call("PUBLISH", done_channel, task_id)
+  if k_pending then redis.call("ZREM", k_pending, task_id) end
+  local id = cjson.encode(task_id)
+  local entry = append_event(prefix, k_task, task_maxlen, '{"task_id":' .. id .. ',"status":"' .. status .. '","at":' .. finished_at .. '}', ttl)
+  local meta = redis.call("HMGET", k_result, "task_type", "queue")
+  local function str(v) if v then return cjson.encode(v) end return "null" end
+  append_event(prefix, k_tenant, tenant_maxlen, '{"task_id":' .. id .. ',"status":"' .. status .. '","task_type":' .. str(meta[1]) .. ',"queue":' .. str(meta[2]) .. ',"finished_at":' .. finished_at .. ',"' .. field .. '":' .. payload .. '}', false)
+  return entry
+end
+`;
+
+/*
  * KEYS[1] result:{task_id}   KEYS[2] events:task:{task_id}   KEYS[3] the tenant's events stream
  * KEYS[4] the tenant's pending set (absent without a tenant)
  * ARGV[1] SUCCESS or FAILURE   ARGV[2] the result or the error (JSON)   ARGV[3] finished_at (epoch ms)
  * ARGV[4] ttl seconds   ARGV[5] task_id   ARGV[6] entries kept in the task's stream
  * ARGV[7] entries kept in the tenant's stream   ARGV[8] the channel that wakes GET /task/:id?wait=
  * ARGV[9] channel prefix of the event streams
- * The task's own stream gets the status alone (readers take the result from the task, as GET /task/:id
- * shows it); the tenant's gets the result too, since a dashboard reads nothing else.
  */
 const FINISH = defineScript<string>(
   "taskFinish",
-  `${APPEND_EVENT_LUA}
-local field = ARGV[1] == "SUCCESS" and "result" or "error"
-redis.call("HSET", KEYS[1], "status", ARGV[1], field, ARGV[2], "finished_at", ARGV[3])
-redis.call("EXPIRE", KEYS[1], ARGV[4])
-redis.call("PUBLISH", ARGV[8], ARGV[5])
-if KEYS[4] then redis.call("ZREM", KEYS[4], ARGV[5]) end
-local id = cjson.encode(ARGV[5])
-local entry = append_event(ARGV[9], KEYS[2], ARGV[6], '{"task_id":' .. id .. ',"status":"' .. ARGV[1] .. '","at":' .. ARGV[3] .. '}', ARGV[4])
-local meta = redis.call("HMGET", KEYS[1], "task_type", "queue")
-local function str(v) if v then return cjson.encode(v) end return "null" end
-append_event(ARGV[9], KEYS[3], ARGV[7], '{"task_id":' .. id .. ',"status":"' .. ARGV[1] .. '","task_type":' .. str(meta[1]) .. ',"queue":' .. str(meta[2]) .. ',"finished_at":' .. ARGV[3] .. ',"' .. field .. '":' .. ARGV[2] .. '}', false)
-return entry
+  `${FINISH_LUA}
+return finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+`,
+);
+
+/*
+ * Ends a task that has not started, atomically with taking its job out of the queue, so no worker can
+ * start it in between.
+ * KEYS[1] the queue's waiting list   KEYS[2] its delayed set   KEYS[3] its job hash
+ * KEYS[4..7] as FINISH's KEYS[1..4]   ARGV[1..9] as FINISH's (status FAILURE)   ARGV[10] the queue's name
+ * Returns false when the job is no longer waiting (it started, ended or was never there).
+ */
+const CANCEL = defineScript<string | null>(
+  "taskCancel",
+  `${FINISH_LUA}
+local removed = redis.call("LREM", KEYS[1], 1, ARGV[5]) + redis.call("ZREM", KEYS[2], ARGV[5])
+if removed == 0 then return false end
+local record = redis.call("HGET", KEYS[3], ARGV[5])
+redis.call("HDEL", KEYS[3], ARGV[5])
+if record then
+  local job = cjson.decode(record).data
+  redis.call("HSET", KEYS[4], "task_type", job.task_type, "accepted_at", job.accepted_at, "queue", ARGV[10])
+  if job.tenant then redis.call("HSET", KEYS[4], "tenant", job.tenant) end
+end
+return finish(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 `,
 );
 
@@ -138,6 +172,11 @@ export interface TaskStore {
   /** A failed attempt that will be retried. */
   retry(taskId: string, error: TaskError): Promise<void>;
   fail(taskId: string, error: TaskError, now?: number, tenant?: string, callbackUrl?: string): Promise<void>;
+  /**
+   * Ends a task that has not started (waiting, or delayed before a retry) with `error`, taking its job out
+   * of the queue in the same script. False when its job is not waiting any more.
+   */
+  cancel(task: TaskJob, queue: QueueJobKeys, error: TaskError, now?: number): Promise<boolean>;
   /** The task's state, or undefined when no such task exists (or it belongs to another tenant). */
   get(taskId: string, tenant?: string): Promise<TaskState | undefined>;
   /** Keeps a client's latest feedback on a finished task's answer (`feedback` of its record). */
@@ -172,6 +211,14 @@ export interface QueuedJobs {
   read(record: string): { job: TaskJob; failed: boolean };
 }
 
+/** One queue's keys that hold a job before it starts (queue/bee-queue-layout.ts has them). */
+export interface QueueJobKeys {
+  readonly name: string;
+  readonly waiting: string;
+  readonly delayed: string;
+  readonly jobs: string;
+}
+
 /** Completions kept in a tenant's event stream by default (EVENTS_STREAM_MAXLEN). */
 export const DEFAULT_EVENTS_MAXLEN = 50_000;
 
@@ -186,23 +233,29 @@ export function createTaskStore(deps: {
 }): TaskStore {
   const { redis, resultTtlSeconds, queued, eventsMaxLen = DEFAULT_EVENTS_MAXLEN } = deps;
   const channels = channelPrefix(redis);
-
-  const finish = async (task: FinishedTask, outcome: string) => {
-    const { task_id: taskId, tenant } = task;
+  /** The keys a task's end writes: its record, its stream, its tenant's stream and pending set. */
+  const endKeys = (taskId: string, tenant: string | undefined) => {
     const keys = [resultKey(taskId), taskEventsKey(taskId), tenantEventsKey(tenant)];
     if (tenant) keys.push(pendingKey(tenant));
+    return keys;
+  };
+
+  /** FINISH's (and CANCEL's first nine) arguments. */
+  const endArgs = (taskId: string, status: string, outcome: string, finishedAt: number) => [
+    status,
+    outcome,
+    finishedAt,
+    resultTtlSeconds,
+    taskId,
+    TASK_STREAM_MAXLEN,
+    eventsMaxLen,
+    DONE_CHANNEL,
+    channels,
+  ];
+  const finish = async (task: FinishedTask, outcome: string) => {
+    const keys = endKeys(task.task_id, task.tenant);
     const pipeline = redis.pipeline();
-    FINISH.queue(redis, pipeline, keys, [
-      task.status,
-      outcome,
-      task.finished_at,
-      resultTtlSeconds,
-      taskId,
-      TASK_STREAM_MAXLEN,
-      eventsMaxLen,
-      DONE_CHANNEL,
-      channels,
-    ]);
+    FINISH.queue(redis, pipeline, keys, endArgs(task.task_id, task.status, outcome, task.finished_at));
     deps.onFinish?.(pipeline, task);
     await execChecked(pipeline);
   };
@@ -234,6 +287,12 @@ export function createTaskStore(deps: {
     succeed(taskId, result, now = Date.now(), tenant = undefined, callbackUrl = undefined) {
       const task = ended({ task_id: taskId, status: "SUCCESS", result, finished_at: now }, tenant, callbackUrl);
       return finish(task, JSON.stringify(result));
+    },
+    async cancel(task, queue, error, now = Date.now()) {
+      const keys = [queue.waiting, queue.delayed, queue.jobs, ...endKeys(task.task_id, task.tenant)];
+      const args = [...endArgs(task.task_id, "FAILURE", JSON.stringify(error), now), queue.name];
+      const ended = await CANCEL.run(redis, keys, args);
+      return ended !== null;
     },
     async retry(taskId, error) {
       await RETRY.run(

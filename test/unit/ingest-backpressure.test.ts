@@ -22,6 +22,15 @@ describe("backpressure", () => {
     expect(decide(sample(0, 10_000), undefined, 0, { ...settings, rateLimitPauseMs: 0 })).toBeUndefined();
   });
 
+  test("an operator's pause outranks every other reason and holds until the operator resumes", () => {
+    const paused = { ...sample(0), operatorPaused: true };
+    expect(decide(paused, undefined, undefined, settings)).toBe("operator");
+    expect(decide({ ...sample(500), operatorPaused: true }, "queue_high_watermark", 0, settings)).toBe("operator");
+    // Resumed by the operator: the other reasons apply again at once.
+    expect(decide(sample(500), "operator", undefined, settings)).toBe("queue_high_watermark");
+    expect(decide(sample(0), "operator", undefined, settings)).toBeUndefined();
+  });
+
   test("a waiting count reported by a consumer thread pauses at once, and only at or over the high watermark", async () => {
     const changes: (PauseReason | undefined)[] = [];
     let waiting = 0;
@@ -33,9 +42,13 @@ describe("backpressure", () => {
         get: function () {
           return this;
         },
+        hexists: function () {
+          return this;
+        },
         exec: async () => [
           [null, waiting],
           [null, null],
+          [null, 0],
         ],
       }),
     } as unknown as Redis;

@@ -43,6 +43,7 @@ function recordingStore(start: { status: "STARTED"; attempt: number } | { status
     fail: async (_id, error) => void outcomes.push({ kind: "fail", error }),
     get: async () => undefined,
     recordFeedback: async () => {},
+    cancel: async () => false,
   };
   return { store, outcomes };
 }
