@@ -44,7 +44,7 @@ export async function ensureComposeCheck(): Promise<string> {
     if (!go) throw new ServiceError(`no \`go\` on PATH to build compose-check. ${howTo}`);
     const build = await run([go, "build", "-trimpath", "-o", join(staging, "compose-check"), "."], {
       cwd: COMPOSE_CHECK_SOURCE,
-      env: { GOFLAGS: "-mod=readonly", GOTOOLCHAIN: "local", CGO_ENABLED: "0" },
+      env: { GOFLAGS: "-mod=readonly -buildvcs=false", GOTOOLCHAIN: "local", CGO_ENABLED: "0" },
     });
     if (build.code !== 0) {
       throw new ServiceError(`\`go build\` of compose-check exited ${build.code}:\n${tail(build.stderr)}\n${howTo}`);
