@@ -4,7 +4,7 @@
  * started, and waiting for a condition with a deadline.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -33,6 +33,32 @@ export class ServiceError extends Error {
 export function ensureDir(path: string): string {
   mkdirSync(path, { recursive: true });
   return path;
+}
+
+/**
+ * Fills `dir` in the download cache once. `fill` writes into a staging folder
+ * beside it, which is renamed into place with a `.complete` marker at the end:
+ * a second caller (another worktree's run) never uses a half-filled folder,
+ * and an interrupted install leaves nothing that looks complete. A folder
+ * without the marker is a leftover and is replaced.
+ */
+export async function installOnce(dir: string, fill: (staging: string) => Promise<void>): Promise<string> {
+  const marker = join(dir, ".complete");
+  if (existsSync(marker)) return dir;
+  const staging = `${dir}.partial-${process.pid}`;
+  rmSync(staging, { recursive: true, force: true });
+  ensureDir(staging);
+  try {
+    await fill(staging);
+    writeFileSync(join(staging, ".complete"), `${new Date().toISOString()}\n`);
+    if (!existsSync(marker)) rmSync(dir, { recursive: true, force: true });
+    renameSync(staging, dir);
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    // Another caller finished first: its folder is as good as ours.
+    if (!existsSync(marker)) throw error;
+  }
+  return dir;
 }
 
 export interface RunResult {

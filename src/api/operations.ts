@@ -3,7 +3,7 @@
 import { Elysia, t } from "elysia";
 import type Redis from "ioredis";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../metrics/prometheus";
-import { MetricsSnapshotSchema, type QueueStateKeys, readMetrics } from "../metrics/snapshot";
+import { MetricsSnapshotSchema, type QueueStateKeys, readMetrics, readMetricsWithExtras } from "../metrics/snapshot";
 import { listWorkers, WorkerSchema } from "../queue/worker-registry";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
 import type { TokenPrices } from "./metrics-stream";
@@ -27,10 +27,12 @@ export function operationsRoutes(deps: OperationsRoutesDeps) {
     })
     .get(
       "/metrics/prometheus",
-      async () =>
-        new Response(await renderPrometheus(await readMetrics({ redis, queues })), {
+      async () => {
+        const { snapshot, extras } = await readMetricsWithExtras({ redis, queues });
+        return new Response(await renderPrometheus(snapshot, extras, deps.prices), {
           headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
-        }),
+        });
+      },
       { detail: { summary: "The same metrics in Prometheus text exposition format", tags: ["operations"] } },
     )
     .get(

@@ -118,6 +118,11 @@ export function subscribeCacheMetrics(
 const round = (n: number, digits = 4) => Math.round(n * 10 ** digits) / 10 ** digits;
 const ratio = (part: number, whole: number, digits = 4) => (whole > 0 ? round(part / whole, digits) : 0);
 
+/** The cosine similarities of semantic hits, summed, and how many: avg_similarity's parts, for Prometheus. */
+export function cacheSimilarity(count: (field: string) => number): { sum: number; count: number } {
+  return { sum: count("cache_similarity_sum_micro") / MICRO, count: count("cache_similarity_count") };
+}
+
 export function cacheSnapshot(count: (field: string) => number, lookup: DurationSummary): CacheMetrics {
   const exact = count("cache_lookup:exact");
   const semantic = count("cache_lookup:semantic");
@@ -131,6 +136,7 @@ export function cacheSnapshot(count: (field: string) => number, lookup: Duration
   const queries = count("cache_knn_queries");
   const saved = count("cache_saved_nano_usd") / NANO_PER_USD;
   const embeddingCost = count("embedding_cost_nano_usd") / NANO_PER_USD;
+  const similarity = cacheSimilarity(count);
   return {
     hits,
     misses,
@@ -154,7 +160,7 @@ export function cacheSnapshot(count: (field: string) => number, lookup: Duration
       substitution: count("cache_guard_refusals:substitution"),
       order: count("cache_guard_refusals:order"),
     },
-    avg_similarity: ratio(count("cache_similarity_sum_micro") / MICRO, count("cache_similarity_count")),
+    avg_similarity: ratio(similarity.sum, similarity.count),
     stored: count("cache_stored"),
     not_admitted: count("cache_not_admitted"),
     embedding_calls: calls,

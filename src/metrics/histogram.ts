@@ -97,15 +97,64 @@ const counterAt = (counters: Buffer, offset: number) =>
  */
 export function histogramOfCounters(counters: Buffer | null, minus?: Buffer | null): Histogram {
   const histogram = createDurationHistogram();
+  forEachBucket(counters, minus, (highestUs, count) => histogram.recordValueWithCount(highestUs, count));
+  return histogram;
+}
+
+/** Calls `visit` with each non-empty bucket's highest value (µs) and count, lowest bucket first. */
+function forEachBucket(
+  counters: Buffer | null,
+  minus: Buffer | null | undefined,
+  visit: (highestUs: number, count: number) => void,
+): void {
   // Counters past the one of 1 h are none of this layout's (a corrupt string): skipped.
   const length = Math.min(Math.floor((counters?.length ?? 0) / COUNTER_BYTES), counterOfUs(HIGHEST_US) + 1);
   for (let index = 0; counters && index < length; index++) {
     const offset = index * COUNTER_BYTES;
     let count = counterAt(counters, offset);
     if (minus && offset + COUNTER_BYTES <= minus.length) count -= counterAt(minus, offset);
-    if (count > 0) histogram.recordValueWithCount(highestOfCounter(index), count);
+    if (count > 0) visit(highestOfCounter(index), count);
   }
-  return histogram;
+}
+
+/** A histogram in Prometheus's shape: cumulative counts at fixed upper bounds, the total count and sum. */
+export interface CumulativeBuckets {
+  /** Upper bounds in seconds, ascending; +Inf is implied (its count is `count`). */
+  readonly bounds: readonly number[];
+  /** Samples ≤ each bound, cumulative, one per bound. */
+  readonly cumulative: number[];
+  readonly count: number;
+  readonly sumSeconds: number;
+}
+
+/**
+ * Prometheus buckets derived from a string of counters at export time, so an
+ * aggregator can merge processes and compute any quantile over any window
+ * (histogram_quantile of a rate), which pre-computed quantile gauges never
+ * allow (issue 16). Each HDR bucket counts at its highest value, as
+ * `summarize` does: a bucket that straddles a bound counts above it, an error
+ * of at most 0.1 % of the bound. The sum is the same approximation (the
+ * counters keep no exact sum), within 0.1 %.
+ */
+export function cumulativeBuckets(counters: Buffer | null, bounds: readonly number[]): CumulativeBuckets {
+  const boundsUs = bounds.map((seconds) => Math.round(seconds * 1e6));
+  const perBound = bounds.map(() => 0);
+  let count = 0;
+  let sumUs = 0;
+  let bound = 0;
+  forEachBucket(counters, undefined, (highestUs, n) => {
+    // Buckets arrive in ascending order, so the bound only ever moves up.
+    while (bound < boundsUs.length && highestUs > (boundsUs[bound] as number)) bound++;
+    if (bound < bounds.length) perBound[bound] = (perBound[bound] as number) + n;
+    count += n;
+    sumUs += highestUs * n;
+  });
+  let running = 0;
+  const cumulative = perBound.map((n) => {
+    running += n;
+    return running;
+  });
+  return { bounds, cumulative, count, sumSeconds: sumUs / 1e6 };
 }
 
 /** For the bench's result files: one histogram as one string. */

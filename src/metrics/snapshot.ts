@@ -4,9 +4,9 @@
  */
 import { Type as t } from "@sinclair/typebox";
 import type Redis from "ioredis";
-import { CacheMetricsSchema, cacheSnapshot } from "./cache-metrics";
+import { CacheMetricsSchema, cacheSimilarity, cacheSnapshot } from "./cache-metrics";
 import { type DurationSummary, summarizeCounters } from "./histogram";
-import { EXTERNAL_COUNTERS, HISTOGRAMS, metricsKeys, RATE_WINDOW_SECONDS } from "./keys";
+import { EXTERNAL_COUNTERS, HISTOGRAMS, type HistogramName, metricsKeys, RATE_WINDOW_SECONDS } from "./keys";
 
 const Count = t.Integer({ minimum: 0 });
 const Quantiles = { p50: t.Number(), p95: t.Number(), p99: t.Number() };
@@ -106,11 +106,7 @@ export interface QueueStateKeys {
   readonly failed: string;
 }
 
-/**
- * The deployment's metrics in one pipelined round trip: counters, every
- * histogram's counters, the rate buckets and the queues' key sizes.
- */
-export async function readMetrics(deps: {
+type ReadMetricsDeps = {
   redis: Redis;
   queues: readonly QueueStateKeys[];
   /** In-flight tasks, when the caller counts them itself; else the sum of the queues' active lists. */
@@ -120,7 +116,30 @@ export async function readMetrics(deps: {
   startedAt?: number;
   /** Epoch ms; tests move the clock to see the rate window. */
   now?: number;
-}): Promise<MetricsSnapshot> {
+};
+
+/**
+ * What the Prometheus exporter needs beyond the JSON snapshot, from the same
+ * read: each histogram's counters (for `_bucket` series an aggregator can
+ * merge) and the similarity sum behind `cache.avg_similarity`.
+ */
+export interface MetricsExtras {
+  histograms: Record<HistogramName, Buffer | null>;
+  similarity: { sum: number; count: number };
+}
+
+/**
+ * The deployment's metrics in one pipelined round trip: counters, every
+ * histogram's counters, the rate buckets and the queues' key sizes.
+ */
+export async function readMetrics(deps: ReadMetricsDeps): Promise<MetricsSnapshot> {
+  return (await readMetricsWithExtras(deps)).snapshot;
+}
+
+/** readMetrics, plus what only the Prometheus exporter uses (MetricsExtras). */
+export async function readMetricsWithExtras(
+  deps: ReadMetricsDeps,
+): Promise<{ snapshot: MetricsSnapshot; extras: MetricsExtras }> {
   const { redis, queues, prefix = "metrics", now = Date.now() } = deps;
   const keys = metricsKeys(prefix);
   // The 10 seconds before the last one: with a flush interval of at most 1 s, every process has sent them.
@@ -145,7 +164,11 @@ export async function readMetrics(deps: {
     const value = Number(counters[field] ?? 0);
     return Number.isFinite(value) ? value : 0;
   };
-  const [latency, processing, llm, cacheLookup] = HISTOGRAMS.map(() => summarizeCounters(next<Buffer | null>())) as [
+  const histograms = Object.fromEntries(HISTOGRAMS.map((name) => [name, next<Buffer | null>()])) as Record<
+    HistogramName,
+    Buffer | null
+  >;
+  const [latency, processing, llm, cacheLookup] = HISTOGRAMS.map((name) => summarizeCounters(histograms[name])) as [
     DurationSummary,
     DurationSummary,
     DurationSummary,
@@ -176,7 +199,7 @@ export async function readMetrics(deps: {
   const cache = cacheSnapshot(count, cacheLookup);
   const batches = count("enqueue_batches");
   const jobs = count("enqueue_jobs");
-  return {
+  const snapshot: MetricsSnapshot = {
     total_tasks: count("tasks_accepted"),
     active_tasks: deps.activeTasks ?? Object.values(depths).reduce((sum, depth) => sum + depth.active, 0),
     started_tasks: count("tasks_started"),
@@ -228,4 +251,5 @@ export async function readMetrics(deps: {
     },
     enqueue: { batches, jobs, avg_batch_size: ratio(jobs, batches) },
   };
+  return { snapshot, extras: { histograms, similarity: cacheSimilarity(count) } };
 }

@@ -13,7 +13,7 @@ import { createLogger } from "../../src/log";
 import { EXTERNAL_COUNTERS, metricsKeys } from "../../src/metrics/keys";
 import { renderPrometheus } from "../../src/metrics/prometheus";
 import { createMetricsRecorder } from "../../src/metrics/recorder";
-import { MetricsSnapshotSchema, readMetrics } from "../../src/metrics/snapshot";
+import { MetricsSnapshotSchema, readMetrics, readMetricsWithExtras } from "../../src/metrics/snapshot";
 import { QUEUE_KEY_PREFIX, queueKeys } from "../../src/queue/bee-queue-layout";
 import { RedisClient } from "../../src/redis/client";
 import { succeed } from "../helpers/metrics";
@@ -405,7 +405,7 @@ describe("metrics across processes", () => {
     expect(cache.lookup_ms.p99).toBeGreaterThanOrEqual(29);
   });
 
-  test("the Prometheus text declares every metric's type and carries the queue depth with its labels", async () => {
+  test("the Prometheus text declares every metric's type, carries the queue depth with its labels, and keeps the deprecated names", async () => {
     const prefix = newPrefix("metrics-prom");
     const queue = newPrefix("q");
     prefixes.push(`${QUEUE_KEY_PREFIX}:${queue}`);
@@ -414,33 +414,66 @@ describe("metrics across processes", () => {
     const bus = createEventBus();
     const recorder = createMetricsRecorder({ redis, bus, processId: "p", logger, prefix, flushIntervalMs: 60_000 });
     for (let i = 0; i < 4; i++) succeed(bus, 40, 4);
+    succeed(bus, 3000, 4);
     bus.emit("llm.call", { provider: "p", model: "m", ms: 9, ok: true, prompt_tokens: 11, completion_tokens: 2 });
     await recorder.close();
+    await redis.hset(metricsKeys(prefix).kafkaLag, "datos_crudos:2", JSON.stringify({ lag: 7, committed: "3", at: 1 }));
 
-    const snapshot = await readMetrics({ redis, prefix, queues: [queueKeys(queue)] });
-    const text = await renderPrometheus(snapshot);
-    expect(await renderPrometheus(snapshot)).toBe(text);
+    const { snapshot, extras } = await readMetricsWithExtras({ redis, prefix, queues: [queueKeys(queue)] });
+    const text = await renderPrometheus(snapshot, extras, { input: 1, output: 2 });
+    expect(await renderPrometheus(snapshot, extras, { input: 1, output: 2 })).toBe(text);
     expect(text).toContain(`aies_queue_depth{queue="${queue}",state="waiting"} 5`);
     expect(text).toContain(`aies_queue_depth{queue="${queue}",state="active"} 0`);
-    expect(text).toContain("aies_tasks_completed_total 4");
+    expect(text).toContain("aies_tasks_completed_total 5");
     expect(text).toContain('aies_llm_tokens_total{kind="prompt"} 11');
+    // (11 · 1 + 2 · 2) / 1e6 USD at the given prices per million tokens.
+    expect(text).toContain("aies_llm_cost_usd_total 0.000015");
+    // Cumulative buckets: four tasks at 40 ms, one at 3 s.
+    expect(text).toContain('aies_task_latency_seconds_bucket{le="0.025"} 0');
+    expect(text).toContain('aies_task_latency_seconds_bucket{le="0.05"} 4');
+    expect(text).toContain('aies_task_latency_seconds_bucket{le="2.5"} 4');
+    expect(text).toContain('aies_task_latency_seconds_bucket{le="5"} 5');
+    expect(text).toContain('aies_task_latency_seconds_bucket{le="+Inf"} 5');
+    expect(text).toContain("aies_task_latency_seconds_count 5");
+    const sum = Number(/^aies_task_latency_seconds_sum (\S+)$/m.exec(text)?.[1]);
+    expect(sum).toBeCloseTo(3.16, 2);
+    expect(text).toContain('aies_task_processing_seconds_bucket{le="0.005"} 5');
+    expect(text).toContain('aies_llm_request_duration_seconds_bucket{le="0.01"} 1');
+    expect(text).toContain('aies_kafka_consumer_lag_messages{topic="datos_crudos",partition="2"} 7');
+    // The names these replace, for one release, flagged in their HELP.
     expect(text).toMatch(/aies_task_latency_ms\{quantile="0\.5"\} 40\.0\d*/);
+    expect(text).toContain('aies_kafka_consumer_lag{partition="datos_crudos:2"} 7');
+    expect(text).toMatch(/^# HELP aies_task_latency_ms DEPRECATED.*aies_task_latency_seconds/m);
+    expect(text).toMatch(/^# HELP aies_kafka_consumer_lag DEPRECATED.*aies_kafka_consumer_lag_messages/m);
 
     const types = new Map<string, string>();
+    const suffixes: Record<string, string[]> = {
+      counter: [""],
+      gauge: [""],
+      histogram: ["_bucket", "_sum", "_count"],
+      summary: ["", "_sum", "_count"],
+    };
     for (const line of text.split("\n")) {
       if (line === "" || line.startsWith("# HELP ")) continue;
-      const type = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge)$/.exec(line);
+      const type = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary)$/.exec(line);
       if (type?.[1] && type[2]) {
+        expect(types.has(type[1]), `${type[1]} declared twice`).toBe(false);
         types.set(type[1], type[2]);
         continue;
       }
       const sample =
-        /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? (-?[0-9.e+-]+|NaN)$/.exec(
+        /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? (-?[0-9.e+-]+|NaN|\+Inf)$/.exec(
           line,
         );
       expect(sample, `not a Prometheus sample line: ${line}`).not.toBeNull();
-      expect(types.has(sample?.[1] ?? ""), `no # TYPE before ${line}`).toBe(true);
+      const name = sample?.[1] ?? "";
+      const family = [...types].find(([base, kind]) => suffixes[kind]?.some((suffix) => `${base}${suffix}` === name));
+      expect(family, `no # TYPE before ${line}`).toBeDefined();
     }
+    for (const [name, kind] of types) {
+      if (kind === "counter") expect(name).toEndWith("_total");
+    }
+    expect(types.get("aies_task_latency_seconds")).toBe("histogram");
     expect(types.get("aies_queue_depth")).toBe("gauge");
     expect(types.get("aies_tasks_accepted_total")).toBe("counter");
     for (const name of [

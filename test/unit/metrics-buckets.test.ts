@@ -8,6 +8,7 @@ import { describe, expect, test } from "bun:test";
 import {
   counterOfMs,
   createDurationHistogram,
+  cumulativeBuckets,
   type Histogram,
   histogramOfCounters,
   recordMs,
@@ -82,5 +83,34 @@ describe("histogram counters", () => {
     expect(window.totalCount).toBe(5);
     expect(histogramOfCounters(null).totalCount).toBe(0);
     expect(histogramOfCounters(after, null).totalCount).toBe(10);
+  });
+
+  test("Prometheus buckets from the counters count the raw samples under each bound, off only for samples within 0.1 % under it", () => {
+    const bounds = [0.001, 0.0025, 0.01, 0.1, 1, 10];
+    const samples: number[] = [];
+    for (let i = 0; i < 20_000; i++) samples.push(10 ** (random() * 5 - 3.5) * 1000);
+    const counts = new Map<number, number>();
+    for (const ms of samples) {
+      const index = counterOfMs(ms);
+      counts.set(index, (counts.get(index) ?? 0) + 1);
+    }
+    const buckets = cumulativeBuckets(countersOf(counts), bounds);
+    expect(buckets.count).toBe(samples.length);
+    bounds.forEach((bound, i) => {
+      const exactBelow = samples.filter((ms) => ms / 1000 <= bound * 0.999).length;
+      const exactAtOrBelow = samples.filter((ms) => ms / 1000 <= bound).length;
+      // Only a sample within 0.1 % under a bound may land above it, never one over it below.
+      expect(buckets.cumulative[i]).toBeGreaterThanOrEqual(exactBelow);
+      expect(buckets.cumulative[i]).toBeLessThanOrEqual(exactAtOrBelow);
+    });
+    const exactSum = samples.reduce((sum, ms) => sum + ms / 1000, 0);
+    expect(buckets.sumSeconds).toBeGreaterThanOrEqual(exactSum);
+    expect(buckets.sumSeconds).toBeLessThanOrEqual(exactSum * 1.001);
+    expect(cumulativeBuckets(null, bounds)).toEqual({
+      bounds,
+      cumulative: [0, 0, 0, 0, 0, 0],
+      count: 0,
+      sumSeconds: 0,
+    });
   });
 });
