@@ -10,6 +10,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
 import type { ApiKey } from "../config";
+import { AppError } from "../errors";
 import type { Logger } from "../log";
 import { DASHBOARD_PATHS } from "./dashboard/routes";
 import { errorResponse } from "./error-responses";
@@ -107,4 +108,54 @@ export function adminGuard(keyring: Keyring, isAdmin: (request: Request) => bool
     );
     return errorResponse(403, "FORBIDDEN", `${path} spans every tenant: it needs a key named in API_ADMINS`);
   });
+}
+
+/** Who may read which tenant's tasks: GET /tasks and GET /events take a `tenant` parameter. */
+export interface TenantScope {
+  /** The configured tenants (API key names); empty when auth is off. */
+  readonly tenants: readonly string[];
+  tenantOf(request: Request): string | undefined;
+  isAdmin(request: Request): boolean;
+}
+
+/** What a `tenant` parameter may hold: a key name (API_KEY_PAIR's), or `*` for every tenant. */
+export const TENANT_PARAM_PATTERN = "^([a-zA-Z0-9_.-]{1,128}|\\*)$";
+
+/**
+ * The namespaces a request reads (a tenant's name, or undefined for the
+ * open one, where tasks without a key go: all of them when auth is off, and
+ * Kafka events without KAFKA_TENANT). Without `tenant`: the caller's own, or
+ * with `whenAbsent: "all"` every namespace for an admin. `tenant=*` is every
+ * namespace and `tenant=<name>` another tenant's: admins only (403); the
+ * caller's own name is always allowed. Without keys every task is in the open namespace: `*` is that one,
+ * and there is no tenant to name (422).
+ */
+export function namespacesOf(
+  scope: TenantScope,
+  request: Request,
+  requested: string | undefined,
+  whenAbsent: "own" | "all",
+): (string | undefined)[] {
+  if (scope.tenants.length === 0) {
+    if (requested === undefined || requested === "*") return [undefined];
+    throw new AppError("UNKNOWN_TENANT", "tenant: no API keys are configured, so there are no tenants", {
+      status: 422,
+      details: { field: "tenant" },
+    });
+  }
+  const own = scope.tenantOf(request);
+  const everything = [undefined, ...scope.tenants];
+  if (requested === undefined) return whenAbsent === "all" && scope.isAdmin(request) ? everything : [own];
+  if (requested === own) return [own];
+  if (!scope.isAdmin(request)) {
+    throw new AppError("FORBIDDEN", "tenant: other tenants' tasks need a key named in API_ADMINS", { status: 403 });
+  }
+  if (requested === "*") return everything;
+  if (!scope.tenants.includes(requested)) {
+    throw new AppError("UNKNOWN_TENANT", `tenant: no API key is named '${requested}'`, {
+      status: 422,
+      details: { field: "tenant" },
+    });
+  }
+  return [requested];
 }

@@ -63,6 +63,8 @@ export async function startApiRole(deps: {
     const tenant = keyring.tenantOf(request);
     return tenant !== undefined && config.apiAdmins.has(tenant);
   };
+  const scope = { tenants: config.apiKeys.map((key) => key.name), tenantOf: keyring.tenantOf, isAdmin };
+  const deliveries = createDeliveryStore({ redis });
   const { secret: webhookSecret, allowPrivate } = config.webhooks;
   // The push channels (task events, token streams) share the event hub and the SSE limits.
   const eventDeps = {
@@ -70,6 +72,7 @@ export async function startApiRole(deps: {
     store,
     redis,
     tenantOf: keyring.tenantOf,
+    scope,
     logger: logger.child({ component: "events" }),
     sse: {
       heartbeatMs: config.events.heartbeatMs,
@@ -104,10 +107,11 @@ export async function startApiRole(deps: {
     },
     webhooks: {
       ...(webhookSecret ? { secretOf: createSecrets(webhookSecret) } : {}),
-      deliveries: createDeliveryStore({ redis }),
+      deliveries,
       store,
       tenantOf: keyring.tenantOf,
     },
+    taskList: { redis, store, resultTtlSeconds: config.resultTtlSeconds, scope, deliveries },
     streamTokens,
     events: eventDeps,
     stream: eventDeps,
@@ -117,6 +121,10 @@ export async function startApiRole(deps: {
       redis,
       queues: queueNames.map((queue) => queueKeys(queue)),
       prices: { input: config.cache.prices.input, output: config.cache.prices.output },
+      cacheIndex: () => {
+        const { name, algorithm, dim } = deps.cacheAdmin.index.status();
+        return { name, algorithm, dim };
+      },
       ...(deps.supervisor ? { supervisor: deps.supervisor } : {}),
     },
     cache: {
