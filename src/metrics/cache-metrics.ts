@@ -18,7 +18,7 @@ export const CacheIndexSchema = t.Object(
     docs: t.Integer({ minimum: 0, description: "entries the index holds: the semantic tier's entries" }),
     state: t.Union([t.Literal("ready"), t.Literal("indexing"), t.Literal("missing"), t.Literal("unavailable")], {
       description:
-        "ready; indexing (a backfill runs: percent_indexed); missing (not created yet); unavailable (no Query Engine: exact tier only)",
+        "ready; indexing (a backfill runs: percent_indexed); missing (not created yet); unavailable (no Query Engine, or a Redis database other than 0, which the Query Engine does not index: exact tier only)",
     }),
     percent_indexed: t.Number(),
     indexing_failures: t.Integer({
@@ -201,10 +201,12 @@ export function indexInfo(
   index: { name: string; algorithm: string; dim: number },
   reply: unknown,
   error: Error | null,
+  /** The Redis database: the Query Engine creates indexes in database 0 only. */
+  db = 0,
 ): CacheIndexInfo {
   const base = { name: index.name, algorithm: index.algorithm, dims: index.dim };
   if (error || !Array.isArray(reply)) {
-    const missing = error && /unknown index name|no such index/i.test(error.message);
+    const missing = db === 0 && error && /unknown index name|no such index/i.test(error.message);
     return { ...base, docs: 0, state: missing ? "missing" : "unavailable", percent_indexed: 0, indexing_failures: 0 };
   }
   const field = (name: string) => {

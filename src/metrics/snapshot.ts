@@ -192,7 +192,7 @@ export async function readMetrics(deps: {
   );
   if (deps.cacheIndex) {
     const [error, reply] = replies[cursor++] ?? [null, undefined];
-    cache.index = indexInfo(deps.cacheIndex, reply, error);
+    cache.index = indexInfo(deps.cacheIndex, reply, error, redis.options.db ?? 0);
   }
 
   const completed = count("tasks_completed");
