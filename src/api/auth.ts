@@ -128,7 +128,7 @@ export const TENANT_PARAM_PATTERN = "^([a-zA-Z0-9_.-]{1,128}|\\*)$";
  * with `whenAbsent: "all"` every namespace for an admin. `tenant=*` is every
  * namespace and `tenant=<name>` another tenant's: admins only (403); the
  * caller's own name is always allowed. Without keys every task is in the open namespace: `*` is that one,
- * and there is no tenant to name (422).
+ * and a tenant's name matches nothing.
  */
 export function namespacesOf(
   scope: TenantScope,
@@ -136,13 +136,7 @@ export function namespacesOf(
   requested: string | undefined,
   whenAbsent: "own" | "all",
 ): (string | undefined)[] {
-  if (scope.tenants.length === 0) {
-    if (requested === undefined || requested === "*") return [undefined];
-    throw new AppError("UNKNOWN_TENANT", "tenant: no API keys are configured, so there are no tenants", {
-      status: 422,
-      details: { field: "tenant" },
-    });
-  }
+  if (scope.tenants.length === 0) return requested === undefined || requested === "*" ? [undefined] : [];
   const own = scope.tenantOf(request);
   const everything = [undefined, ...scope.tenants];
   if (requested === undefined) return whenAbsent === "all" && scope.isAdmin(request) ? everything : [own];
@@ -151,11 +145,6 @@ export function namespacesOf(
     throw new AppError("FORBIDDEN", "tenant: other tenants' tasks need a key named in API_ADMINS", { status: 403 });
   }
   if (requested === "*") return everything;
-  if (!scope.tenants.includes(requested)) {
-    throw new AppError("UNKNOWN_TENANT", `tenant: no API key is named '${requested}'`, {
-      status: 422,
-      details: { field: "tenant" },
-    });
-  }
+  // A name no key has now may still have tasks (a key removed): its streams are read like any other.
   return [requested];
 }
