@@ -5,7 +5,6 @@ import type Redis from "ioredis";
 import { AppError } from "../errors";
 import type { HealthProbe } from "../health-probe";
 import type { Logger } from "../log";
-import { readMetrics } from "../metrics/snapshot";
 import { listWorkers, WORKER_HEARTBEAT_MS } from "../queue/worker-registry";
 import { APP_VERSION } from "../version";
 import { createTaskAcceptor } from "./accept-task";
@@ -20,9 +19,10 @@ import { feedbackRoutes } from "./feedback";
 import { GRAPHQL_PATH, type GraphqlLimits, graphqlRoutes } from "./graphql/routes";
 import { healthRoutes } from "./health";
 import { createBroadcast, createMetricsBroadcast, metricsStreamRoutes, type WorkersTick } from "./metrics-stream";
-import { type OperationsRoutesDeps, operationsRoutes } from "./operations";
+import { type OperationsRoutesDeps, operationsRoutes, readOperationsMetrics } from "./operations";
 import { type StreamRoutesDeps, streamRoutes } from "./stream";
 import { type StreamTokens, streamTokenRoutes } from "./stream-tokens";
+import { type TaskListRoutesDeps, taskListRoutes } from "./task-list";
 import { type TaskRoutesDeps, taskRoutes } from "./tasks";
 import { type WebhookRoutesDeps, webhookRoutes } from "./webhooks";
 import { wsRoutes } from "./ws";
@@ -36,6 +36,8 @@ export interface AppDeps {
   maxBodyBytes?: number;
   /** POST /process and GET /task/:id; absent in an app that only reports health. */
   tasks?: TaskRoutesDeps;
+  /** GET /tasks and GET /tasks/:id: the operator console's list and detail. */
+  taskList?: TaskListRoutesDeps;
   /** GET /task/:id/events, GET /events (Server-Sent Events) and the WebSocket /ws. */
   events?: EventRoutesDeps;
   /** GET /auth/stream-token, for browsers' EventSource and WebSocket. */
@@ -217,6 +219,7 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(deps.tasks ? taskRoutes(deps.tasks) : new Elysia({ name: "tasks" }))
+    .use(deps.taskList ? taskListRoutes(deps.taskList) : new Elysia({ name: "task-list" }))
     .use(deps.events ? eventRoutes(deps.events) : new Elysia({ name: "events" }))
     .use(
       deps.events
@@ -288,7 +291,7 @@ function metricsStream(deps: AppDeps) {
   if (!operations || !events) return new Elysia({ name: "metrics-stream" });
   const logger = deps.logger.child({ component: "metrics-stream" });
   const broadcast = createMetricsBroadcast({
-    read: () => readMetrics({ redis: operations.redis, queues: operations.queues }),
+    read: () => readOperationsMetrics(operations),
     onError: (error) => logger.warn({ error: String(error) }, "metrics snapshot for the stream failed"),
   });
   // The workers list rides on the same stream (event: workers): one listing per tick, whatever the number of clients.

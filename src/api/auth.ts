@@ -10,6 +10,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
 import type { ApiKey } from "../config";
+import { AppError } from "../errors";
 import type { Logger } from "../log";
 import { DASHBOARD_PATHS } from "./dashboard/routes";
 import { errorResponse } from "./error-responses";
@@ -145,4 +146,43 @@ export function consoleGuard(deps: {
       `${path} answers only this host when no API_KEYS are set: set API_KEYS (and API_ADMINS), or CONSOLE_ALLOW_REMOTE=true`,
     );
   });
+}
+
+/** Who may read which tenant's tasks: GET /tasks and GET /events take a `tenant` parameter. */
+export interface TenantScope {
+  /** The configured tenants (API key names); empty when auth is off. */
+  readonly tenants: readonly string[];
+  tenantOf(request: Request): string | undefined;
+  isAdmin(request: Request): boolean;
+}
+
+/** What a `tenant` parameter may hold: a key name (API_KEY_PAIR's), or `*` for every tenant. */
+export const TENANT_PARAM_PATTERN = "^([a-zA-Z0-9_.-]{1,128}|\\*)$";
+
+/**
+ * The namespaces a request reads (a tenant's name, or undefined for the
+ * open one, where tasks without a key go: all of them when auth is off, and
+ * Kafka events without KAFKA_TENANT). Without `tenant`: the caller's own, or
+ * with `whenAbsent: "all"` every namespace for an admin. `tenant=*` is every
+ * namespace and `tenant=<name>` another tenant's: admins only (403); the
+ * caller's own name is always allowed. Without keys every task is in the open namespace: `*` is that one,
+ * and a tenant's name matches nothing.
+ */
+export function namespacesOf(
+  scope: TenantScope,
+  request: Request,
+  requested: string | undefined,
+  whenAbsent: "own" | "all",
+): (string | undefined)[] {
+  if (scope.tenants.length === 0) return requested === undefined || requested === "*" ? [undefined] : [];
+  const own = scope.tenantOf(request);
+  const everything = [undefined, ...scope.tenants];
+  if (requested === undefined) return whenAbsent === "all" && scope.isAdmin(request) ? everything : [own];
+  if (requested === own) return [own];
+  if (!scope.isAdmin(request)) {
+    throw new AppError("FORBIDDEN", "tenant: other tenants' tasks need a key named in API_ADMINS", { status: 403 });
+  }
+  if (requested === "*") return everything;
+  // A name no key has now may still have tasks (a key removed): its streams are read like any other.
+  return [requested];
 }

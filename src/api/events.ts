@@ -14,6 +14,7 @@ import { isEventId } from "../store/task-events";
 import { type CompletionFilter, type FeedEvent, followCompletions, followTask } from "../store/task-feed";
 import type { TaskStore } from "../store/task-store";
 import { TASK_ID_PATTERN } from "../task/contract";
+import { namespacesOf, TENANT_PARAM_PATTERN, type TenantScope } from "./auth";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
 import { createSseStream, type SseStream } from "./sse";
 
@@ -22,6 +23,8 @@ export interface EventRoutesDeps {
   store: Pick<TaskStore, "get">;
   redis: Redis;
   tenantOf?: (request: Request) => string | undefined;
+  /** Who may follow which tenants' completions (GET /events?tenant=); absent: only one's own. */
+  scope?: TenantScope;
   logger: Logger;
   sse: { heartbeatMs: number; maxBufferBytes: number; slowClientGraceMs: number };
 }
@@ -82,7 +85,13 @@ export const TASK_STREAM_ROUTE = {
   response: { 200: t.String(SSE_RESPONSE), 204: t.String(), ...errorResponses(404, 422, ...COMMON_ERRORS) },
 };
 
-const LIST = "^[A-Za-z0-9_,]{1,512}$";
+/** A comma-separated list of names (task types, queues), as query parameters take them. */
+export const LIST = "^[A-Za-z0-9_,]{1,512}$";
+
+/** An event of a named tenant's stream, saying whose it is (the open namespace's names none). */
+function withTenant(event: FeedEvent, tenant: string | undefined): FeedEvent {
+  return tenant === undefined ? event : { ...event, data: { ...event.data, tenant } };
+}
 
 /** `a,b` → {a, b}; absent → no filter. */
 function setOf(value: string | undefined): ReadonlySet<string> | undefined {
@@ -160,12 +169,25 @@ export function eventRoutes(deps: EventRoutesDeps) {
           ...(query.queue ? { queues: setOf(query.queue) } : {}),
           ...(query.status ? { statuses: setOf(query.status) } : {}),
         };
+        const scope = deps.scope ?? { tenants: [], tenantOf, isAdmin: () => false };
+        const tenants = query.tenant === undefined ? [tenant] : namespacesOf(scope, request, query.tenant, "own");
         const log = { tenant, route: "GET /events" };
         const stream = open(request, log);
-        feeds.set(
-          stream,
-          followCompletions({ hub }, { tenant, filter, after: lastEventIdOf(request) }, sinkOf(stream, log)),
+        const sink = sinkOf(stream, log);
+        // Each stream's ids are the Redis server's clock: one Last-Event-ID resumes every followed stream.
+        const follows = tenants.map((one) =>
+          followCompletions(
+            { hub },
+            { tenant: one, filter, after: lastEventIdOf(request) },
+            // Named tenants: each event says whose it is.
+            query.tenant === undefined ? sink : { ...sink, event: (event) => sink.event(withTenant(event, one)) },
+          ),
         );
+        feeds.set(stream, {
+          close() {
+            for (const follow of follows) follow.close();
+          },
+        });
         return stream.response;
       },
       {
@@ -178,12 +200,19 @@ export function eventRoutes(deps: EventRoutesDeps) {
               description: "only SUCCESS or FAILURE (comma-separated for both)",
             }),
           ),
+          tenant: t.Optional(
+            t.String({
+              pattern: TENANT_PARAM_PATTERN,
+              description:
+                "another tenant's completions (an API key name), or * for every tenant's and the open namespace's: admin keys only; each event then carries its tenant",
+            }),
+          ),
         }),
-        response: { 200: t.String(SSE_RESPONSE), ...errorResponses(422, ...COMMON_ERRORS) },
+        response: { 200: t.String(SSE_RESPONSE), ...errorResponses(403, 422, ...COMMON_ERRORS) },
         detail: {
           summary: "The completions of your tasks, pushed as Server-Sent Events",
           description:
-            "Each SUCCESS or FAILURE of the caller's tasks (API key's tenant) as it happens: task_id, status, task_type, queue, finished_at and the result or error. Starts with what happens next; with `Last-Event-ID`, resumes after that event while it is within the retention (EVENTS_STREAM_MAXLEN completions), else sends `event: gap` first.",
+            "Each SUCCESS or FAILURE of the caller's tasks (API key's tenant) as it happens: task_id, status, task_type, queue, finished_at and the result or error. Starts with what happens next; with `Last-Event-ID`, resumes after that event while it is within the retention (EVENTS_STREAM_MAXLEN completions), else sends `event: gap` first. An admin key may follow another tenant's (`tenant=name`) or every namespace's (`tenant=*`): each event then carries `tenant` (absent for the open namespace), and one Last-Event-ID resumes them all (stream ids are the Redis server's clock).",
           tags: ["events"],
         },
       },

@@ -16,19 +16,34 @@ export interface OperationsRoutesDeps {
   supervisor?: () => { recycled: number; restarted: number };
   /** The configured LLM prices, sent to GET /metrics/stream's clients for cost estimates. */
   prices?: TokenPrices;
+  /** The semantic cache's vector index, whose FT.INFO the snapshot reports (`cache.index`). */
+  cacheIndex?: () => { name: string; algorithm: string; dim: number };
+}
+
+/** GET /metrics's snapshot, as the operations routes and the metrics stream read it. */
+function operationsReadDeps(deps: OperationsRoutesDeps) {
+  return {
+    redis: deps.redis,
+    queues: deps.queues,
+    ...(deps.cacheIndex ? { cacheIndex: deps.cacheIndex() } : {}),
+  };
+}
+
+export function readOperationsMetrics(deps: OperationsRoutesDeps) {
+  return readMetrics(operationsReadDeps(deps));
 }
 
 export function operationsRoutes(deps: OperationsRoutesDeps) {
-  const { redis, queues } = deps;
+  const { redis } = deps;
   return new Elysia({ name: "operations" })
-    .get("/metrics", () => readMetrics({ redis, queues }), {
+    .get("/metrics", () => readOperationsMetrics(deps), {
       response: { 200: MetricsSnapshotSchema, ...errorResponses(...COMMON_ERRORS) },
       detail: { summary: "Counters, latency percentiles, queue depths, cache and Kafka figures", tags: ["operations"] },
     })
     .get(
       "/metrics/prometheus",
       async () => {
-        const { snapshot, extras } = await readMetricsWithExtras({ redis, queues });
+        const { snapshot, extras } = await readMetricsWithExtras(operationsReadDeps(deps));
         return new Response(await renderPrometheus(snapshot, extras, deps.prices), {
           headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
         });

@@ -41,7 +41,7 @@ const AttemptSchema = t.Object({
   next_attempt_at: t.Optional(t.String({ description: "when the next attempt is due, ISO 8601" })),
 });
 
-const DeliveriesSchema = t.Object({
+export const DeliveriesSchema = t.Object({
   task_id: t.String(),
   deliveries: t.Array(
     t.Object({
@@ -57,6 +57,28 @@ const DeliveriesSchema = t.Object({
     { description: "empty until the task ends, or when it has no callback_url" },
   ),
 });
+
+type Found = NonNullable<Awaited<ReturnType<DeliveryStore["read"]>>>;
+
+/** What GET /task/:id/deliveries shows of a task's delivery (also the operator console's task detail). */
+export function deliveriesView(found: Found | undefined): (typeof DeliveriesSchema.static)["deliveries"] {
+  if (!found) return [];
+  const { delivery, attempts } = found;
+  return [
+    {
+      webhook_id: delivery.id,
+      url: delivery.url,
+      type: delivery.type,
+      state: delivery.state,
+      created_at: new Date(delivery.created_at).toISOString(),
+      ...(delivery.next_attempt_at === undefined
+        ? {}
+        : { next_attempt_at: new Date(delivery.next_attempt_at).toISOString() }),
+      ...(delivery.detail ? { detail: delivery.detail } : {}),
+      attempts,
+    },
+  ];
+}
 
 export function webhookRoutes(deps: WebhookRoutesDeps) {
   const { deliveries, store, tenantOf = () => undefined } = deps;
@@ -97,24 +119,7 @@ export function webhookRoutes(deps: WebhookRoutesDeps) {
           }
           return { task_id: params.id, deliveries: [] };
         }
-        const { delivery, attempts } = found;
-        return {
-          task_id: params.id,
-          deliveries: [
-            {
-              webhook_id: delivery.id,
-              url: delivery.url,
-              type: delivery.type,
-              state: delivery.state,
-              created_at: new Date(delivery.created_at).toISOString(),
-              ...(delivery.next_attempt_at === undefined
-                ? {}
-                : { next_attempt_at: new Date(delivery.next_attempt_at).toISOString() }),
-              ...(delivery.detail ? { detail: delivery.detail } : {}),
-              attempts,
-            },
-          ],
-        };
+        return { task_id: params.id, deliveries: deliveriesView(found) };
       },
       {
         params: t.Object({ id: t.String({ pattern: TASK_ID_PATTERN }) }),

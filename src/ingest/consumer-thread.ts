@@ -80,7 +80,14 @@ try {
       backoffMs: config.worker.backoffMs,
       markerTtlSeconds: config.kafka.dedupTtlSeconds,
     }),
-    deadLetters: createDeadLetterSink({ producer, topic: config.kafka.dlqTopic }),
+    deadLetters: createDeadLetterSink({
+      producer,
+      topic: config.kafka.dlqTopic,
+      recent: {
+        redis,
+        onError: (error) => logger.warn({ error: errorMessage(error) }, "listing the latest dead letters failed"),
+      },
+    }),
     logger,
     chunkSize: config.kafka.batchSize,
     taskTypes: new Set(Object.keys(loadPrompts(config.promptsFile))),

@@ -18,7 +18,9 @@
  * reference without its head.
  */
 import { createHash } from "node:crypto";
+import type Redis from "ioredis";
 import type { IHeaders, Message, Producer } from "kafkajs";
+import { metricsKeys, RECENT_DEAD_LETTERS } from "../metrics/keys";
 import type { EventOrigin, RejectReason } from "./event-schema";
 
 export interface DeadLetter {
@@ -66,8 +68,14 @@ export function createDeadLetterSink(deps: {
   topic: string;
   /** Most estimated bytes per send; tests lower it. */
   safeBytes?: number;
+  /**
+   * Where the latest letters are listed for /metrics and the operator console (`recent_dead_letters`):
+   * one more Redis round trip per send, only for the chunks that have letters. Best effort: the letters are
+   * on the broker already, and failing the send for the list would send them again.
+   */
+  recent?: { redis: Pick<Redis, "pipeline">; onError?: (error: unknown) => void };
 }): DeadLetterSink {
-  const { producer, topic, safeBytes = DLQ_SAFE_BYTES } = deps;
+  const { producer, topic, safeBytes = DLQ_SAFE_BYTES, recent } = deps;
   // acks=-1: the letter is on the broker before the source offset is committed.
   const produce = (messages: Message[]) => producer.send({ topic, acks: -1, messages });
 
@@ -111,8 +119,37 @@ export function createDeadLetterSink(deps: {
         }
         from = to;
       }
+      if (recent) await listRecent(recent, letters, failedAt);
     },
   };
+}
+
+/** Pushes the letters (newest first) onto the capped list of the latest ones, with why and where from. */
+async function listRecent(
+  recent: NonNullable<Parameters<typeof createDeadLetterSink>[0]["recent"]>,
+  letters: readonly DeadLetter[],
+  failedAt: string,
+): Promise<void> {
+  const key = metricsKeys().deadLetters;
+  const entries = letters.map((letter) =>
+    JSON.stringify({
+      at: failedAt,
+      reason: letter.reason,
+      detail: letter.detail.slice(0, 300),
+      topic: letter.origin.topic,
+      partition: letter.origin.partition,
+      offset: letter.origin.offset,
+    }),
+  );
+  try {
+    await recent.redis
+      .pipeline()
+      .lpush(key, ...entries)
+      .ltrim(key, 0, RECENT_DEAD_LETTERS - 1)
+      .exec();
+  } catch (error) {
+    recent.onError?.(error);
+  }
 }
 
 function sourceHeaders(letter: DeadLetter, failedAt: string): IHeaders {

@@ -10,6 +10,26 @@ import type { DurationSummary } from "./histogram";
 
 const Count = t.Integer({ minimum: 0 });
 
+export const CacheIndexSchema = t.Object(
+  {
+    name: t.String(),
+    algorithm: t.String(),
+    dims: t.Integer({ minimum: 0 }),
+    docs: t.Integer({ minimum: 0, description: "entries the index holds: the semantic tier's entries" }),
+    state: t.Union([t.Literal("ready"), t.Literal("indexing"), t.Literal("missing"), t.Literal("unavailable")], {
+      description:
+        "ready; indexing (a backfill runs: percent_indexed); missing (not created yet); unavailable (no Query Engine, or a Redis database other than 0, which the Query Engine does not index: exact tier only)",
+    }),
+    percent_indexed: t.Number(),
+    indexing_failures: t.Integer({
+      minimum: 0,
+      description: "hashes the index could not take (hash_indexing_failures)",
+    }),
+  },
+  { description: "the vector index of the configured embedding model, from FT.INFO" },
+);
+export type CacheIndexInfo = typeof CacheIndexSchema.static;
+
 export const CacheMetricsSchema = t.Object({
   hits: t.Integer({
     minimum: 0,
@@ -65,6 +85,7 @@ export const CacheMetricsSchema = t.Object({
   saved_usd: t.Number({ description: "estimated LLM cost of the hits, at the configured prices" }),
   embedding_cost_usd: t.Number({ description: "estimated cost of the embeddings calls" }),
   estimated_cost_saved_usd: t.Number({ description: "saved_usd net of embedding_cost_usd" }),
+  index: t.Optional(CacheIndexSchema),
 });
 export type CacheMetrics = typeof CacheMetricsSchema.static;
 
@@ -175,5 +196,35 @@ export function cacheSnapshot(count: (field: string) => number, lookup: Duration
     saved_usd: round(saved, 6),
     embedding_cost_usd: round(embeddingCost, 6),
     estimated_cost_saved_usd: round(saved - embeddingCost, 6),
+  };
+}
+
+/**
+ * The index's figures from an FT.INFO reply (a flat list of names and
+ * values), or its state from the error FT.INFO answered instead.
+ */
+export function indexInfo(
+  index: { name: string; algorithm: string; dim: number },
+  reply: unknown,
+  error: Error | null,
+  /** The Redis database: the Query Engine creates indexes in database 0 only. */
+  db = 0,
+): CacheIndexInfo {
+  const base = { name: index.name, algorithm: index.algorithm, dims: index.dim };
+  if (error || !Array.isArray(reply)) {
+    const missing = db === 0 && error && /unknown index name|no such index/i.test(error.message);
+    return { ...base, docs: 0, state: missing ? "missing" : "unavailable", percent_indexed: 0, indexing_failures: 0 };
+  }
+  const field = (name: string) => {
+    const i = reply.indexOf(name);
+    const value = Number(i < 0 ? 0 : reply[i + 1]);
+    return Number.isFinite(value) ? value : 0;
+  };
+  return {
+    ...base,
+    docs: field("num_docs"),
+    state: field("indexing") ? "indexing" : "ready",
+    percent_indexed: field("percent_indexed"),
+    indexing_failures: field("hash_indexing_failures"),
   };
 }

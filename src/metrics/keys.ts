@@ -6,6 +6,7 @@
  *   {prefix}:rate:{epochSec}   fields completed, failed: tasks ended in that second, EXPIRE 120
  *   {prefix}:buckets:{name}    string of i64 counters, one per HDR bucket: samples in it (histogram.ts)
  *   {prefix}:kafka_lag         field = topic:partition, value = lag JSON (written by the consumer role)
+ *   {prefix}:dead_letters      list of the latest dead letters' JSON, newest first (written by the consumer role)
  *   {prefix}:flushed:...       a flush's receipt, so a flush whose reply was lost is never sent twice
  * The histogram keys are not the `{prefix}:hist:{name}` of the per-process layout they replace (issue 12):
  * a process of that version, still running during a rolling upgrade, writes its hashes there. Its `hist:*`
@@ -15,6 +16,8 @@ export const HISTOGRAMS = ["latency", "processing", "llm", "cache_lookup"] as co
 export type HistogramName = (typeof HISTOGRAMS)[number];
 export const RATE_TTL_SECONDS = 120;
 export const RATE_WINDOW_SECONDS = 10;
+/** Dead letters kept in `{prefix}:dead_letters` for /metrics and the console. */
+export const RECENT_DEAD_LETTERS = 20;
 
 /** Counter fields that other modules increment themselves in `{prefix}:counters` (HINCRBY). */
 export const EXTERNAL_COUNTERS = {
@@ -36,6 +39,8 @@ export const metricsKeys = (prefix = "metrics") => ({
   rate: (epochSecond: number) => `${prefix}:rate:${epochSecond}`,
   histogram: (name: HistogramName) => `${prefix}:buckets:${name}`,
   kafkaLag: `${prefix}:kafka_lag`,
+  /** The latest dead letters, newest first, JSON each, capped at RECENT_DEAD_LETTERS (written by consumer threads). */
+  deadLetters: `${prefix}:dead_letters`,
   /** Prefix of a process's flush receipts: `{prefix}:flushed:{process}:{nonce}:{seq}`, EX 600 (recorder.ts). */
   receipt: (processId: string) => `${prefix}:flushed:${processId}`,
 });

@@ -4,9 +4,16 @@
  */
 import { Type as t } from "@sinclair/typebox";
 import type Redis from "ioredis";
-import { CacheMetricsSchema, cacheSimilarity, cacheSnapshot } from "./cache-metrics";
+import { CacheMetricsSchema, cacheSimilarity, cacheSnapshot, indexInfo } from "./cache-metrics";
 import { type DurationSummary, summarizeCounters } from "./histogram";
-import { EXTERNAL_COUNTERS, HISTOGRAMS, type HistogramName, metricsKeys, RATE_WINDOW_SECONDS } from "./keys";
+import {
+  EXTERNAL_COUNTERS,
+  HISTOGRAMS,
+  type HistogramName,
+  metricsKeys,
+  RATE_WINDOW_SECONDS,
+  RECENT_DEAD_LETTERS,
+} from "./keys";
 
 const Count = t.Integer({ minimum: 0 });
 const Quantiles = { p50: t.Number(), p95: t.Number(), p99: t.Number() };
@@ -69,6 +76,17 @@ export const MetricsSnapshotSchema = t.Object({
       description: "consumer lag per topic:partition, as last reported by a consumer thread",
     }),
     total_lag: Count,
+    recent_dead_letters: t.Array(
+      t.Object({
+        at: t.String({ description: "when it was sent to the DLQ, ISO 8601" }),
+        reason: t.String({ description: "not_json, schema, unknown_task_type, … or unprocessable" }),
+        detail: t.String(),
+        topic: t.String(),
+        partition: t.Integer(),
+        offset: t.String(),
+      }),
+      { description: `the latest ${RECENT_DEAD_LETTERS} events sent to the DLQ topic, newest first` },
+    ),
     results_published: t.Integer({
       minimum: 0,
       description: "outcomes produced to KAFKA_TOPIC_OUT: results and final failures",
@@ -116,6 +134,8 @@ type ReadMetricsDeps = {
   startedAt?: number;
   /** Epoch ms; tests move the clock to see the rate window. */
   now?: number;
+  /** The semantic cache's vector index, reported with FT.INFO in the same round trip. */
+  cacheIndex?: { name: string; algorithm: string; dim: number };
 };
 
 /**
@@ -150,7 +170,9 @@ export async function readMetricsWithExtras(
   for (const queue of queues) {
     pipeline.llen(queue.waiting).llen(queue.active).zcard(queue.delayed).scard(queue.failed);
   }
-  pipeline.hgetall(keys.kafkaLag);
+  pipeline.hgetall(keys.kafkaLag).lrange(keys.deadLetters, 0, RECENT_DEAD_LETTERS - 1);
+  // Last: its error (no index, no Query Engine) is a state to report, not a failure of the snapshot.
+  if (deps.cacheIndex) pipeline.call("FT.INFO", deps.cacheIndex.name);
   const replies = (await pipeline.exec()) ?? [];
   let cursor = 0;
   const next = <T>(): T => {
@@ -194,9 +216,17 @@ export async function readMetricsWithExtras(
     lag[partition] = JSON.parse(raw) as MetricsSnapshot["kafka"]["lag"][string];
   }
 
+  const cache = cacheSnapshot(count, cacheLookup);
+  const deadLetters = next<string[]>().map(
+    (raw) => JSON.parse(raw) as MetricsSnapshot["kafka"]["recent_dead_letters"][0],
+  );
+  if (deps.cacheIndex) {
+    const [error, reply] = replies[cursor++] ?? [null, undefined];
+    cache.index = indexInfo(deps.cacheIndex, reply, error, redis.options.db ?? 0);
+  }
+
   const completed = count("tasks_completed");
   const failed = count("tasks_failed");
-  const cache = cacheSnapshot(count, cacheLookup);
   const batches = count("enqueue_batches");
   const jobs = count("enqueue_jobs");
   const snapshot: MetricsSnapshot = {
@@ -243,6 +273,7 @@ export async function readMetricsWithExtras(
       consumer_restarts: count(EXTERNAL_COUNTERS.kafkaConsumerRestarts),
       lag,
       total_lag: Object.values(lag).reduce((sum, p) => sum + p.lag, 0),
+      recent_dead_letters: deadLetters,
       results_published: count(EXTERNAL_COUNTERS.kafkaResultsPublished),
       results_failures_published: count(EXTERNAL_COUNTERS.kafkaResultsFailuresPublished),
       results_failed_batches: count(EXTERNAL_COUNTERS.kafkaResultsFailedBatches),

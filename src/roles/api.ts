@@ -64,14 +64,16 @@ export async function startApiRole(deps: {
     const tenant = keyring.tenantOf(request);
     return tenant !== undefined && config.apiAdmins.has(tenant);
   };
-  const { secret: webhookSecret, allowPrivate } = config.webhooks;
+  const scope = { tenants: config.apiKeys.map((key) => key.name), tenantOf: keyring.tenantOf, isAdmin };
   const deliveries = createDeliveryStore({ redis });
+  const { secret: webhookSecret, allowPrivate } = config.webhooks;
   // The push channels (task events, token streams) share the event hub and the SSE limits.
   const eventDeps = {
     hub,
     store,
     redis,
     tenantOf: keyring.tenantOf,
+    scope,
     logger: logger.child({ component: "events" }),
     sse: {
       heartbeatMs: config.events.heartbeatMs,
@@ -110,6 +112,7 @@ export async function startApiRole(deps: {
       store,
       tenantOf: keyring.tenantOf,
     },
+    taskList: { redis, store, resultTtlSeconds: config.resultTtlSeconds, scope, deliveries },
     streamTokens,
     events: eventDeps,
     stream: eventDeps,
@@ -119,6 +122,10 @@ export async function startApiRole(deps: {
       redis,
       queues: queueNames.map((queue) => queueKeys(queue)),
       prices: { input: config.cache.prices.input, output: config.cache.prices.output },
+      cacheIndex: () => {
+        const { name, algorithm, dim } = deps.cacheAdmin.index.status();
+        return { name, algorithm, dim };
+      },
       ...(deps.supervisor ? { supervisor: deps.supervisor } : {}),
     },
     admin: {

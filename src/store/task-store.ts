@@ -31,6 +31,11 @@ export interface TaskState {
   error?: TaskError;
   /** Internal: the tenant that owns the task; never sent to clients. */
   tenant?: string;
+  /**
+   * The text, while the task's job record exists: queued, running, retrying, or failed for good (failed jobs
+   * are kept, queue/failed-jobs.ts). A succeeded job's record is removed, and no other copy is kept.
+   */
+  input?: string;
 }
 
 const JOB_FAILED_UNRECORDED: TaskError = {
@@ -315,6 +320,9 @@ export function createTaskStore(deps: {
       for (const { key } of queued.hashes) tx.hget(key, taskId);
       const replies = await execChecked(tx);
       const hash = (replies[0] ?? {}) as Record<string, string>;
+      // Read in the same MULTI, so the text costs nothing more.
+      const record = replies.slice(1).findIndex((raw) => typeof raw === "string");
+      const job = record < 0 ? undefined : queued.read(replies[record + 1] as string);
       if (hash.status) {
         if (tenant !== undefined && hash.tenant !== tenant) return undefined;
         return {
@@ -329,25 +337,23 @@ export function createTaskStore(deps: {
           result: parse<TaskResult>(hash.result),
           error: parse<TaskError>(hash.error),
           tenant: hash.tenant,
+          ...(job ? { input: job.job.text } : {}),
         };
       }
       // Not started yet: the job in one of the queues.
-      for (const [i, raw] of replies.slice(1).entries()) {
-        if (typeof raw !== "string") continue;
-        const { job, failed } = queued.read(raw);
-        if (tenant !== undefined && job.tenant !== tenant) return undefined;
-        return {
-          task_id: taskId,
-          // A job the queue failed before its task could record anything (Redis lost at its start) is over.
-          status: failed ? "FAILURE" : "PENDING",
-          task_type: job.task_type,
-          queue: queued.hashes[i]?.queue,
-          accepted_at: job.accepted_at,
-          tenant: job.tenant,
-          ...(failed ? { error: JOB_FAILED_UNRECORDED } : {}),
-        };
-      }
-      return undefined;
+      if (!job) return undefined;
+      if (tenant !== undefined && job.job.tenant !== tenant) return undefined;
+      return {
+        task_id: taskId,
+        // A job the queue failed before its task could record anything (Redis lost at its start) is over.
+        status: job.failed ? "FAILURE" : "PENDING",
+        task_type: job.job.task_type,
+        queue: queued.hashes[record]?.queue,
+        accepted_at: job.job.accepted_at,
+        tenant: job.job.tenant,
+        input: job.job.text,
+        ...(job.failed ? { error: JOB_FAILED_UNRECORDED } : {}),
+      };
     },
   };
 }

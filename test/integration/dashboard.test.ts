@@ -2,7 +2,8 @@
  * The operator console (/dashboard, issue 16's first step) in a real headless
  * Chromium against the real app and Redis: the page asks for a key, opens its
  * two streams with a stream token, and the numbers it shows are read from
- * its DOM and compared with the API's. Screenshots: .artifacts/screenshots/dashboard-*.png.
+ * its DOM and compared with the API's. Screenshots of its sections: docs/screenshots/dashboard-*.png
+ * (Tasks, Cache and Kafka: dashboard-sections.test.ts); others in .artifacts/screenshots/.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -10,7 +11,7 @@ import type { Browser, Page } from "puppeteer-core";
 import { labelOf } from "../../src/api/dashboard/logic";
 import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
 import { type AppProcess, launchWithMock } from "../helpers/app-process";
-import { launchBrowser, SCREENSHOTS } from "../helpers/browser";
+import { launchBrowser, openConsole as openConsoleAt, SCREENSHOTS, screenshotSection } from "../helpers/browser";
 import { waitFor } from "../helpers/services";
 
 const DB = 44;
@@ -59,18 +60,9 @@ const domNumber = async (page: Page, name: string) =>
   Number(await page.$eval(`[data-metric="${name}"]`, (node) => node.textContent));
 
 async function openConsole(key: string): Promise<Page> {
-  const page = await browser.newPage();
-  await page.setViewport({ width: 1280, height: 800 });
-  const outside: string[] = [];
-  page.on("request", (request) => {
-    if (!request.url().startsWith(app.url)) outside.push(request.url());
+  const { page, outside } = await openConsoleAt(browser, app.url, key, {
+    loginScreenshot: join(SCREENSHOTS, "dashboard-login.png"),
   });
-  await page.goto(`${app.url}/dashboard`);
-  await page.waitForSelector("#login:not([hidden])");
-  await page.screenshot({ path: join(SCREENSHOTS, "dashboard-login.png") });
-  await page.type("#api-key", key);
-  await page.click("#login button");
-  await page.waitForSelector('#sentiment[data-live="true"]', { timeout: 10_000 });
   expect(outside).toEqual([]);
   return page;
 }
@@ -162,7 +154,8 @@ describe("operator console", () => {
     await page.waitForFunction(`Number(document.querySelector('[data-metric="accepted"]').textContent) === 300`, {
       timeout: 2000,
     });
-    await page.screenshot({ path: join(SCREENSHOTS, "dashboard-overview.png") });
+    await screenshotSection(page, "overview");
+    await screenshotSection(page, "sentiment");
     await page.close();
   }, 120_000);
 
@@ -226,8 +219,7 @@ describe("operator console", () => {
       { timeout: 5000 },
       queueCount,
     );
-    await (await page.$("#queues"))?.scrollIntoView();
-    await page.screenshot({ path: join(SCREENSHOTS, "dashboard-queues.png") });
+    await screenshotSection(page, "queues");
 
     // Workers: the table lists exactly the processes GET /workers lists, none stale while they beat.
     const apiPids = async () => {
@@ -251,8 +243,7 @@ describe("operator console", () => {
     expect(await domNumber(page, "workers-count")).toBe(pids.length);
     expect(await domNumber(page, "workers-stale")).toBe(0);
     expect(await page.$$("#worker-table tr[data-stale]")).toEqual([]);
-    await (await page.$("#workers"))?.scrollIntoView();
-    await page.screenshot({ path: join(SCREENSHOTS, "dashboard-workers.png") });
+    await screenshotSection(page, "workers");
     await page.close();
   }, 60_000);
 

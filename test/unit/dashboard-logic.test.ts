@@ -2,13 +2,21 @@ import { describe, expect, test } from "bun:test";
 import {
   countLabel,
   formatDuration,
+  formatUsd,
+  hitRatesByTier,
   labelOf,
   type MinuteCounts,
+  matchesTaskFilter,
+  partitionRows,
   polylinePoints,
   queueAcceptedPerSecond,
   queueSeries,
   ratesOf,
   type Sample,
+  tasksQuery,
+  taskTimings,
+  truncate,
+  upsertTask,
   workerAges,
 } from "../../src/api/dashboard/logic";
 
@@ -156,5 +164,82 @@ describe("workers", () => {
     expect(formatDuration(2 * 3_600_000 + 7 * 60_000)).toBe("2 h 07 m");
     expect(formatDuration(3 * 86_400_000 + 4 * 3_600_000)).toBe("3 d 04 h");
     expect(formatDuration(-1)).toBe("–");
+  });
+});
+
+describe("tasks", () => {
+  const none = { status: "", task_type: "", queue: "", tenant: "" };
+
+  test("the list's query carries only the filters that are set, trimmed, and the page size", () => {
+    expect(tasksQuery(none, 50)).toBe("limit=50");
+    expect(tasksQuery({ ...none, status: "FAILURE", queue: " fast ", tenant: "web" }, 20)).toBe(
+      "status=FAILURE&queue=fast&tenant=web&limit=20",
+    );
+  });
+
+  test("a live completion joins the list only when it matches every filter set", () => {
+    const done = { task_id: "t1", status: "SUCCESS", task_type: "summarization", queue: "default", tenant: "web" };
+    expect(matchesTaskFilter(none, done)).toBe(true);
+    expect(matchesTaskFilter({ ...none, status: "SUCCESS", task_type: "summarization" }, done)).toBe(true);
+    expect(matchesTaskFilter({ ...none, status: "FAILURE" }, done)).toBe(false);
+    expect(matchesTaskFilter({ ...none, tenant: "ops" }, done)).toBe(false);
+    expect(matchesTaskFilter({ ...none, queue: "default" }, { task_id: "t2", status: "SUCCESS" })).toBe(false);
+  });
+
+  test("an ended task replaces its older row at the top, and the list keeps its size", () => {
+    const rows = [
+      { task_id: "a", status: "PENDING" },
+      { task_id: "b", status: "SUCCESS" },
+      { task_id: "c", status: "SUCCESS" },
+    ];
+    expect(upsertTask(rows, { task_id: "b", status: "FAILURE" }, 3).map((r) => `${r.task_id}:${r.status}`)).toEqual([
+      "b:FAILURE",
+      "a:PENDING",
+      "c:SUCCESS",
+    ]);
+    expect(upsertTask(rows, { task_id: "d", status: "SUCCESS" }, 3).map((r) => r.task_id)).toEqual(["d", "a", "b"]);
+  });
+
+  test("timings come from the timestamps and the result; missing ones stay absent, none is negative", () => {
+    expect(
+      taskTimings({ accepted_at: 1000, started_at: 1250, finished_at: 2000, result: { processing_time: 0.5 } }),
+    ).toEqual({ queued_ms: 250, processing_ms: 500, total_ms: 1000 });
+    expect(taskTimings({ accepted_at: 1000 })).toEqual({});
+    expect(taskTimings({ accepted_at: 2000, started_at: 1990 }).queued_ms).toBe(0);
+  });
+
+  test("a long text is cut with an ellipsis that says how long the whole was", () => {
+    expect(truncate("short", 10)).toBe("short");
+    expect(truncate("abcdefghij", 4)).toBe("abcd… (10 characters)");
+    // The server already cut it to 1000 of 5000 characters.
+    expect(truncate("x".repeat(1000), 1000, 5000)).toBe(`${"x".repeat(1000)}… (5000 characters)`);
+  });
+});
+
+describe("cache and kafka", () => {
+  test("each tier's hits are a share of every lookup, hits and misses; none before any lookup", () => {
+    const rates = hitRatesByTier({ hits: 6, misses: 4, exact_hits: 3, semantic_hits: 2, single_flight_hits: 1 });
+    expect(rates).toEqual({
+      exact: { hits: 3, rate: 0.3 },
+      semantic: { hits: 2, rate: 0.2 },
+      single_flight: { hits: 1, rate: 0.1 },
+    });
+    expect(
+      hitRatesByTier({ hits: 0, misses: 0, exact_hits: 0, semantic_hits: 0, single_flight_hits: 0 }).exact.rate,
+    ).toBe(0);
+  });
+
+  test("partitions are listed by topic, then by partition number", () => {
+    const entry = { lag: 1, committed: "5", at: 0 };
+    const rows = partitionRows({ "b:0": entry, "a.x:10": entry, "a.x:9": entry });
+    expect(rows.map((r) => `${r.topic}/${r.partition}`)).toEqual(["a.x/9", "a.x/10", "b/0"]);
+  });
+
+  test("dollars keep their significant digits when small, and say when they are negative", () => {
+    expect(formatUsd(12.345)).toBe("$12.35");
+    expect(formatUsd(0.012345)).toBe("$0.0123");
+    expect(formatUsd(0.0000123)).toBe("$0.000012");
+    expect(formatUsd(-0.5)).toBe("-$0.5000");
+    expect(formatUsd(0)).toBe("$0");
   });
 });

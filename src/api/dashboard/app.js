@@ -1,24 +1,38 @@
 // The operator console's page code: plain browser JavaScript, loaded as a module, no build step.
-// Live from two Server-Sent Events streams, with no polling loop: GET /metrics/stream (the /metrics snapshot every
-// second) and GET /events?task_type=sentiment_analysis (the tenant's sentiment results). With API keys on, the page
-// trades the key typed in its form for a stream token (GET /auth/stream-token) and puts that in ?access_token=; the
-// key stays in this page's memory only.
+// Live from Server-Sent Events streams, with no polling loop: GET /metrics/stream (the /metrics snapshot every
+// second: overview, queues, workers, cache, Kafka), GET /events?task_type=sentiment_analysis (the tenant's sentiment
+// results) and GET /events?tenant=* (every completion an admin may see, or the tenant's own: the Tasks list). With
+// API keys on, the page trades the key typed in its form for a stream token (GET /auth/stream-token) and puts that
+// in ?access_token=; the key stays in this page's memory only, and goes as a Bearer header on GET /tasks.
 import {
+  CACHE_TIERS,
   countLabel,
   formatDuration,
+  formatUsd,
+  hitRatesByTier,
   LABELS,
   labelOf,
+  matchesTaskFilter,
+  partitionRows,
   polylinePoints,
   QUEUE_STATES,
   queueAcceptedPerSecond,
   queueSeries,
   ratesOf,
+  tasksQuery,
+  taskTimings,
+  truncate,
+  upsertTask,
   workerAges,
 } from "/dashboard/logic.js";
 
 /** Five minutes of snapshots at one a second: the chart's span and the rates' window. */
 const KEEP_SAMPLES = 300;
 const LATEST = 20;
+/** Rows of the Tasks list: one page of GET /tasks, then kept at that size as completions arrive. */
+const TASK_ROWS = 50;
+/** Characters of a result shown in the detail. */
+const RESULT_CHARS = 2000;
 
 const $ = (selector) => document.querySelector(selector);
 const metric = (name) => document.querySelector(`[data-metric="${name}"]`);
@@ -28,6 +42,10 @@ const setMetric = (name, text) => {
 };
 
 const integer = (n) => String(Math.round(n));
+/** Sets each named metric to its count. */
+const setCounts = (counts) => {
+  for (const [name, n] of Object.entries(counts)) setMetric(name, integer(n));
+};
 const decimal = (n) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
 const percent = (n) => `${(n * 100).toFixed(1)} %`;
 
@@ -39,6 +57,12 @@ const state = {
   heartbeatMs: 2000,
   sentiment: { positive: 0, neutral: 0, negative: 0, unlabelled: 0, minutes: [] },
   sources: [],
+  tasks: {
+    rows: [],
+    filter: { status: "", task_type: "", queue: "", tenant: "" },
+    detailId: undefined,
+    drawing: false,
+  },
 };
 
 function connection(text, kind) {
@@ -115,6 +139,8 @@ function onMetrics(event) {
   }
   drawLatency();
   renderQueues(snapshot.queues ?? {});
+  renderCache(snapshot.cache);
+  renderKafka(snapshot.kafka);
 }
 
 /**
@@ -290,6 +316,305 @@ function renderMinutes() {
   body.replaceChildren(...rows);
 }
 
+const cell = (text, attributes = {}) => {
+  const node = document.createElement("td");
+  node.textContent = text === undefined || text === null ? "" : String(text);
+  Object.assign(node.dataset, attributes);
+  return node;
+};
+const tr = (...cells) => {
+  const row = document.createElement("tr");
+  row.append(...cells);
+  return row;
+};
+
+const clock = (ms) => (ms ? new Date(ms).toTimeString().slice(0, 8) : "");
+
+function renderCache(cache) {
+  if (!cache) return;
+  setMetric("cache-hit-rate", percent(cache.hit_rate));
+  setCounts({
+    "cache-hits": cache.hits,
+    "cache-misses": cache.misses,
+    "cache-tokens-saved": cache.tokens_saved,
+    "cache-bypassed": cache.bypassed,
+    "cache-stored": cache.stored,
+    "cache-not-admitted": cache.not_admitted,
+    "cache-errors": cache.errors,
+  });
+  setMetric("cache-avg-similarity", cache.semantic_hits ? cache.avg_similarity.toFixed(3) : "–");
+  setMetric("cache-saved-usd", formatUsd(cache.saved_usd));
+  setMetric("cache-embedding-usd", formatUsd(cache.embedding_cost_usd));
+  setMetric("cache-net-usd", formatUsd(cache.estimated_cost_saved_usd));
+  const rates = hitRatesByTier(cache);
+  for (const tier of CACHE_TIERS) {
+    const name = tier.replace("_", "-");
+    setMetric(`cache-${name}`, integer(rates[tier].hits));
+    setMetric(`cache-${name}-rate`, percent(rates[tier].rate));
+  }
+  const body = $("#cache-refusals tbody");
+  const reasons = Object.entries(cache.guard_refusals_by_reason ?? {});
+  if (body.children.length !== reasons.length) {
+    body.replaceChildren(
+      ...reasons.map(([reason]) => tr(cell(reason), cell("–", { metric: `cache-refusal:${reason}` }))),
+    );
+  }
+  for (const [reason, count] of reasons) setMetric(`cache-refusal:${reason}`, integer(count));
+  const index = cache.index;
+  setMetric("index-name", index?.name ?? "not reported");
+  setMetric("index-algorithm", index?.algorithm ?? "–");
+  setMetric("index-dims", index ? integer(index.dims) : "–");
+  setMetric("index-docs", index ? integer(index.docs) : "–");
+  setMetric(
+    "index-state",
+    !index ? "–" : index.state === "indexing" ? `indexing ${percent(index.percent_indexed)}` : index.state,
+  );
+  $("#cache-index").dataset.state = index?.state ?? "";
+}
+
+function renderKafka(kafka) {
+  if (!kafka) return;
+  setCounts({
+    "kafka-consumed": kafka.events_consumed,
+    "kafka-enqueued": kafka.events_enqueued,
+    "kafka-dead-lettered": kafka.dead_lettered,
+    "kafka-total-lag": kafka.total_lag,
+    "kafka-duplicates": kafka.duplicates,
+    "kafka-skipped": kafka.events_skipped,
+    "kafka-restarts": kafka.consumer_restarts,
+  });
+  const now = Date.now();
+  const partitions = partitionRows(kafka.lag ?? {});
+  $("#kafka-partitions tbody").replaceChildren(
+    ...partitions.map((p) =>
+      tr(cell(p.topic), cell(p.partition), cell(p.lag), cell(p.committed), cell(`${formatDuration(now - p.at)} ago`)),
+    ),
+  );
+  $("#kafka-no-partitions").hidden = partitions.length > 0;
+  const letters = kafka.recent_dead_letters ?? [];
+  const key = letters.map((l) => `${l.topic}:${l.partition}:${l.offset}`).join(",");
+  const body = $("#dead-letters tbody");
+  if (body.dataset.key !== key) {
+    body.dataset.key = key;
+    body.replaceChildren(
+      ...letters.map((letter) => {
+        const row = tr(
+          cell(clock(Date.parse(letter.at))),
+          cell(letter.reason, { reason: letter.reason }),
+          cell(`${letter.topic} [${letter.partition}] @${letter.offset}`),
+          cell(letter.detail),
+        );
+        row.dataset.offset = letter.offset;
+        row.title = letter.detail;
+        return row;
+      }),
+    );
+  }
+  $("#dead-letters-empty").hidden = letters.length > 0;
+}
+
+// Tasks: one page of GET /tasks for the filters, then the completions as they come.
+
+async function api(path) {
+  const headers = state.key ? { authorization: `Bearer ${state.key}` } : {};
+  const response = await fetch(path, { headers, cache: "no-store" });
+  const body = await response.json().catch(() => undefined);
+  return { status: response.status, body };
+}
+
+function tasksNote(text) {
+  const note = $("#tasks-note");
+  note.hidden = !text;
+  note.textContent = text ?? "";
+}
+
+async function loadTasks() {
+  const form = $("#task-filters");
+  const data = new FormData(form);
+  const filter = {};
+  for (const name of ["status", "task_type", "queue", "tenant"]) filter[name] = String(data.get(name) ?? "").trim();
+  state.tasks.filter = filter;
+  const { status, body } = await api(`/tasks?${tasksQuery(filter, TASK_ROWS)}`);
+  if (status !== 200) {
+    tasksNote(
+      status === 403
+        ? "Other tenants' tasks need a key named in API_ADMINS."
+        : (body?.error?.message ?? `GET /tasks: ${status}`),
+    );
+    state.tasks.rows = [];
+  } else {
+    tasksNote(undefined);
+    state.tasks.rows = body.tasks;
+  }
+  drawTasks();
+  $("#tasks").dataset.loaded = "true";
+}
+
+function onTaskCompletion(event) {
+  const task = JSON.parse(event.data);
+  if (!matchesTaskFilter(state.tasks.filter, task)) return;
+  state.tasks.rows = upsertTask(state.tasks.rows, task, TASK_ROWS);
+  drawTasks();
+  if (state.tasks.detailId === task.task_id) void openDetail(task.task_id);
+}
+
+/** Redraws the list at most once a frame, however many completions arrive. */
+function drawTasks() {
+  if (state.tasks.drawing) return;
+  state.tasks.drawing = true;
+  requestAnimationFrame(() => {
+    state.tasks.drawing = false;
+    const rows = state.tasks.rows.map((task) => {
+      const id = document.createElement("code");
+      id.textContent = task.task_id;
+      const first = cell("");
+      first.append(id);
+      const row = tr(
+        first,
+        cell(task.status, { status: task.status }),
+        cell(task.task_type),
+        cell(task.queue),
+        cell(task.tenant ?? ""),
+        cell(clock(task.finished_at ?? task.accepted_at)),
+      );
+      row.dataset.taskId = task.task_id;
+      row.dataset.status = task.status;
+      if (task.task_id === state.tasks.detailId) row.dataset.selected = "true";
+      return row;
+    });
+    $("#task-table tbody").replaceChildren(...rows);
+    $("#tasks-empty").hidden = rows.length > 0;
+    const seen = (field) => [...new Set(state.tasks.rows.map((task) => task[field]).filter(Boolean))].sort();
+    for (const [list, field] of [
+      ["#task-types", "task_type"],
+      ["#task-queues", "queue"],
+      ["#task-tenants", "tenant"],
+    ]) {
+      const values = seen(field);
+      const node = $(list);
+      if (node.dataset.values === values.join(",")) continue;
+      node.dataset.values = values.join(",");
+      node.replaceChildren(...values.map((value) => Object.assign(document.createElement("option"), { value })));
+    }
+  });
+}
+
+async function openDetail(id) {
+  const taskId = id.trim();
+  if (!taskId) return;
+  const { status, body } = await api(`/tasks/${encodeURIComponent(taskId)}`);
+  if (status !== 200) {
+    tasksNote(status === 404 ? `No task with id ${taskId} (or not yours).` : (body?.error?.message ?? `${status}`));
+    return;
+  }
+  tasksNote(undefined);
+  state.tasks.detailId = body.task_id;
+  for (const row of $("#task-table tbody").children) {
+    if (row.dataset.taskId === body.task_id) row.dataset.selected = "true";
+    else delete row.dataset.selected;
+  }
+  renderDetail(body);
+}
+
+function renderDetail(task) {
+  const detail = $("#task-detail");
+  detail.hidden = false;
+  detail.dataset.taskId = task.task_id;
+  $("#detail-id").textContent = task.task_id;
+  const badge = $("#detail-status");
+  badge.textContent = task.status;
+  badge.dataset.status = task.status;
+  const result = task.result;
+  const timings = taskTimings(task);
+  const ms = (value) => (value === undefined ? undefined : formatDuration(value));
+  const fields = [
+    ["tenant", task.tenant],
+    ["task type", task.task_type],
+    ["queue", task.queue],
+    ["attempts", task.attempts],
+    ["accepted", task.accepted_at && new Date(task.accepted_at).toLocaleString()],
+    ["queued", ms(timings.queued_ms)],
+    ["processing", ms(timings.processing_ms)],
+    ["accepted → end", ms(timings.total_ms)],
+    ["model", result?.model],
+    ["cache", result ? (result.from_cache ? `hit: ${result.cache_tier ?? "cached"}` : "miss (LLM call)") : undefined],
+    ["similarity", typeof result?.similarity === "number" ? result.similarity.toFixed(4) : undefined],
+    [
+      "tokens",
+      result
+        ? `${result.metadata.tokens_used} (${result.metadata.prompt_tokens} in, ${result.metadata.completion_tokens} out)`
+        : undefined,
+    ],
+  ];
+  const list = $("#detail-fields");
+  list.replaceChildren(
+    ...fields
+      .filter(([, value]) => value !== undefined && value !== "")
+      .flatMap(([name, value]) => {
+        const term = document.createElement("dt");
+        term.textContent = name;
+        const description = document.createElement("dd");
+        description.textContent = String(value);
+        description.dataset.field = name;
+        return [term, description];
+      }),
+  );
+  $("#detail-input").textContent =
+    task.input === undefined
+      ? "(not kept: a succeeded task's text is removed with its job)"
+      : truncate(task.input, 600, task.input_chars);
+  $("#detail-outcome-title").textContent = task.error ? "Error" : "Result";
+  $("#detail-outcome").textContent = task.error
+    ? `${task.error.code}: ${task.error.message}${task.error.retriable ? " (retriable)" : ""}`
+    : result
+      ? truncate(result.response, RESULT_CHARS)
+      : "(not finished)";
+  const attempts = (task.deliveries ?? []).flatMap((delivery) =>
+    delivery.attempts.map((attempt) =>
+      tr(
+        cell(attempt.n),
+        cell(clock(Date.parse(attempt.at))),
+        cell(attempt.status_code ?? attempt.error ?? ""),
+        cell(attempt.state),
+        cell(Math.round(attempt.duration_ms)),
+      ),
+    ),
+  );
+  $("#detail-deliveries tbody").replaceChildren(...attempts);
+  $("#detail-deliveries").hidden = attempts.length === 0;
+  $("#detail-no-deliveries").hidden = attempts.length > 0;
+  const delivery = task.deliveries?.[0];
+  $("#detail-no-deliveries").textContent = delivery
+    ? `Webhook to ${delivery.url}: ${delivery.state}, no attempt yet.`
+    : "No webhook for this task.";
+}
+
+function startTasks() {
+  const form = $("#task-filters");
+  if (!form.dataset.wired) {
+    form.dataset.wired = "true";
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void loadTasks();
+    });
+    form.querySelector("select[name=status]").addEventListener("change", () => void loadTasks());
+    $("#task-search-button").addEventListener("click", () => void openDetail($("#task-search").value));
+    $("#task-search").addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      void openDetail($("#task-search").value);
+    });
+    $("#task-table tbody").addEventListener("click", (event) => {
+      const row = event.target.closest("tr");
+      if (row?.dataset.taskId) void openDetail(row.dataset.taskId);
+    });
+  }
+  void loadTasks();
+  // Every namespace an admin (or a deployment without keys) may see; a tenant's key is refused, and follows its own.
+  const handlers = { events: { message: onTaskCompletion } };
+  return open("/events?tenant=*", { ...handlers, forbidden: () => state.sources.push(open("/events", handlers)) });
+}
+
 function start() {
   for (const source of state.sources) source.close();
   $("#login").hidden = true;
@@ -319,6 +644,7 @@ function start() {
         $("#sentiment").dataset.live = "true";
       },
     }),
+    startTasks(),
   ];
 }
 

@@ -235,3 +235,138 @@ export function formatDuration(ms: number): string {
   if (s < 86_400) return `${Math.floor(s / 3600)} h ${pad(Math.floor(s / 60) % 60)} m`;
   return `${Math.floor(s / 86_400)} d ${pad(Math.floor(s / 3600) % 24)} h`;
 }
+
+/** The Tasks section's filters, as its form holds them ("" for any). */
+export interface TaskFilter {
+  status: string;
+  task_type: string;
+  queue: string;
+  tenant: string;
+}
+
+/** The fields of a listed task or a completion (GET /events) the Tasks section reads. */
+export interface TaskRow {
+  task_id: string;
+  status: string;
+  tenant?: string;
+  task_type?: string;
+  queue?: string;
+  accepted_at?: number;
+  finished_at?: number;
+}
+
+/** GET /tasks's query for the filters: only those set, and the page size. */
+export function tasksQuery(filter: TaskFilter, limit: number): string {
+  const params = new URLSearchParams();
+  for (const name of ["status", "task_type", "queue", "tenant"] as const) {
+    const value = filter[name].trim();
+    if (value) params.set(name, value);
+  }
+  params.set("limit", String(limit));
+  return params.toString();
+}
+
+/** Whether a task (a live completion) belongs in the list the filters asked for. */
+export function matchesTaskFilter(filter: TaskFilter, task: TaskRow): boolean {
+  const is = (wanted: string, value: string | undefined) => !wanted.trim() || wanted.trim() === (value ?? "");
+  return (
+    is(filter.status, task.status) &&
+    is(filter.task_type, task.task_type) &&
+    is(filter.queue, task.queue) &&
+    is(filter.tenant, task.tenant)
+  );
+}
+
+/**
+ * Puts a task at the top of the list (newest first), replacing its older
+ * row (a PENDING task that has ended), and keeps at most `keep` rows.
+ */
+export function upsertTask<T extends TaskRow>(rows: readonly T[], task: T, keep: number): T[] {
+  return [task, ...rows.filter((row) => row.task_id !== task.task_id)].slice(0, keep);
+}
+
+/** The fields of GET /tasks/:id the detail reads for its timings. */
+export interface TaskTimes {
+  accepted_at?: number;
+  started_at?: number;
+  finished_at?: number;
+  result?: { processing_time?: number };
+}
+
+export interface TaskTimings {
+  /** ms from acceptance to the last attempt's start. */
+  queued_ms?: number;
+  /** ms the worker spent on it (the result's processing_time). */
+  processing_ms?: number;
+  /** ms from acceptance to the end. */
+  total_ms?: number;
+}
+
+/** A task's timings from its timestamps; each is absent where a timestamp is, never negative. */
+export function taskTimings(task: TaskTimes): TaskTimings {
+  const between = (from?: number, to?: number) =>
+    from === undefined || to === undefined ? undefined : Math.max(0, to - from);
+  const timings: TaskTimings = {};
+  const queued = between(task.accepted_at, task.started_at);
+  const total = between(task.accepted_at, task.finished_at);
+  if (queued !== undefined) timings.queued_ms = queued;
+  if (typeof task.result?.processing_time === "number") timings.processing_ms = task.result.processing_time * 1000;
+  if (total !== undefined) timings.total_ms = total;
+  return timings;
+}
+
+/** `text` cut to `max` characters with an ellipsis, saying how long the whole was (`of`, when known, else its own length). */
+export function truncate(text: string, max: number, of = text.length): string {
+  if (of <= max && text.length <= max) return text;
+  return `${text.slice(0, max)}… (${of} characters)`;
+}
+
+/** The cache figures of a snapshot the Cache section reads. */
+export interface CacheFigures {
+  hits: number;
+  misses: number;
+  exact_hits: number;
+  semantic_hits: number;
+  single_flight_hits: number;
+}
+
+export const CACHE_TIERS = ["exact", "semantic", "single_flight"] as const;
+export type CacheTier = (typeof CACHE_TIERS)[number];
+
+/** Each tier's hits and its share of the lookups (hits + misses); 0 before any lookup. */
+export function hitRatesByTier(cache: CacheFigures): Record<CacheTier, { hits: number; rate: number }> {
+  const lookups = cache.hits + cache.misses;
+  const of = (hits: number) => ({ hits, rate: lookups > 0 ? hits / lookups : 0 });
+  return {
+    exact: of(cache.exact_hits),
+    semantic: of(cache.semantic_hits),
+    single_flight: of(cache.single_flight_hits),
+  };
+}
+
+/** A lag entry of the snapshot (`kafka.lag`, keyed `topic:partition`). */
+export interface PartitionLag {
+  lag: number;
+  committed: string;
+  at: number;
+}
+
+/** The lag entries as rows, by topic then partition number (so 10 comes after 9). */
+export function partitionRows(
+  lag: Record<string, PartitionLag>,
+): ({ topic: string; partition: number } & PartitionLag)[] {
+  return Object.entries(lag)
+    .map(([key, entry]) => {
+      const cut = key.lastIndexOf(":");
+      return { topic: key.slice(0, cut), partition: Number(key.slice(cut + 1)), ...entry };
+    })
+    .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
+}
+
+/** US dollars as the console shows them: small amounts keep their significant digits. */
+export function formatUsd(usd: number): string {
+  if (!Number.isFinite(usd)) return "–";
+  const sign = usd < 0 ? "-" : "";
+  const abs = Math.abs(usd);
+  return `${sign}$${abs === 0 ? "0" : abs >= 1 ? abs.toFixed(2) : abs >= 0.01 ? abs.toFixed(4) : abs.toPrecision(2)}`;
+}

@@ -13,7 +13,7 @@ import { listWorkers } from "../../queue/worker-registry";
 import type { EventHub } from "../../store/event-hub";
 import { isEventId } from "../../store/task-events";
 import { followTask } from "../../store/task-feed";
-import { listTenantTasks, MAX_PAGE } from "../../store/task-list";
+import { listTasks, MAX_PAGE } from "../../store/task-list";
 import type { TaskStore } from "../../store/task-store";
 import { TASK_ID_PATTERN, type TaskStatus, taskView } from "../../task/contract";
 import { type AcceptTask, checkProcessInput } from "../accept-task";
@@ -73,17 +73,17 @@ export function createResolvers(deps: ResolverDeps) {
         if (!Number.isInteger(args.first) || args.first < 1 || args.first > MAX_PAGE) {
           throw invalid("first", `must be 1..${MAX_PAGE}`);
         }
-        const page = await listTenantTasks(
+        const page = await listTasks(
           { redis, store, resultTtlSeconds: deps.resultTtlSeconds },
           {
-            tenant: context.tenant,
+            tenants: [context.tenant],
             first: args.first,
             after: args.after ?? undefined,
-            statuses: args.status ? new Set([args.status]) : undefined,
+            filter: { statuses: args.status ? new Set([args.status]) : undefined },
           },
         );
         return {
-          edges: page.tasks.map(({ cursor, task_type, queue, accepted_at, finished_at, ...node }) => ({
+          edges: page.tasks.map(({ cursor, task_type, queue, accepted_at, finished_at, tenant: _, ...node }) => ({
             cursor,
             node,
             task_type,
