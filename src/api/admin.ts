@@ -60,11 +60,35 @@ const ControlSchema = t.Object({
   }),
 });
 
+export type ControlView = typeof ControlSchema.static;
+
+/** GET /admin/control's answer; also sent on GET /metrics/stream with the workers (the console's controls). */
+export async function readControlView(
+  deps: Pick<AdminRoutesDeps, "redis" | "queues" | "configuredRateLimit">,
+): Promise<ControlView> {
+  const state = await readControl(deps.redis);
+  const limit = state.rateLimit;
+  const configured = deps.configuredRateLimit;
+  return {
+    queues: deps.queues.map((name) => ({
+      name,
+      paused: name in state.pausedQueues,
+      ...markOf(state.pausedQueues[name]),
+    })),
+    kafka: { paused: state.kafkaPaused !== undefined, ...markOf(state.kafkaPaused) },
+    llm_rate_limit: limit
+      ? { source: "operator" as const, calls: limit.calls, period_ms: limit.period_ms, ...markOf(limit) }
+      : configured
+        ? { source: "config" as const, calls: configured.calls, period_ms: configured.periodMs }
+        : { source: "none" as const },
+  };
+}
+
 const QueueParams = t.Object({ queue: t.String({ pattern: "^[a-z0-9_-]{1,64}$" }) });
 const TaskParams = t.Object({ id: t.String({ minLength: 1, maxLength: 128 }) });
 
 export function adminRoutes(deps: AdminRoutesDeps) {
-  const { redis, queues, tasks, logger, actorOf, configuredRateLimit } = deps;
+  const { redis, queues, tasks, logger, actorOf } = deps;
   const audit = (request: Request, action: string, fields: Record<string, unknown>) =>
     logger.info({ audit: true, action, actor: actorOf(request), ...fields }, "operator action");
   const knownQueue = (queue: string) => {
@@ -74,23 +98,7 @@ export function adminRoutes(deps: AdminRoutesDeps) {
       });
   };
 
-  const readState = async () => {
-    const state = await readControl(redis);
-    const limit = state.rateLimit;
-    return {
-      queues: queues.map((name) => ({
-        name,
-        paused: name in state.pausedQueues,
-        ...markOf(state.pausedQueues[name]),
-      })),
-      kafka: { paused: state.kafkaPaused !== undefined, ...markOf(state.kafkaPaused) },
-      llm_rate_limit: limit
-        ? { source: "operator" as const, calls: limit.calls, period_ms: limit.period_ms, ...markOf(limit) }
-        : configuredRateLimit
-          ? { source: "config" as const, calls: configuredRateLimit.calls, period_ms: configuredRateLimit.periodMs }
-          : { source: "none" as const },
-    };
-  };
+  const readState = () => readControlView(deps);
 
   const pauseRoute = (paused: boolean) =>
     ({
@@ -283,7 +291,7 @@ export function adminRoutes(deps: AdminRoutesDeps) {
       {
         body: t.Object({
           limit: t.String({
-            pattern: "^[0-9]{1,9}/[0-9]{1,9}(ms|s|m|h)$",
+            pattern: "^[1-9][0-9]{0,8}/[1-9][0-9]{0,8}(ms|s|m|h)$",
             description: "calls per period, as LLM_RATE_LIMIT: 60/60s, 1000/1m",
             examples: ["120/60s"],
           }),

@@ -8,7 +8,7 @@ import type { Logger } from "../log";
 import { listWorkers, WORKER_HEARTBEAT_MS } from "../queue/worker-registry";
 import { APP_VERSION } from "../version";
 import { createTaskAcceptor } from "./accept-task";
-import { type AdminRoutesDeps, adminRoutes } from "./admin";
+import { type AdminRoutesDeps, adminRoutes, readControlView } from "./admin";
 import { adminGuard, authGuard, consoleGuard, type Keyring } from "./auth";
 import { type CacheRoutesDeps, cacheRoutes } from "./cache";
 import { clientIdentity, rateLimitGuard } from "./client-limits";
@@ -298,7 +298,11 @@ function metricsStream(deps: AppDeps) {
   const workers = createBroadcast<WorkersTick>({
     read: async () => {
       const at = Date.now();
-      return { at: new Date(at).toISOString(), workers: await listWorkers({ redis: operations.redis, now: at }) };
+      const [workers, control] = await Promise.all([
+        listWorkers({ redis: operations.redis, now: at }),
+        deps.admin ? readControlView(deps.admin) : undefined,
+      ]);
+      return { at: new Date(at).toISOString(), workers, ...(control ? { control } : {}) };
     },
     onError: (error) => logger.warn({ error: String(error) }, "workers list for the stream failed"),
   });

@@ -15,6 +15,7 @@ import { Elysia, t } from "elysia";
 import type { Logger } from "../log";
 import type { MetricsSnapshot } from "../metrics/snapshot";
 import type { Worker } from "../queue/worker-registry";
+import type { ControlView } from "./admin";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
 import { SSE_RESPONSE } from "./events";
 import { createSseStream } from "./sse";
@@ -32,6 +33,8 @@ export interface WorkersTick {
   /** ISO time of the read, so the page measures heartbeat ages with the server's clock. */
   at: string;
   workers: Worker[];
+  /** What operators changed (GET /admin/control's answer), for the console's controls. */
+  control?: ControlView;
 }
 export type WorkersBroadcast = Broadcast<WorkersTick>;
 

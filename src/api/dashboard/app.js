@@ -57,6 +57,8 @@ const state = {
   heartbeatMs: 2000,
   sentiment: { positive: 0, neutral: 0, negative: 0, unlabelled: 0, minutes: [] },
   sources: [],
+  /** What operators changed (GET /admin/control's answer), from the workers event. */
+  control: undefined,
   tasks: {
     rows: [],
     filter: { status: "", task_type: "", queue: "", tenant: "" },
@@ -195,6 +197,14 @@ function queueRow(name) {
   const chart = document.createElement("td");
   chart.append(svg);
   row.append(chart);
+  const controls = document.createElement("td");
+  controls.className = "actions admin-only";
+  controls.append(
+    button("Pause", { action: "queue-toggle", queue: name }),
+    button("Retry failed", { action: "queue-retry-failed", queue: name }),
+    button("Purge failed", { action: "queue-purge-failed", queue: name }),
+  );
+  row.append(controls);
   body.append(row);
   return row;
 }
@@ -217,10 +227,12 @@ function renderQueues(queues) {
   }
   // A queue no longer reported (the deployment's queues changed) leaves the table.
   for (const row of [...$("#queue-table tbody").children]) if (!(row.dataset.queue in queues)) row.remove();
+  if (state.control) renderControl(state.control);
 }
 
 function onWorkers(event) {
-  const { at, workers } = JSON.parse(event.data);
+  const { at, workers, control } = JSON.parse(event.data);
+  if (control) renderControl(control);
   const now = Date.parse(at);
   let stale = 0;
   const rows = workers.map((worker) => {
@@ -250,6 +262,10 @@ function onWorkers(event) {
       cell.textContent = String(text);
       row.append(cell);
     }
+    const controls = document.createElement("td");
+    controls.className = "actions admin-only";
+    controls.append(button("Recycle", { action: "worker-recycle", worker: worker.id }));
+    row.append(controls);
     row.title = `started ${worker.started_at}, last heartbeat ${worker.last_seen}`;
     return row;
   });
@@ -520,6 +536,8 @@ function renderDetail(task) {
   const detail = $("#task-detail");
   detail.hidden = false;
   detail.dataset.taskId = task.task_id;
+  $("[data-action=retry-task]").hidden = task.status !== "FAILURE";
+  $("[data-action=cancel-task]").hidden = task.status !== "PENDING" && task.status !== "RETRY";
   $("#detail-id").textContent = task.task_id;
   const badge = $("#detail-status");
   badge.textContent = task.status;
@@ -589,6 +607,123 @@ function renderDetail(task) {
     : "No webhook for this task.";
 }
 
+// Control actions (admins): each is one call to /admin/* or /cache/*, with the key as a Bearer header, and
+// every one is audited by the server. Destructive ones ask first. The outcome shows in #action-status.
+
+function button(text, data) {
+  const node = document.createElement("button");
+  node.type = "button";
+  node.className = "small";
+  node.textContent = text;
+  Object.assign(node.dataset, data);
+  return node;
+}
+
+function actionStatus(text, ok) {
+  const note = $("#action-status");
+  note.hidden = false;
+  note.textContent = text;
+  note.dataset.outcome = ok ? "ok" : "error";
+  clearTimeout(state.actionTimer);
+  state.actionTimer = setTimeout(() => {
+    note.hidden = true;
+  }, 8000);
+}
+
+async function act(label, method, path, body) {
+  const headers = state.key ? { authorization: `Bearer ${state.key}` } : {};
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const init = { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) };
+  const response = await fetch(path, init).catch((error) => ({ ok: false, status: 0, error }));
+  const answer = response.json ? await response.json().catch(() => undefined) : undefined;
+  const ok = response.ok === true;
+  actionStatus(ok ? `${label}: done` : `${label}: ${answer?.error?.message ?? `failed (${response.status})`}`, ok);
+  return { ok, body: answer };
+}
+
+/** The operators' changes: paused queues and Kafka, the LLM rate limit. */
+function renderControl(control) {
+  state.control = control;
+  for (const queue of control.queues) {
+    const row = [...$("#queue-table tbody").children].find((r) => r.dataset.queue === queue.name);
+    if (!row) continue;
+    row.dataset.paused = String(queue.paused);
+    const toggle = row.querySelector("[data-action=queue-toggle]");
+    toggle.textContent = queue.paused ? "Resume" : "Pause";
+    toggle.title = queue.paused ? `paused by ${queue.by} at ${queue.at}` : "workers stop taking its jobs";
+  }
+  const kafka = $("#kafka-toggle");
+  kafka.dataset.paused = String(control.kafka.paused);
+  kafka.textContent = control.kafka.paused ? "Resume consumption" : "Pause consumption";
+  setMetric("kafka-state", control.kafka.paused ? `paused by ${control.kafka.by}` : "running");
+  const limit = control.llm_rate_limit;
+  setMetric(
+    "rate-limit",
+    limit.source === "none"
+      ? "none"
+      : `${limit.calls} / ${formatDuration(limit.period_ms)} (${limit.source === "operator" ? `set by ${limit.by}` : "LLM_RATE_LIMIT"})`,
+  );
+}
+
+const ACTIONS = {
+  "queue-toggle": ({ queue }, node) => {
+    const paused = node.closest("tr")?.dataset.paused === "true";
+    return act(
+      `${paused ? "Resume" : "Pause"} ${queue}`,
+      "POST",
+      `/admin/queues/${queue}/${paused ? "resume" : "pause"}`,
+    );
+  },
+  "queue-retry-failed": ({ queue }) =>
+    act(`Retry failed tasks of ${queue}`, "POST", `/admin/queues/${queue}/retry-failed`),
+  "queue-purge-failed": ({ queue }) =>
+    confirm(`Drop every failed job of ${queue}? Their tasks' FAILURE records stay readable.`)
+      ? act(`Purge failed jobs of ${queue}`, "POST", `/admin/queues/${queue}/purge-failed`)
+      : undefined,
+  "worker-recycle": ({ worker }) =>
+    confirm(`Recycle worker process ${worker}? A replacement starts, then it drains.`)
+      ? act(`Recycle ${worker}`, "POST", `/admin/workers/${encodeURIComponent(worker)}/recycle`)
+      : undefined,
+  "retry-task": async () => {
+    const id = state.tasks.detailId;
+    const { ok } = await act(`Retry ${id}`, "POST", `/admin/tasks/${encodeURIComponent(id)}/retry`);
+    if (ok) await openDetail(id);
+  },
+  "cancel-task": async () => {
+    const id = state.tasks.detailId;
+    const { ok } = await act(`Cancel ${id}`, "POST", `/admin/tasks/${encodeURIComponent(id)}/cancel`);
+    if (ok) await openDetail(id);
+  },
+};
+
+function wireControls() {
+  document.addEventListener("click", (event) => {
+    const node = event.target.closest("button[data-action]");
+    const run = node && ACTIONS[node.dataset.action];
+    if (run) void run(node.dataset, node);
+  });
+  $("#rate-limit").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const limit = String(new FormData(event.target).get("limit")).trim();
+    void act(`Set the LLM rate limit to ${limit}`, "PUT", "/admin/rate-limit", { limit });
+  });
+  $("#rate-limit-reset").addEventListener("click", () =>
+    act("Rate limit back to LLM_RATE_LIMIT", "DELETE", "/admin/rate-limit"),
+  );
+  $("#kafka-toggle").addEventListener("click", (event) => {
+    const paused = event.target.dataset.paused === "true";
+    void act(paused ? "Resume Kafka" : "Pause Kafka", "POST", `/admin/kafka/${paused ? "resume" : "pause"}`);
+  });
+  $("#cache-clear").addEventListener("click", () => {
+    if (confirm("Delete every cached answer?")) void act("Clear the cache", "DELETE", "/cache/clear");
+  });
+  $("#cache-control").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const entry = String(new FormData(event.target).get("entry")).trim();
+    void act(`Delete cache entry ${entry}`, "DELETE", `/cache/${encodeURIComponent(entry)}`);
+  });
+}
+
 function startTasks() {
   const form = $("#task-filters");
   if (!form.dataset.wired) {
@@ -624,6 +759,8 @@ function start() {
     open("/metrics/stream", {
       events: {
         config: (event) => {
+          // Only an admin (or anyone, without keys) gets this stream: the controls show.
+          document.body.dataset.admin = "true";
           const config = JSON.parse(event.data);
           state.prices = config.prices_usd_per_mtok;
           if (config.worker_heartbeat_ms) state.heartbeatMs = config.worker_heartbeat_ms;
@@ -632,6 +769,7 @@ function start() {
         workers: onWorkers,
       },
       forbidden: () => {
+        document.body.dataset.admin = "false";
         const note = $("#overview-note");
         note.hidden = false;
         note.textContent = "The overview spans every tenant: it needs a key named in API_ADMINS.";
@@ -649,6 +787,7 @@ function start() {
 }
 
 async function main() {
+  wireControls();
   const { status } = await streamToken();
   if (status === 200) return start();
   // API keys are on: the page shows nothing until it has one.
