@@ -463,7 +463,10 @@ async function loadTasks() {
     state.tasks.rows = body.tasks;
   }
   drawTasks();
-  $("#tasks").dataset.loaded = "true";
+  // After the frame that draws the rows (callbacks run in order): tests and the eye see the list, not a blank.
+  requestAnimationFrame(() => {
+    $("#tasks").dataset.loaded = "true";
+  });
 }
 
 function onTaskCompletion(event) {
@@ -724,6 +727,21 @@ function wireControls() {
   });
 }
 
+/** An admin's sentiment counts every tenant's results; a tenant's key is refused there and follows its own. */
+function startSentiment() {
+  const handlers = {
+    events: { message: onCompletion },
+    // For tests and for the eye: results count from the moment this is set.
+    open: () => {
+      $("#sentiment").dataset.live = "true";
+    },
+  };
+  return open("/events?task_type=sentiment_analysis&tenant=*", {
+    ...handlers,
+    forbidden: () => state.sources.push(open("/events?task_type=sentiment_analysis", handlers)),
+  });
+}
+
 function startTasks() {
   const form = $("#task-filters");
   if (!form.dataset.wired) {
@@ -775,13 +793,7 @@ function start() {
         note.textContent = "The overview spans every tenant: it needs a key named in API_ADMINS.";
       },
     }),
-    open("/events?task_type=sentiment_analysis", {
-      events: { message: onCompletion },
-      // For tests and for the eye: results count from the moment this is set.
-      open: () => {
-        $("#sentiment").dataset.live = "true";
-      },
-    }),
+    startSentiment(),
     startTasks(),
   ];
 }
