@@ -131,6 +131,8 @@ export function consoleGuard(deps: {
   const plugin = new Elysia({ name: "console-guard" });
   if (deps.keysOn || deps.allowRemote) return plugin;
   return plugin.onRequest(({ request }) => {
+    // Every request passes here: a substring test spares POST /process a URL parse.
+    if (!request.url.includes("/dashboard") && !request.url.includes("/admin/")) return;
     const path = new URL(request.url).pathname;
     if (!(path === "/dashboard" || path.startsWith("/dashboard/") || path.startsWith("/admin/"))) return;
     const address = deps.addressOf(request);
