@@ -13,8 +13,11 @@
  *   `active`, where no other process can take them.
  * - **429 backoff**: after the provider answers 429 (its own limit, which
  *   LLM_RATE_LIMIT may not know), AIMD: the limit drops at once to
- *   `BACKOFF_RATIO` of what was in flight, then grows by a constant step per
- *   window while no 429 comes, until it no longer binds.
+ *   `backoffRatio` of what was in flight, then grows by a constant step (2 %
+ *   of that level) per window while no 429 comes: back to the Little's-law
+ *   target, where it stops binding; without a rate limit it stays additive
+ *   until the next 429 (congestion avoidance: no more doubling toward a limit
+ *   that is known to exist).
  * - **event_loop**: when the event loop's delay (P99 over the window) passes
  *   its threshold, the process is CPU-bound: the limit shrinks and stops
  *   growing, because more jobs in flight only delay heartbeats, stall-check
@@ -241,8 +244,8 @@ export class ConcurrencyController {
       if (backoffCeiling < limit) {
         limit = backoffCeiling;
         reason = "429 backoff";
-      } else if (sample.throttled === 0) {
-        backoffCeiling = undefined; // recovered: it no longer binds
+      } else if (sample.throttled === 0 && target !== undefined) {
+        backoffCeiling = undefined; // recovered to the rate-limit target: it no longer binds
       }
     }
     if (memoryCap < limit) {
