@@ -10,6 +10,8 @@
  * (DEPRECATED_METRICS, and the README's "Metric names").
  */
 import { Counter, Gauge, Registry } from "prom-client";
+import { LIMIT_REASONS } from "../queue/concurrency-controller";
+import type { Worker } from "../queue/worker-registry";
 import { type CumulativeBuckets, cumulativeBuckets } from "./histogram";
 import type { HistogramName } from "./keys";
 import { type MetricsExtras, type MetricsSnapshot, QUEUE_STATES } from "./snapshot";
@@ -52,6 +54,7 @@ export async function renderPrometheus(
   snapshot: MetricsSnapshot,
   extras?: MetricsExtras,
   prices?: LlmPrices,
+  workers?: readonly Worker[],
 ): Promise<string> {
   const registry = new Registry();
   const registers = [registry];
@@ -191,6 +194,8 @@ export async function renderPrometheus(
   latency.set({ quantile: "0.95" }, snapshot.latency_ms.p95);
   latency.set({ quantile: "0.99" }, snapshot.latency_ms.p99);
 
+  if (workers) workerGauges(workers, registers);
+
   const blocks = [await registry.metrics()];
   if (extras) {
     for (const [key, [name, help]] of Object.entries(HISTOGRAM_NAMES)) {
@@ -206,6 +211,56 @@ export async function renderPrometheus(
     );
   }
   return blocks.join("\n");
+}
+
+/**
+ * Each live worker process's jobs in flight, their limit, and why the limit is
+ * what it is: an enum as one 0/1 series per reason (the Prometheus way to
+ * export a state, so `max by (reason)` works and no series appears only
+ * while a reason holds). Label `worker` is the heartbeat's id.
+ */
+function workerGauges(workers: readonly Worker[], registers: Registry[]): void {
+  const labelNames = ["worker"] as const;
+  const inFlight = new Gauge({
+    name: "aies_worker_jobs_in_flight",
+    help: "Jobs running in a worker process",
+    labelNames,
+    registers,
+  });
+  const limit = new Gauge({
+    name: "aies_worker_jobs_in_flight_limit",
+    help: "The current limit of jobs in flight of a worker process (WORKER_JOBS_PER_PROCESS; auto: adaptive)",
+    labelNames,
+    registers,
+  });
+  const reason = new Gauge({
+    name: "aies_worker_jobs_in_flight_limit_reason",
+    help: "1 for what sets a worker process's limit of jobs in flight now, 0 for the other reasons",
+    labelNames: ["worker", "reason"],
+    registers,
+  });
+  const throttled = new Counter({
+    name: "aies_worker_llm_throttled_total",
+    help: "Provider 429 answers a worker process got (the adaptive limit backs off on them)",
+    labelNames,
+    registers,
+  });
+  const delay = new Gauge({
+    name: "aies_worker_event_loop_delay_seconds",
+    help: "P99 of a worker process's event-loop delay over its last window",
+    labelNames,
+    registers,
+  });
+  for (const w of workers) {
+    const status = w.jobs_in_flight;
+    if (!status) continue;
+    const labels = { worker: w.id };
+    inFlight.set(labels, status.in_flight);
+    limit.set(labels, status.limit);
+    for (const r of LIMIT_REASONS) reason.set({ worker: w.id, reason: r }, r === status.reason ? 1 : 0);
+    throttled.inc(labels, status.throttled);
+    delay.set(labels, status.event_loop_delay_ms / 1000);
+  }
 }
 
 /**
