@@ -132,7 +132,10 @@ export interface ControllerState {
 const PRIOR_MB_PER_JOB = 0.1;
 /** In flight before the RSS above the idle level is read as the jobs' (fewer: noise of the heap). */
 const MEASURE_MEMORY_FROM = 200;
-const LATENCY_ALPHA = 0.3;
+/** The latency is the mean over at least this many of the last jobs that ended… */
+const LATENCY_JOBS = 2000;
+/** …or over this many windows with endings, whichever covers fewer. */
+const LATENCY_WINDOWS = 8;
 /** Windows of a long-run latency mean; the probe stops when the short one passes it × LATENCY_RISE. */
 const LONG_ALPHA = 0.05;
 const LATENCY_RISE = 1.5;
@@ -145,6 +148,7 @@ export class ConcurrencyController {
   private longLatencyMs: number | undefined;
   private baseRssMb: number | undefined;
   private backoffStep = 1;
+  private readonly recent: { completed: number; busyMs: number }[] = [];
 
   constructor(settings: Partial<ControllerSettings> = {}) {
     const merged = { ...DEFAULT_CONTROLLER_SETTINGS, ...settings };
@@ -175,11 +179,26 @@ export class ConcurrencyController {
     const previous = this.state.limit;
     this.baseRssMb ??= sample.rssMb;
 
-    // Latency: the mean slot time of the jobs that ended, smoothed.
+    // Latency: the mean slot time over the last LATENCY_JOBS jobs that ended (or LATENCY_WINDOWS windows), so
+    // that a window with few endings (a drain: only the slow tail is left) does not swing the estimate.
     let latencyMs = this.state.latencyMs;
     if (sample.completed > 0) {
       const mean = Math.max(0, sample.busyMs / sample.completed);
-      latencyMs = latencyMs === undefined ? mean : latencyMs + LATENCY_ALPHA * (mean - latencyMs);
+      this.recent.push({ completed: sample.completed, busyMs: Math.max(0, sample.busyMs) });
+      let completed = 0;
+      let busy = 0;
+      let kept = 0;
+      for (let i = this.recent.length - 1; i >= 0 && kept < LATENCY_WINDOWS; i--, kept++) {
+        const w = this.recent[i] as { completed: number; busyMs: number };
+        completed += w.completed;
+        busy += w.busyMs;
+        if (completed >= LATENCY_JOBS) {
+          kept++;
+          break;
+        }
+      }
+      this.recent.splice(0, this.recent.length - kept);
+      latencyMs = busy / completed;
       this.longLatencyMs =
         this.longLatencyMs === undefined ? mean : this.longLatencyMs + LONG_ALPHA * (mean - this.longLatencyMs);
     }
