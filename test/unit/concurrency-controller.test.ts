@@ -161,12 +161,12 @@ describe("TakeGate", () => {
   const lane = (gate: TakeGate, name = "q") => gate.openLane(name);
 
   test("grants takes up to the limit; a job ending lets the next one in", async () => {
-    const gate = new TakeGate(400); // 400 / 4 = 100 takes per lane: the cap does not bind here
+    const gate = new TakeGate(400);
     const q = lane(gate);
     const granted: number[] = [];
     for (let i = 0; i < 401; i++) void gate.acquire(q).then((ok) => ok && granted.push(i));
     await Bun.sleep(0);
-    expect(granted.length).toBe(32); // MAX_TAKES_PER_LANE
+    expect(granted.length).toBe(100); // a quarter of the limit per queue may be taking
     // Takes return jobs, which start: more takes go.
     for (let round = 0; round < 20; round++) {
       const taking = gate.used - gate.inFlight;
