@@ -4,6 +4,7 @@ import { Elysia, t } from "elysia";
 import type Redis from "ioredis";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../metrics/prometheus";
 import { MetricsSnapshotSchema, type QueueStateKeys, readMetrics, readMetricsWithExtras } from "../metrics/snapshot";
+import { LIMIT_REASONS } from "../queue/concurrency-controller";
 import { listWorkers, type Worker, WorkerSchema } from "../queue/worker-registry";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
 import type { TokenPrices } from "./metrics-stream";
@@ -98,9 +99,10 @@ export function operationsRoutes(deps: OperationsRoutesDeps) {
           readMetricsWithExtras(operationsReadDeps(deps)),
           listWorkers({ redis }),
         ]);
-        return new Response(await renderPrometheus(snapshot, extras, deps.prices, workers), {
-          headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
-        });
+        return new Response(
+          await renderPrometheus(snapshot, extras, deps.prices, { list: workers, reasons: LIMIT_REASONS }),
+          { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } },
+        );
       },
       { detail: { summary: "The same metrics in Prometheus text exposition format", tags: ["operations"] } },
     )

@@ -10,8 +10,6 @@
  * (DEPRECATED_METRICS, and the README's "Metric names").
  */
 import { Counter, Gauge, Registry } from "prom-client";
-import { LIMIT_REASONS } from "../queue/concurrency-controller";
-import type { Worker } from "../queue/worker-registry";
 import { type CumulativeBuckets, cumulativeBuckets } from "./histogram";
 import type { HistogramName } from "./keys";
 import { type MetricsExtras, type MetricsSnapshot, QUEUE_STATES } from "./snapshot";
@@ -43,6 +41,12 @@ const HISTOGRAM_NAMES: Record<HistogramName, [name: string, help: string]> = {
   cache_lookup: ["aies_cache_lookup_duration_seconds", "Semantic cache lookups (bypasses excluded)"],
 };
 
+/** What the exporter reads of a worker's heartbeat (queue/worker-registry.ts's Worker has it). */
+export interface WorkerJobsInFlight {
+  id: string;
+  jobs_in_flight?: { limit: number; in_flight: number; reason: string; throttled: number; event_loop_delay_ms: number };
+}
+
 /** USD per million tokens, as configured (LLM_PRICE_*_PER_MTOK). */
 export interface LlmPrices {
   input: number;
@@ -54,7 +58,7 @@ export async function renderPrometheus(
   snapshot: MetricsSnapshot,
   extras?: MetricsExtras,
   prices?: LlmPrices,
-  workers?: readonly Worker[],
+  workers?: { list: readonly WorkerJobsInFlight[]; reasons: readonly string[] },
 ): Promise<string> {
   const registry = new Registry();
   const registers = [registry];
@@ -194,7 +198,7 @@ export async function renderPrometheus(
   latency.set({ quantile: "0.95" }, snapshot.latency_ms.p95);
   latency.set({ quantile: "0.99" }, snapshot.latency_ms.p99);
 
-  if (workers) workerGauges(workers, registers);
+  if (workers) workerGauges(workers.list, workers.reasons, registers);
 
   const blocks = [await registry.metrics()];
   if (extras) {
@@ -219,7 +223,7 @@ export async function renderPrometheus(
  * export a state, so `max by (reason)` works and no series appears only
  * while a reason holds). Label `worker` is the heartbeat's id.
  */
-function workerGauges(workers: readonly Worker[], registers: Registry[]): void {
+function workerGauges(workers: readonly WorkerJobsInFlight[], reasons: readonly string[], registers: Registry[]): void {
   const labelNames = ["worker"] as const;
   const inFlight = new Gauge({
     name: "aies_worker_jobs_in_flight",
@@ -257,7 +261,7 @@ function workerGauges(workers: readonly Worker[], registers: Registry[]): void {
     const labels = { worker: w.id };
     inFlight.set(labels, status.in_flight);
     limit.set(labels, status.limit);
-    for (const r of LIMIT_REASONS) reason.set({ worker: w.id, reason: r }, r === status.reason ? 1 : 0);
+    for (const r of reasons) reason.set({ worker: w.id, reason: r }, r === status.reason ? 1 : 0);
     throttled.inc(labels, status.throttled);
     delay.set(labels, status.event_loop_delay_ms / 1000);
   }

@@ -71,11 +71,15 @@ test("a slow LLM and a backlog: jobs in flight grow far past 32; 429s make them 
     20_000,
   );
   expect(grown?.limit).toBeGreaterThanOrEqual(300);
-  expect(["probing", "max", "latency"]).toContain(grown?.reason as string);
+  // event_loop: a loaded test machine may slow the loop past its threshold while the backlog flows in.
+  expect(["probing", "max", "latency", "event_loop"]).toContain(grown?.reason as string);
   expect(grown?.latency_ms).toBeGreaterThan(400);
 
   // A storm of 429s: the limit drops, and /workers says why.
   mock.setFault({ kind: "429", endpoint: "chat", retryAfterSeconds: 1 });
+  // The backlog may have drained by now: more tasks, so that calls meet the 429s.
+  const more = await submitMany(base, 500, { label: "throttled", useCache: false, concurrency: 100 });
+  accepted.push(...more.accepted);
   let backedOff: JobsInFlightStatus | undefined;
   await waitFor(async () => {
     const s = await status(base);
