@@ -35,7 +35,10 @@ Target (default: the harness starts the app: bun src/main.ts):
   --redis-url URL           database of the app the harness starts; it is EMPTIED [${DEFAULTS["redis-url"]}]
   --llm simulated|mock      simulated provider, or the project's mock OpenAI server [${DEFAULTS.llm}]
                             (stream: always the mock server, which says when it sent each first token)
-  --latency MS|MIN-MAX      LLM latency of either [${DEFAULTS.latency}]; stream: before the first token
+  --latency MS|MIN-MAX|lognormal:MEDIAN:P99
+                            LLM latency of either [${DEFAULTS.latency}]; stream: before the first token
+  --rate-limit N/PERIOD     LLM_RATE_LIMIT of the app, e.g. 2000/1s [none]
+  --jobs-per-process N|auto WORKER_JOBS_PER_PROCESS of the app [the app's default: auto]
   --tokens N                stream: tokens of each answer, 1..4000 [${DEFAULTS.tokens}]
   --token-latency MS        stream: ms between two tokens [${DEFAULTS["token-latency"]}]
   --workers N|auto          WORKER_CONCURRENCY of the app [${DEFAULTS.workers}]

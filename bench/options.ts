@@ -3,6 +3,7 @@
  * UsageError naming the flag, exit code 2), never replaced by a default.
  */
 import { parseArgs } from "node:util";
+import { parseLatency } from "../src/util/latency";
 
 export class UsageError extends Error {
   readonly exitCode = 2;
@@ -47,8 +48,12 @@ export interface BenchOptions {
   brokers: string[];
   redisUrl: string;
   llm: LlmChoice;
-  /** LLM latency for the app the harness starts: "50" or "20-80" (ms); before the first token of a streamed answer. */
+  /** LLM latency for the app the harness starts: "50", "20-80" or "lognormal:1000:4000" (ms); before the first token of a streamed answer. */
   latency: string;
+  /** LLM_RATE_LIMIT of the app the harness starts, e.g. 2000/1s; undefined: none. */
+  rateLimit: string | undefined;
+  /** WORKER_JOBS_PER_PROCESS of the app the harness starts: auto or a number; undefined: the app's default. */
+  jobsPerProcess: string | undefined;
   /** Streamed answers (`stream`): tokens per answer, and ms between two (the mock server's, or the simulated provider's). */
   tokens: number;
   tokenLatencyMs: number;
@@ -124,6 +129,8 @@ const FLAGS = {
   "redis-url": { type: "string", default: DEFAULTS["redis-url"] },
   llm: { type: "string", default: DEFAULTS.llm },
   latency: { type: "string", default: DEFAULTS.latency },
+  "rate-limit": { type: "string" },
+  "jobs-per-process": { type: "string" },
   tokens: { type: "string", default: DEFAULTS.tokens },
   "token-latency": { type: "string", default: DEFAULTS["token-latency"] },
   workers: { type: "string", default: DEFAULTS.workers },
@@ -216,8 +223,16 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
   }
   if (!/^rediss?:\/\//.test(v["redis-url"]))
     throw new UsageError(`--redis-url "${v["redis-url"]}": expected redis://host:port/db`);
-  if (!/^\d{1,6}(-\d{1,6})?$/.test(v.latency))
-    throw new UsageError(`--latency "${v.latency}": expected ms, fixed (50) or a range (20-80)`);
+  if (!parseLatency(v.latency))
+    throw new UsageError(
+      `--latency "${v.latency}": expected ms, fixed (50), a range (20-80) or log-normal lognormal:MEDIAN:P99 (lognormal:1000:4000)`,
+    );
+  const rateLimit = v["rate-limit"];
+  if (rateLimit !== undefined && !/^[1-9]\d*\/[1-9]\d*(ms|s|m|h)$/.test(rateLimit))
+    throw new UsageError(`--rate-limit "${rateLimit}": expected calls/period, such as 2000/1s`);
+  const jobsPerProcess = v["jobs-per-process"];
+  if (jobsPerProcess !== undefined && !/^(auto|[1-9]\d{0,3}|10000)$/.test(jobsPerProcess))
+    throw new UsageError(`--jobs-per-process "${jobsPerProcess}": expected auto or 1..10000`);
   if (!/^(auto|[1-9]\d{0,2})$/.test(v.workers))
     throw new UsageError(`--workers "${v.workers}": expected 1..999 or auto`);
   if (!/^[a-z_]+$/.test(v["task-type"]))
@@ -245,6 +260,8 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
       redisUrl: v["redis-url"],
       llm: oneOf("llm", v.llm, ["simulated", "mock"] as const),
       latency: v.latency,
+      rateLimit,
+      jobsPerProcess,
       tokens: parseInteger("tokens", v.tokens, 4000),
       tokenLatencyMs: parseMs("token-latency", v["token-latency"]),
       workers: v.workers,

@@ -26,6 +26,8 @@ export interface EventMap {
     model: string;
     ms: number;
     ok: boolean;
+    /** The provider's HTTP status of a failed call, when it answered one (429: its rate limit). */
+    status?: number;
     prompt_tokens: number;
     completion_tokens: number;
   };

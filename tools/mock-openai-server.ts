@@ -20,6 +20,7 @@ import { lexicalEmbedding } from "../src/llm/lexical-embedding";
 import { estimateTokens } from "../src/llm/provider";
 import { tokenPieces } from "../src/llm/simulated-provider";
 import { sleep } from "../src/util/backoff";
+import { type LatencyDistribution, latencySampler, parseLatency } from "../src/util/latency";
 
 export type MockEndpoint = "chat" | "embeddings" | "any";
 
@@ -75,8 +76,8 @@ export interface MockCounters {
 export interface MockOpenAiServerOptions {
   port?: number;
   hostname?: string;
-  /** Added to every answer: fixed, or uniform in [min, max]. */
-  latencyMs?: number | { min: number; max: number };
+  /** Added to every answer: fixed, uniform in [min, max], or log-normal ({median, p99}). */
+  latencyMs?: number | LatencyDistribution;
   /** Dimension of embeddings when a request does not ask for one. */
   embeddingDim?: number;
   /** Streamed answers: tokens per answer, and the wait between two. */
@@ -153,8 +154,7 @@ export function createMockOpenAiServer(options: MockOpenAiServerOptions = {}): M
   let streamSettings: MockStreamSettings = { ...initialStream };
   let streamRecords: MockStreamRecord[] = [];
 
-  const latency = () =>
-    typeof latencyMs === "number" ? latencyMs : latencyMs.min + Math.random() * (latencyMs.max - latencyMs.min);
+  const latency = typeof latencyMs === "number" ? () => latencyMs : latencySampler(latencyMs);
 
   const setFault = (next: MockFault) => {
     fault = next;
@@ -509,12 +509,10 @@ export function createMockOpenAiServer(options: MockOpenAiServerOptions = {}): M
   };
 }
 
-function parseLatency(spec: string): number | { min: number; max: number } {
-  const [low, high] = spec.split("-").map(Number);
-  if (low === undefined || Number.isNaN(low) || (high !== undefined && Number.isNaN(high))) {
-    throw new Error(`--latency "${spec}": expected ms, or a range like 20-80`);
-  }
-  return high === undefined ? low : { min: low, max: high };
+function parseLatencyFlag(spec: string): LatencyDistribution {
+  const latency = parseLatency(spec);
+  if (!latency) throw new Error(`--latency "${spec}": expected ms, a range like 20-80, or lognormal:MEDIAN:P99`);
+  return latency;
 }
 
 if (import.meta.main) {
@@ -536,7 +534,7 @@ if (import.meta.main) {
   const mock = createMockOpenAiServer({
     port: Number(values.port),
     hostname: values.hostname,
-    latencyMs: parseLatency(values.latency),
+    latencyMs: parseLatencyFlag(values.latency),
     embeddingDim: Number(values["embedding-dim"]),
     stream: { ...(tokens === undefined ? {} : { tokens }), tokenLatencyMs },
   });

@@ -98,9 +98,14 @@ export async function measurePart(
   }
   const generatorUse = generator.summary();
   const targetUse = target?.summary();
-  const extra = request.afterMeasure && !signal.aborted ? await request.afterMeasure() : undefined;
+  let extra = request.afterMeasure && !signal.aborted ? await request.afterMeasure() : undefined;
   const r = run.recorder;
   const seconds = run.measuredMs / 1000;
+  if (targetUse && seconds > 0 && r.completed > 0) {
+    // CPU of the whole target (app and worker processes) per unit that completed: CPU-s/s over units/s.
+    const perUnit = ((targetUse.cpuPercent / 100) * 1000) / (r.completed / seconds);
+    extra = { ...extra, [`target_cpu_ms_per_${request.unit.replace(/s$/, "")}`]: Math.round(perUnit * 1000) / 1000 };
+  }
   return {
     name,
     mode,

@@ -15,6 +15,7 @@ import { buildRequest } from "../http/raw-client";
 import { measureLoad } from "../load/measure-load";
 import type { Operation } from "../load/open-loop";
 import { createAppHistogramReader, windowOf } from "../measure/app-histogram";
+import { createInFlightSampler } from "../measure/in-flight";
 import { countedOperation, redisWindowFor } from "../measure/redis-stats";
 import { percentiles } from "../result";
 import { resolveTarget } from "../targets/app-target";
@@ -37,6 +38,8 @@ export const e2eScenario: Scenario = {
     const redis = redisWindowFor(options, target);
     const operation: Operation = countedOperation(() => postAndAwait(pool, base, post, options.waitMs), redis);
     const app = target.redisUrl ? createAppHistogramReader(target.redisUrl) : undefined;
+    // The worker processes' jobs in flight over the measured part (GET /workers).
+    const inFlight = createInFlightSampler(target.url);
     let before: Awaited<ReturnType<NonNullable<typeof app>["snapshot"]>> | undefined;
     try {
       const outcome = await measureLoad({
@@ -53,10 +56,12 @@ export const e2eScenario: Scenario = {
                 await Bun.sleep(1500); // the warm-up's last tasks reach the app's histogram (1 s flushes)
                 before = await app.snapshot();
                 await redis?.start();
+                await inFlight.start();
               },
               afterMeasure: async (): Promise<Record<string, number | string>> => {
+                const flight = inFlight.stop();
                 // The Redis window closes first (after its own settling), so the histogram reads are not in it.
-                const costs = (await redis?.stop()) ?? {};
+                const costs = { ...flight, ...((await redis?.stop()) ?? {}) };
                 await Bun.sleep(redis ? 300 : 1500);
                 if (!before) return costs;
                 const p = percentiles(windowOf(before, await app.snapshot()));
@@ -71,8 +76,17 @@ export const e2eScenario: Scenario = {
               },
             }
           : redis
-            ? { beforeMeasure: redis.start, afterMeasure: redis.stop }
-            : {}),
+            ? {
+                beforeMeasure: async () => {
+                  await redis.start();
+                  await inFlight.start();
+                },
+                afterMeasure: async () => ({ ...inFlight.stop(), ...(await redis.stop()) }),
+              }
+            : {
+                beforeMeasure: () => inFlight.start(),
+                afterMeasure: async () => inFlight.stop(),
+              }),
       });
       return { target: target.describe, ...outcome };
     } finally {

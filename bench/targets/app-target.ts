@@ -61,6 +61,8 @@ export async function resolveTarget(
     LOG_LEVEL: "warn",
     KAFKA_TOPIC_OUT: "",
     WORKER_CONCURRENCY: options.workers,
+    ...(options.rateLimit ? { LLM_RATE_LIMIT: options.rateLimit } : {}),
+    ...(options.jobsPerProcess ? { WORKER_JOBS_PER_PROCESS: options.jobsPerProcess } : {}),
     ...app.env,
   };
   let llm = `simulated LLM ${options.latency} ms`;
@@ -112,7 +114,7 @@ export async function resolveTarget(
     pid: started.pid,
     redisUrl: options.redisUrl,
     mockUrl,
-    describe: `bun src/main.ts (ROLES=${app.roles}, WORKER_CONCURRENCY=${options.workers}, ${llm}), started by the harness`,
+    describe: `bun src/main.ts (ROLES=${app.roles}, WORKER_CONCURRENCY=${options.workers}${options.jobsPerProcess ? `, WORKER_JOBS_PER_PROCESS=${options.jobsPerProcess}` : ""}${options.rateLimit ? `, LLM_RATE_LIMIT=${options.rateLimit}` : ""}, ${llm}), started by the harness`,
     async stop() {
       for (const stop of stops) await stop();
       // Jobs piled up by an api-only run would otherwise sit in Redis's memory.

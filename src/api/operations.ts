@@ -4,7 +4,8 @@ import { Elysia, t } from "elysia";
 import type Redis from "ioredis";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../metrics/prometheus";
 import { MetricsSnapshotSchema, type QueueStateKeys, readMetrics, readMetricsWithExtras } from "../metrics/snapshot";
-import { listWorkers, WorkerSchema } from "../queue/worker-registry";
+import { LIMIT_REASONS } from "../queue/concurrency-controller";
+import { listWorkers, type Worker, WorkerSchema } from "../queue/worker-registry";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
 import type { TokenPrices } from "./metrics-stream";
 
@@ -33,20 +34,75 @@ export function readOperationsMetrics(deps: OperationsRoutesDeps) {
   return readMetrics(operationsReadDeps(deps));
 }
 
+/** GET /metrics's `jobs_in_flight`: each live worker process's limit of jobs in flight, and why. */
+export const JobsInFlightSummarySchema = t.Object({
+  limit: t.Integer({ description: "sum of the live worker processes' limits" }),
+  in_flight: t.Integer({ description: "jobs running in the live worker processes" }),
+  workers: t.Array(
+    t.Object({
+      id: t.String(),
+      mode: t.String(),
+      limit: t.Integer(),
+      in_flight: t.Integer(),
+      reason: t.String({
+        description: "what sets the limit: rate_limit×latency, 429 backoff, event_loop, memory, max…",
+      }),
+    }),
+  ),
+});
+
+export function jobsInFlightSummary(workers: readonly Worker[]): typeof JobsInFlightSummarySchema.static {
+  const rows = workers.flatMap((w) =>
+    w.jobs_in_flight
+      ? [
+          {
+            id: w.id,
+            mode: w.jobs_in_flight.mode,
+            limit: w.jobs_in_flight.limit,
+            in_flight: w.jobs_in_flight.in_flight,
+            reason: w.jobs_in_flight.reason,
+          },
+        ]
+      : [],
+  );
+  return {
+    limit: rows.reduce((sum, r) => sum + r.limit, 0),
+    in_flight: rows.reduce((sum, r) => sum + r.in_flight, 0),
+    workers: rows,
+  };
+}
+
 export function operationsRoutes(deps: OperationsRoutesDeps) {
   const { redis } = deps;
   return new Elysia({ name: "operations" })
-    .get("/metrics", () => readOperationsMetrics(deps), {
-      response: { 200: MetricsSnapshotSchema, ...errorResponses(...COMMON_ERRORS) },
-      detail: { summary: "Counters, latency percentiles, queue depths, cache and Kafka figures", tags: ["operations"] },
-    })
+    .get(
+      "/metrics",
+      async () => {
+        const [snapshot, workers] = await Promise.all([readOperationsMetrics(deps), listWorkers({ redis })]);
+        return { ...snapshot, jobs_in_flight: jobsInFlightSummary(workers) };
+      },
+      {
+        response: {
+          200: t.Composite([MetricsSnapshotSchema, t.Object({ jobs_in_flight: JobsInFlightSummarySchema })]),
+          ...errorResponses(...COMMON_ERRORS),
+        },
+        detail: {
+          summary: "Counters, latency percentiles, queue depths, cache and Kafka figures",
+          tags: ["operations"],
+        },
+      },
+    )
     .get(
       "/metrics/prometheus",
       async () => {
-        const { snapshot, extras } = await readMetricsWithExtras(operationsReadDeps(deps));
-        return new Response(await renderPrometheus(snapshot, extras, deps.prices), {
-          headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
-        });
+        const [{ snapshot, extras }, workers] = await Promise.all([
+          readMetricsWithExtras(operationsReadDeps(deps)),
+          listWorkers({ redis }),
+        ]);
+        return new Response(
+          await renderPrometheus(snapshot, extras, deps.prices, { list: workers, reasons: LIMIT_REASONS }),
+          { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } },
+        );
       },
       { detail: { summary: "The same metrics in Prometheus text exposition format", tags: ["operations"] } },
     )

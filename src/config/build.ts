@@ -8,6 +8,7 @@
 
 import { availableParallelism } from "node:os";
 import { BASE_QUEUES } from "../task/routing";
+import { type LatencyDistribution, parseLatency } from "../util/latency";
 import type { Env } from "./schema";
 import {
   type ApiKey,
@@ -51,9 +52,9 @@ function workerQueues(spec: string, routes: ReadonlyMap<string, string>): string
   return [...new Set([...BASE_QUEUES, ...routes.values()])];
 }
 
-function latencyRange(spec: string): { min: number; max: number } {
-  const [min = 0, max = min] = spec.split("-").map(Number);
-  return { min, max };
+function latencyRange(spec: string): LatencyDistribution {
+  // load.ts refused a spec parseLatency does not read.
+  return parseLatency(spec) ?? { min: 0, max: 0 };
 }
 
 function pairs(spec: string): [string, string][] {
@@ -98,7 +99,8 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
     },
     worker: {
       processes: env.WORKER_CONCURRENCY === "auto" ? availableParallelism() : Number(env.WORKER_CONCURRENCY),
-      jobsPerProcess: env.WORKER_JOBS_PER_PROCESS,
+      jobsPerProcess: env.WORKER_JOBS_PER_PROCESS === "auto" ? "auto" : Number(env.WORKER_JOBS_PER_PROCESS),
+      maxJobsPerProcess: env.WORKER_MAX_JOBS_PER_PROCESS,
       queues: workerQueues(env.WORKER_QUEUES, routes),
       maxJobs: env.WORKER_MAX_JOBS,
       maxMemoryMb: env.WORKER_MAX_MEMORY_MB,

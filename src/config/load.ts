@@ -8,6 +8,7 @@
 
 import type { TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { parseLatency } from "../util/latency";
 import { apiKeysOf } from "./api-keys";
 import { buildConfig } from "./build";
 import { type Env, EnvSchema } from "./schema";
@@ -90,9 +91,10 @@ function crossFieldProblems(env: Env, apiKeys: readonly ApiKey[] | undefined): s
     if (names.length > 0 && env.KAFKA_TENANT !== "" && !names.includes(env.KAFKA_TENANT))
       problems.push(`KAFKA_TENANT names no API key: ${env.KAFKA_TENANT}`);
   }
-  const [low = 0, high = low] = env.SIMULATED_LATENCY_MS.split("-").map(Number);
-  if (high < low)
-    problems.push(`SIMULATED_LATENCY_MS="${env.SIMULATED_LATENCY_MS}": the upper bound is below the lower`);
+  if (!parseLatency(env.SIMULATED_LATENCY_MS))
+    problems.push(
+      `SIMULATED_LATENCY_MS="${env.SIMULATED_LATENCY_MS}": the upper bound (or the P99) is below the lower (or the median)`,
+    );
   if (env.KAFKA_QUEUE_LOW_WATERMARK >= env.KAFKA_QUEUE_HIGH_WATERMARK) {
     problems.push("KAFKA_QUEUE_LOW_WATERMARK must be below KAFKA_QUEUE_HIGH_WATERMARK");
   }

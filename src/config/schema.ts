@@ -6,6 +6,7 @@
  */
 
 import { type Static, Type as T } from "@sinclair/typebox";
+import { LATENCY_DESCRIPTION, LATENCY_PATTERN } from "../util/latency";
 import { EMBEDDING_PROVIDERS, LLM_PROVIDERS, LOG_LEVELS, ROLES } from "./types";
 
 const TOPIC = "^[a-zA-Z0-9._-]{1,249}$";
@@ -106,7 +107,18 @@ export const EnvSchema = T.Object({
     default: "1",
     description: "a number of worker processes 1..999, or auto (one per CPU core)",
   }),
-  WORKER_JOBS_PER_PROCESS: integer(1, 10_000, "jobs in flight per worker process and queue", 32),
+  WORKER_JOBS_PER_PROCESS: T.String({
+    pattern: "^(auto|0*[1-9][0-9]{0,3}|0*10000)$",
+    default: "auto",
+    description:
+      "auto (jobs in flight per worker process follow the LLM rate limit × latency, 429s and the event loop), or a fixed number 1..10000 per worker process and queue",
+  }),
+  WORKER_MAX_JOBS_PER_PROCESS: integer(
+    8,
+    100_000,
+    "the most jobs in flight per worker process with WORKER_JOBS_PER_PROCESS=auto",
+    4096,
+  ),
   WORKER_QUEUES: T.String({
     pattern: `^$|^${QUEUE}(,${QUEUE})*$`,
     default: "",
@@ -127,9 +139,9 @@ export const EnvSchema = T.Object({
   JOB_FAILED_MAX_AGE_SECONDS: integer(60, 31_536_000, "seconds a failed job is kept for inspection", 7 * 24 * 3600),
   PROMPTS_FILE: T.String({ default: "", description: "a path to a JSON file of task_type: system prompt, or empty" }),
   SIMULATED_LATENCY_MS: T.String({
-    pattern: "^[0-9]{1,6}(-[0-9]{1,6})?$",
+    pattern: `^(${LATENCY_PATTERN})$`,
     default: "50",
-    description: "milliseconds, fixed (50) or uniform between two bounds (20-80)",
+    description: LATENCY_DESCRIPTION,
   }),
   SIMULATED_TOKEN_LATENCY_MS: integer(
     0,

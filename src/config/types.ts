@@ -4,6 +4,8 @@
  * a module that only needs `Config` or `ApiKey` reads the shapes, not TypeBox.
  */
 
+import type { LatencyDistribution } from "../util/latency";
+
 export const ROLES = ["api", "consumer", "worker"] as const;
 export type Role = (typeof ROLES)[number];
 export const LLM_PROVIDERS = ["openai", "simulated"] as const;
@@ -64,8 +66,10 @@ export interface Config {
   readonly worker: {
     /** Worker processes of the worker role. */
     readonly processes: number;
-    /** Jobs in flight per worker process and queue. */
-    readonly jobsPerProcess: number;
+    /** Jobs in flight per worker process and queue; auto: per process, adaptive (queue/concurrency-controller.ts). */
+    readonly jobsPerProcess: number | "auto";
+    /** The ceiling of the adaptive jobs in flight per worker process. */
+    readonly maxJobsPerProcess: number;
     /** Queues the workers of this process consume. */
     readonly queues: readonly string[];
     /** Recycle a worker process after this many jobs; 0: never. */
@@ -82,7 +86,8 @@ export interface Config {
   /** task_type → queue, on top of the defaults (API → ai_processing, Kafka → kafka_events). */
   readonly routes: ReadonlyMap<string, string>;
   readonly promptsFile: string | undefined;
-  readonly simulatedLatencyMs: { readonly min: number; readonly max: number };
+  /** The simulated provider's latency: fixed, uniform or log-normal (util/latency.ts). */
+  readonly simulatedLatencyMs: LatencyDistribution;
   /** The simulated provider's wait between two tokens of a streamed answer, ms. */
   readonly simulatedTokenLatencyMs: number;
   readonly maxBodyBytes: number;

@@ -14,6 +14,8 @@ export function createLlmProvider(
     simulatedLatencyMs: Config["simulatedLatencyMs"];
     simulatedTokenLatencyMs?: number;
     embedding: Config["embedding"];
+    /** The provider answered 429 to a chat call it retries itself. */
+    onThrottled?: () => void;
   },
 ): LlmProvider {
   const { embedding } = options;
@@ -27,6 +29,7 @@ export function createLlmProvider(
       embeddingModel: embedding.model,
       embeddingDim: embedding.dim,
       logger: options.logger,
+      ...(options.onThrottled ? { onThrottled: options.onThrottled } : {}),
     });
   }
   return createSimulatedProvider({

@@ -24,6 +24,8 @@ export interface OpenAiProviderOptions {
   retry?: RetryPolicy;
   /** Per-request ceiling when the caller gives no signal, ms. */
   requestTimeoutMs?: number;
+  /** A chat call got a 429 that is retried in the call (one thrown to the caller is reported by the caller). */
+  onThrottled?: () => void;
 }
 
 export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvider {
@@ -36,6 +38,10 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
   const log = logger.child({ component: "llm", provider: "openai" });
   const onRetry = (error: LlmError, delayMs: number, attempt: number) =>
     log.warn({ code: error.code, error: error.message, delay_ms: delayMs, attempt }, "provider call failed; retrying");
+  const onChatRetry = (error: LlmError, delayMs: number, attempt: number) => {
+    if (error.providerStatus === 429) options.onThrottled?.();
+    onRetry(error, delayMs, attempt);
+  };
   const embedder = createOpenAiEmbedder({
     name: "openai",
     client,
@@ -126,7 +132,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
     embeddingDim,
     async chat(request: ChatRequest): Promise<ChatResult> {
       const { onToken, onReset } = request;
-      if (!onToken) return withRetry(() => complete(request), retry, { signal: request.signal, onRetry });
+      if (!onToken) return withRetry(() => complete(request), retry, { signal: request.signal, onRetry: onChatRetry });
       let emitted = false;
       const relay = (piece: string) => {
         emitted = true;
@@ -142,7 +148,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
           return stream(request, relay);
         },
         retry,
-        { signal: request.signal, onRetry },
+        { signal: request.signal, onRetry: onChatRetry },
       );
     },
     embed: embedder.embed,

@@ -1,11 +1,12 @@
 /**
  * The offline default provider: deterministic answers per task type, a
- * configurable latency (fixed, or uniform in a range), and lexical
+ * configurable latency (fixed, uniform in a range, or log-normal), and lexical
  * embeddings. Its results say `model: "simulated"` so that nobody mistakes
  * them for a model's. Asked to stream (onToken), it sends its answer word by
  * word, `tokenLatencyMs` apart, after the latency.
  */
 import { sleep } from "../util/backoff";
+import { type LatencyDistribution, latencySampler } from "../util/latency";
 import { lexicalEmbedding } from "./lexical-embedding";
 import { type ChatRequest, type ChatResult, estimateTokens, type LlmProvider } from "./provider";
 
@@ -98,7 +99,8 @@ export function tokenPieces(text: string): string[] {
 }
 
 export interface SimulatedProviderOptions {
-  latencyMs?: { min: number; max: number };
+  /** Fixed, uniform in [min, max], or log-normal (util/latency.ts). */
+  latencyMs?: LatencyDistribution;
   /** Wait between two tokens of a streamed answer, ms. */
   tokenLatencyMs?: number;
   embeddingDim: number;
@@ -112,7 +114,7 @@ export function simulatedEmbeddingModel(dim: number): string {
 
 export function createSimulatedProvider(options: SimulatedProviderOptions): LlmProvider {
   const { latencyMs = { min: 0, max: 0 }, tokenLatencyMs = 0, embeddingDim, random = Math.random } = options;
-  const delay = () => latencyMs.min + random() * (latencyMs.max - latencyMs.min);
+  const delay = latencySampler(latencyMs, random);
   return {
     name: "simulated",
     embeddingModel: simulatedEmbeddingModel(embeddingDim),

@@ -41,6 +41,12 @@ const HISTOGRAM_NAMES: Record<HistogramName, [name: string, help: string]> = {
   cache_lookup: ["aies_cache_lookup_duration_seconds", "Semantic cache lookups (bypasses excluded)"],
 };
 
+/** What the exporter reads of a worker's heartbeat (queue/worker-registry.ts's Worker has it). */
+export interface WorkerJobsInFlight {
+  id: string;
+  jobs_in_flight?: { limit: number; in_flight: number; reason: string; throttled: number; event_loop_delay_ms: number };
+}
+
 /** USD per million tokens, as configured (LLM_PRICE_*_PER_MTOK). */
 export interface LlmPrices {
   input: number;
@@ -52,6 +58,7 @@ export async function renderPrometheus(
   snapshot: MetricsSnapshot,
   extras?: MetricsExtras,
   prices?: LlmPrices,
+  workers?: { list: readonly WorkerJobsInFlight[]; reasons: readonly string[] },
 ): Promise<string> {
   const registry = new Registry();
   const registers = [registry];
@@ -191,6 +198,8 @@ export async function renderPrometheus(
   latency.set({ quantile: "0.95" }, snapshot.latency_ms.p95);
   latency.set({ quantile: "0.99" }, snapshot.latency_ms.p99);
 
+  if (workers) workerGauges(workers.list, workers.reasons, registers);
+
   const blocks = [await registry.metrics()];
   if (extras) {
     for (const [key, [name, help]] of Object.entries(HISTOGRAM_NAMES)) {
@@ -206,6 +215,56 @@ export async function renderPrometheus(
     );
   }
   return blocks.join("\n");
+}
+
+/**
+ * Each live worker process's jobs in flight, their limit, and why the limit is
+ * what it is: an enum as one 0/1 series per reason (the Prometheus way to
+ * export a state, so `max by (reason)` works and no series appears only
+ * while a reason holds). Label `worker` is the heartbeat's id.
+ */
+function workerGauges(workers: readonly WorkerJobsInFlight[], reasons: readonly string[], registers: Registry[]): void {
+  const labelNames = ["worker"] as const;
+  const inFlight = new Gauge({
+    name: "aies_worker_jobs_in_flight",
+    help: "Jobs running in a worker process",
+    labelNames,
+    registers,
+  });
+  const limit = new Gauge({
+    name: "aies_worker_jobs_in_flight_limit",
+    help: "The current limit of jobs in flight of a worker process (WORKER_JOBS_PER_PROCESS; auto: adaptive)",
+    labelNames,
+    registers,
+  });
+  const reason = new Gauge({
+    name: "aies_worker_jobs_in_flight_limit_reason",
+    help: "1 for what sets a worker process's limit of jobs in flight now, 0 for the other reasons",
+    labelNames: ["worker", "reason"],
+    registers,
+  });
+  const throttled = new Counter({
+    name: "aies_worker_llm_throttled_total",
+    help: "Provider 429 answers a worker process got (the adaptive limit backs off on them)",
+    labelNames,
+    registers,
+  });
+  const delay = new Gauge({
+    name: "aies_worker_event_loop_delay_seconds",
+    help: "P99 of a worker process's event-loop delay over its last window",
+    labelNames,
+    registers,
+  });
+  for (const w of workers) {
+    const status = w.jobs_in_flight;
+    if (!status) continue;
+    const labels = { worker: w.id };
+    inFlight.set(labels, status.in_flight);
+    limit.set(labels, status.limit);
+    for (const r of reasons) reason.set({ worker: w.id, reason: r }, r === status.reason ? 1 : 0);
+    throttled.inc(labels, status.throttled);
+    delay.set(labels, status.event_loop_delay_ms / 1000);
+  }
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import { AppError } from "../errors";
 import type { EventBus } from "../events";
-import type { ChatRequest, ChatResult, LlmProvider } from "../llm/provider";
+import { type ChatRequest, type ChatResult, LlmError, type LlmProvider } from "../llm/provider";
 import type { RateLimiter } from "../llm/rate-limiter";
 
 export class JobTimeoutError extends AppError {
@@ -42,12 +42,13 @@ export function createLlmCall(deps: LlmCallDeps): LlmCall {
   let cut = false;
   const timedOut = (thrown: unknown) => signal?.aborted === true && !(thrown instanceof JobTimeoutError);
 
-  const report = (started: number, model: string, result?: ChatResult) =>
+  const report = (started: number, model: string, result?: ChatResult, error?: unknown) =>
     bus.emit("llm.call", {
       provider: provider.name,
       model: result?.model ?? model,
       ms: performance.now() - started,
       ok: result !== undefined,
+      ...(error instanceof LlmError && error.providerStatus !== undefined ? { status: error.providerStatus } : {}),
       prompt_tokens: result?.usage.promptTokens ?? 0,
       completion_tokens: result?.usage.completionTokens ?? 0,
     });
@@ -62,7 +63,7 @@ export function createLlmCall(deps: LlmCallDeps): LlmCall {
       try {
         result = await provider.chat({ ...request, signal });
       } catch (error) {
-        report(started, request.model);
+        report(started, request.model, undefined, error);
         cut = signal.aborted;
         throw timedOut(error) ? new JobTimeoutError(timeoutMs, error) : error;
       }

@@ -15,6 +15,31 @@ import { errorMessage } from "../errors";
 import type { Logger } from "../log";
 import { execChecked } from "../redis/script";
 import { DATE_TIME_FORMAT } from "../util/typebox-formats";
+import type { JobsInFlightStatus } from "./adaptive-concurrency";
+import { LIMIT_REASONS } from "./concurrency-controller";
+import type { StallCheckTiming } from "./worker-runner";
+
+/** The current limit of jobs in flight and why (queue/adaptive-concurrency.ts). */
+export const JobsInFlightSchema = t.Object({
+  mode: t.Union([t.Literal("auto"), t.Literal("fixed")]),
+  limit: t.Integer(),
+  in_flight: t.Integer(),
+  /** One of LIMIT_REASONS. */
+  reason: t.String({ examples: [...LIMIT_REASONS] }),
+  latency_ms: t.Optional(t.Number()),
+  target: t.Optional(t.Integer()),
+  event_loop_delay_ms: t.Number(),
+  throttled: t.Integer(),
+  mb_per_1000_jobs: t.Optional(t.Number()),
+});
+
+/** Whether stall detection and heartbeats keep their timing under load. */
+export const StallCheckSchema = t.Object({
+  checks: t.Integer(),
+  interval_ms: t.Integer(),
+  max_gap_ms: t.Integer(),
+  requeued: t.Integer(),
+});
 
 export const WorkerSchema = t.Object({
   id: t.String(),
@@ -28,6 +53,11 @@ export const WorkerSchema = t.Object({
   rss_mb: t.Number(),
   started_at: t.String({ format: DATE_TIME_FORMAT }),
   last_seen: t.String({ format: DATE_TIME_FORMAT }),
+  /** ms since the previous beat (the interval is WORKER_HEARTBEAT_MS): a late beat shows a starved event loop. */
+  heartbeat_gap_ms: t.Optional(t.Integer()),
+  jobs_in_flight: t.Optional(JobsInFlightSchema),
+  /** Stall checks since start, their configured and largest gap between two beats. */
+  stall_check: t.Optional(StallCheckSchema),
 });
 export type Worker = typeof WorkerSchema.static;
 
@@ -46,6 +76,10 @@ export interface WorkerStats {
   processed: number;
   failed: number;
   rss_mb: number;
+  /** The current limit of jobs in flight, when it moves (it replaces WorkerInfo's). */
+  concurrency?: number;
+  jobs_in_flight?: JobsInFlightStatus;
+  stall_check?: StallCheckTiming;
 }
 
 export interface WorkerHeartbeat {
@@ -79,15 +113,19 @@ export function createWorkerHeartbeat(deps: {
   let stopped = false;
   let pending: Promise<void> = Promise.resolve();
   let failing = false;
+  let lastBeat: number | undefined;
 
   const send = async () => {
     const now = Date.now();
+    const gap = lastBeat === undefined ? undefined : now - lastBeat;
+    lastBeat = now;
     const worker: Worker = {
       ...info,
       queues: [...info.queues],
       ...stats(),
       started_at: startedAt,
       last_seen: new Date(now).toISOString(),
+      ...(gap === undefined ? {} : { heartbeat_gap_ms: gap }),
     };
     await execChecked(
       redis

@@ -3,6 +3,14 @@
  * each with `concurrency` jobs in flight, stall detection on (a job whose
  * process died is re-run: acks-late), and retries with exponential backoff and
  * jitter that never wait less than the provider's Retry-After.
+ *
+ * With a `gate` (WORKER_JOBS_PER_PROCESS=auto), Bee-Queue runs at the gate's
+ * maximum per queue and every tick asks the gate before it takes a job
+ * (take-gate.ts): the process's jobs in flight, over all its queues, follow
+ * the gate's limit, which the adaptive controller moves at run time. This
+ * wraps Bee-Queue's internal `_getNextJob` (bee-queue 2.0.0, pinned in
+ * package.json; test/integration/bee-queue.test.ts and
+ * adaptive-concurrency.test.ts fail if its shape changes).
  */
 
 import type BeeQueue from "bee-queue";
@@ -14,12 +22,27 @@ import type { TaskJob } from "../task/contract";
 import { retryDelay } from "../util/backoff";
 import type { FailedJobRetention } from "./failed-jobs";
 import { createWorkerQueue } from "./queues";
+import type { Lane, TakeGate } from "./take-gate";
 
 export interface WorkerRunnerStats {
   active: number;
   processed: number;
   failed: number;
 }
+
+/** How stall detection kept its timing: checks run, and the largest gap between two (ms) since the last read. */
+export interface StallCheckTiming {
+  checks: number;
+  /** Configured gap between two checks, ms. */
+  interval_ms: number;
+  /** Largest gap seen since the previous `stallTiming()` (0: none yet). */
+  max_gap_ms: number;
+  /** Jobs of a stopped worker re-queued, since start. */
+  requeued: number;
+}
+
+/** Bee-Queue's internal take (BRPOPLPUSH waiting → active, then the job's HGET). */
+type WithTake = { _getNextJob: () => Promise<BeeQueue.Job<TaskJob> | null>; paused: boolean };
 
 export interface WorkerRunner {
   /** Starts taking jobs of every queue but the `paused` ones (an operator paused them: store/control.ts). */
@@ -33,6 +56,8 @@ export interface WorkerRunner {
   /** Stops taking jobs and waits up to timeoutMs for the active ones; the rest are re-run elsewhere by stall detection. */
   drain(timeoutMs: number): Promise<void>;
   stats(): WorkerRunnerStats;
+  /** Stall checks' timing since the previous call (their largest gap resets). */
+  stallTiming(): StallCheckTiming;
 }
 
 export function createWorkerRunner(deps: {
@@ -49,10 +74,19 @@ export function createWorkerRunner(deps: {
   failedJobs?: FailedJobRetention;
   /** How long a paused queue's jobs in flight may run before they are given back (default: 5 minutes). */
   pauseTimeoutMs?: number;
+  /**
+   * Adaptive jobs in flight: `concurrency` is then Bee-Queue's per-queue maximum, and each take waits for the
+   * gate. `onJobEnd` gets the ms the job held its slot.
+   */
+  gate?: TakeGate;
+  onJobEnd?: (slotMs: number) => void;
 }): WorkerRunner {
   const { redis, queues, concurrency, processTask, backoff, stallIntervalMs, logger, onJobDone, failedJobs } = deps;
   const { pauseTimeoutMs = 300_000 } = deps;
+  const { gate, onJobEnd } = deps;
   const stats: WorkerRunnerStats = { active: 0, processed: 0, failed: 0 };
+  const stallCheckIntervalMs = Math.max(250, Math.floor(stallIntervalMs / 2));
+  const stall = { checks: 0, maxGapMs: 0, requeued: 0, last: new Map<string, number>() };
 
   const backoffOf = (job: BeeQueue.Job<TaskJob>) => {
     const options = job.options as { stacktraces: string[]; retryAfterMs?: number };
@@ -67,10 +101,38 @@ export function createWorkerRunner(deps: {
   const closing = new Map<string, Promise<void>>();
   let stopped = false;
 
+  /** Each running queue's share of the gate. */
+  const lanes = new Map<BeeQueue<TaskJob>, Lane>();
+
+  /** A tick takes a job only with a permit; a take that brings none, or a job Bee-Queue will not run, gives it back. */
+  const gateTakes = (queue: BeeQueue<TaskJob>, lane: Lane, gate: TakeGate) => {
+    const internal = queue as unknown as WithTake;
+    const take = internal._getNextJob.bind(queue);
+    if (typeof take !== "function") throw new Error("bee-queue has no _getNextJob: the take gate cannot be applied");
+    internal._getNextJob = async () => {
+      if (!(await gate.acquire(lane))) return null;
+      let job: BeeQueue.Job<TaskJob> | null = null;
+      try {
+        job = await take();
+      } finally {
+        // Closing: Bee-Queue drops a job it took now; stall detection gives it back to the queue.
+        gate.taken(lane, job && !internal.paused ? String(job.id) : undefined);
+      }
+      return job;
+    };
+  };
+
   const startQueue = async (name: string) => {
     const queue = createWorkerQueue(name, { redis, stallIntervalMs, backoff: backoffOf });
     logConnectionErrors(queue, logger.warn.bind(logger), `queue ${name}`);
+    const lane = gate?.openLane(name);
+    if (gate && lane) {
+      gateTakes(queue, lane, gate);
+      lanes.set(queue, lane);
+    }
     queue.process(concurrency, async (job) => {
+      if (gate && lane) gate.started(lane, String(job.id));
+      const started = performance.now();
       stats.active++;
       try {
         return await processTask(job, name);
@@ -80,6 +142,8 @@ export function createWorkerRunner(deps: {
       } finally {
         stats.active--;
         stats.processed++;
+        gate?.ended();
+        onJobEnd?.(performance.now() - started);
         onJobDone?.(stats);
       }
     });
@@ -94,9 +158,17 @@ export function createWorkerRunner(deps: {
     running.set(name, queue);
     await queue.ready();
     // Half the stall interval, as Bee-Queue advises: a dead worker's jobs come back within 1.5 intervals.
-    queue.checkStalledJobs(Math.max(250, Math.floor(stallIntervalMs / 2)), (error, stalled) => {
+    queue.checkStalledJobs(stallCheckIntervalMs, (error, stalled) => {
+      const now = performance.now();
+      const last = stall.last.get(name);
+      if (last !== undefined) stall.maxGapMs = Math.max(stall.maxGapMs, now - last);
+      stall.last.set(name, now);
+      stall.checks++;
       if (error) logger.warn({ queue: name, error: errorMessage(error) }, "stall check failed");
-      else if (stalled > 0) logger.warn({ queue: name, stalled }, "re-queued jobs of a worker that stopped");
+      else if (stalled > 0) {
+        stall.requeued += stalled;
+        logger.warn({ queue: name, stalled }, "re-queued jobs of a worker that stopped");
+      }
     });
   };
 
@@ -104,6 +176,11 @@ export function createWorkerRunner(deps: {
     const queue = running.get(name);
     if (!queue) return closing.get(name) ?? Promise.resolve();
     running.delete(name);
+    stall.last.delete(name);
+    const lane = lanes.get(queue);
+    lanes.delete(queue);
+    // Ticks waiting for a permit stop now; Bee-Queue's close, below, aborts the takes in flight.
+    if (lane) gate?.closeLane(lane);
     const closed = queue
       .close(timeoutMs)
       .catch((error: unknown) => {
@@ -142,5 +219,15 @@ export function createWorkerRunner(deps: {
       await Promise.all([...queues.map((name) => closeQueue(name, timeoutMs)), ...closing.values()]);
     },
     stats: () => ({ ...stats }),
+    stallTiming() {
+      const timing = {
+        checks: stall.checks,
+        interval_ms: stallCheckIntervalMs,
+        max_gap_ms: Math.round(stall.maxGapMs),
+        requeued: stall.requeued,
+      };
+      stall.maxGapMs = 0;
+      return timing;
+    },
   };
 }

@@ -17,10 +17,12 @@ import { createRateLimiter } from "../llm/rate-limiter";
 import { createLogger } from "../log";
 import { createMetricsRecorder } from "../metrics/recorder";
 import { createTaskProcessor } from "../pipeline/process-task";
+import { createAdaptiveConcurrency, fixedConcurrencyStatus } from "../queue/adaptive-concurrency";
 import { queuedJobs } from "../queue/bee-queue-layout";
 import { createFailedJobRetention } from "../queue/failed-jobs";
+import { TakeGate } from "../queue/take-gate";
 import type { FromWorker, ToWorker } from "../queue/worker-protocol";
-import { createWorkerHeartbeat } from "../queue/worker-registry";
+import { createWorkerHeartbeat, listWorkers } from "../queue/worker-registry";
 import { createWorkerRunner } from "../queue/worker-runner";
 import { connectRedis, logConnectionErrors } from "../redis/client";
 import { type ControlState, control, watchControl } from "../store/control";
@@ -41,11 +43,16 @@ try {
   const redis = await connectRedis(config.redisUrl);
   logConnectionErrors(redis, logger.warn.bind(logger), "worker");
   const bus = createEventBus();
+  // Jobs in flight: adaptive (WORKER_JOBS_PER_PROCESS=auto, the default) or fixed per queue.
+  const jobsPerProcess = config.worker.jobsPerProcess;
+  const gate = jobsPerProcess === "auto" ? new TakeGate(1) : undefined;
+  let onThrottled = () => {};
   const provider = createLlmProvider(config.llm, {
     logger,
     simulatedLatencyMs: config.simulatedLatencyMs,
     simulatedTokenLatencyMs: config.simulatedTokenLatencyMs,
     embedding: config.embedding,
+    onThrottled: () => onThrottled(),
   });
   const embedder = createEmbedder(config.embedding, { apiKey: config.llm.apiKey, logger });
   const prompts = loadPrompts(config.promptsFile);
@@ -54,13 +61,11 @@ try {
   const controlWatch = watchControl({ redis, logger, onChange: (state, previous) => applyControl(state, previous) });
   const initialControl = await controlWatch.refresh();
   // The operator's limit, when set, replaces LLM_RATE_LIMIT for the next call (PUT /admin/rate-limit).
-  const limiter = createRateLimiter({
-    redis,
-    limit: () => {
-      const override = controlWatch.current().rateLimit;
-      return override ? { calls: override.calls, periodMs: override.period_ms } : config.llm.rateLimit;
-    },
-  });
+  const limiterLimit = () => {
+    const override = controlWatch.current().rateLimit;
+    return override ? { calls: override.calls, periodMs: override.period_ms } : config.llm.rateLimit;
+  };
+  const limiter = createRateLimiter({ redis, limit: limiterLimit });
   // A task with a callback_url gets its webhook delivery in the pipeline that records its end (issue 15 §4).
   const deliveries = createDeliveryStore({ redis });
   const store = createTaskStore({
@@ -123,10 +128,46 @@ try {
     // Every retry, plus three re-runs after a dead worker or a drain that gave the job back.
     maxAttempts: config.worker.retries + 4,
   });
+  // The live worker processes that share the rate limit, for this one's share of it (read every 5 s when limited).
+  let liveWorkers = 1;
+  const countWorkers = () => {
+    if (!limiterLimit()) return;
+    listWorkers({ redis }).then(
+      (workers) => {
+        liveWorkers = Math.max(1, workers.length);
+      },
+      () => {},
+    );
+  };
+  const workersTimer = gate ? setInterval(countWorkers, 5000) : undefined;
+  workersTimer?.unref();
+  const adaptive = gate
+    ? createAdaptiveConcurrency({
+        gate,
+        settings: {
+          max: config.worker.maxJobsPerProcess,
+          memoryBudgetMb: config.worker.maxMemoryMb > 0 ? Math.floor(config.worker.maxMemoryMb * 0.8) : 2048,
+        },
+        rateLimit: limiterLimit,
+        workers: () => liveWorkers,
+        rssMb: () => process.memoryUsage.rss() / 1024 / 1024,
+        logger,
+      })
+    : undefined;
+  const jobsInFlight =
+    adaptive ??
+    fixedConcurrencyStatus((jobsPerProcess as number) * config.worker.queues.length, () => runner.stats().active);
+  onThrottled = () => jobsInFlight.onThrottled();
+  bus.on("llm.call", (e) => {
+    if (e.status === 429) jobsInFlight.onThrottled();
+  });
+  if (adaptive) bus.on("llm.rate_limited", (e) => adaptive.onRateLimitWait(e.wait_ms));
   const runner = createWorkerRunner({
     redis,
     queues: config.worker.queues,
-    concurrency: config.worker.jobsPerProcess,
+    // Auto: Bee-Queue runs at the ceiling per queue, and the gate decides how many are taken.
+    concurrency: jobsPerProcess === "auto" ? config.worker.maxJobsPerProcess : jobsPerProcess,
+    ...(gate && adaptive ? { gate, onJobEnd: adaptive.onJobEnd } : {}),
     processTask: publisher ? withResultsOut(processTask, { publisher, store, bus, logger }) : processTask,
     backoff: { baseMs: config.worker.backoffMs, maxMs: Math.max(config.worker.backoffMs, 60_000) },
     stallIntervalMs: config.worker.stallIntervalMs,
@@ -152,12 +193,21 @@ try {
       host: hostname(),
       pid: process.pid,
       queues: [...config.worker.queues],
-      concurrency: config.worker.jobsPerProcess,
+      concurrency: jobsInFlight.status().limit,
       started_at: Date.now(),
     },
     stats: () => {
       const stats = runner.stats();
-      return { active_jobs: stats.active, processed: stats.processed, failed: stats.failed, rss_mb: rssMb() };
+      const status = jobsInFlight.status();
+      return {
+        active_jobs: stats.active,
+        processed: stats.processed,
+        failed: stats.failed,
+        rss_mb: rssMb(),
+        concurrency: status.limit,
+        jobs_in_flight: status,
+        stall_check: runner.stallTiming(),
+      };
     },
   });
 
@@ -169,6 +219,8 @@ try {
       await Promise.all([runner.drain(timeoutMs), deliverer?.stop(Math.min(timeoutMs / 2, 5000))]);
       await publisher?.close();
       controlWatch.stop();
+      jobsInFlight.stop();
+      clearInterval(workersTimer);
       await heartbeat.stop();
       await metrics.close();
       if (cacheRedis !== redis) await cacheRedis.quit().catch(() => cacheRedis.disconnect());
@@ -238,11 +290,13 @@ try {
       "queues paused by an operator: not taking their jobs",
     );
   deliverer?.start();
+  jobsInFlight.start();
+  countWorkers();
   heartbeat.start();
   logger.info(
     {
       queues: config.worker.queues,
-      concurrency: config.worker.jobsPerProcess,
+      jobs_per_process: jobsPerProcess === "auto" ? `auto (max ${config.worker.maxJobsPerProcess})` : jobsPerProcess,
       provider: provider.name,
       webhooks: deliverer ? "delivering" : "off (no WEBHOOK_SECRET)",
     },
