@@ -4,13 +4,22 @@
  * cell rate algorithm, util/gcra.ts) in a Lua script, so admission is one
  * atomic round trip and the state is a single timestamp. Calls are spread evenly (no
  * burst): 60/60s admits one call a second, so whatever window the provider
- * counts in, it never sees more than the limit. A caller over the limit is told
- * how long to wait and sleeps on a timer (never blocking the event loop),
- * then asks again; the job is delayed, never failed.
+ * counts in, it never sees more than the limit. A caller over the limit books
+ * the next free slot (up to BOOKING_HORIZON_MS ahead) and sleeps to it on a
+ * timer (never blocking the event loop): one round trip per call, however
+ * long the backlog. Past the horizon it sleeps and asks again. The job is
+ * delayed, never failed.
  */
 import type Redis from "ioredis";
 import { sleep } from "../util/backoff";
-import { createGcra } from "../util/gcra";
+import { createGcraReservation } from "../util/gcra";
+
+/**
+ * How far ahead a call may book its slot. Far enough that, at the rates the adaptive worker runs at, waiting
+ * calls book once and sleep (no herd asking Redis again at every slot); near enough that a booked call is not
+ * held past its job's time, and that a lowered limit (PUT /admin/rate-limit) applies within about this long.
+ */
+const BOOKING_HORIZON_MS = 2000;
 
 export interface RateLimiter {
   /** Resolves when a call may go, with the ms it waited (0 when it did not). */
@@ -37,7 +46,7 @@ export function createRateLimiter(deps: {
   const { redis, limit, key = "llm:ratelimit" } = deps;
   if (!limit) return UNLIMITED;
   const current = typeof limit === "function" ? limit : () => limit;
-  const attempt = createGcra(redis);
+  const reserve = createGcraReservation(redis);
 
   return {
     async waitForSlot({ signal } = {}) {
@@ -47,10 +56,14 @@ export function createRateLimiter(deps: {
         const now = current();
         if (!now) return performance.now() - started;
         const interval = now.periodMs / now.calls;
-        const wait = await attempt(key, interval, 0);
-        if (wait <= 0) return performance.now() - started;
+        // One round trip per call: the next free slot is booked and slept to, unless it is beyond the horizon.
+        const { booked, waitMs } = await reserve(key, interval, 0, Math.max(BOOKING_HORIZON_MS, interval));
+        if (booked) {
+          if (waitMs > 0) await sleep(waitMs, signal);
+          return performance.now() - started;
+        }
         // A little jitter so that waiters woken together do not all ask at the same millisecond.
-        await sleep(wait + Math.random() * Math.min(interval, 10), signal);
+        await sleep(waitMs + Math.random() * Math.min(interval, 10), signal);
       }
     },
   };

@@ -43,6 +43,31 @@ describe("LLM rate limiter (GCRA in Redis)", () => {
     expect(ticks).toBeGreaterThan(elapsed / 10 / 2);
   });
 
+  test("a backlog of waiting callers costs about one round trip per call, not one per waiter per slot", async () => {
+    const redis = clients[0] as RedisClient;
+    const key = `${prefix}:herd`;
+    const limiter = createRateLimiter({ redis, limit: { calls: 40, periodMs: 1000 }, key });
+    let commands = 0;
+    const send = redis.sendCommand.bind(redis);
+    redis.sendCommand = ((...args: Parameters<typeof send>) => {
+      commands++;
+      return send(...args);
+    }) as typeof redis.sendCommand;
+    try {
+      const started = performance.now();
+      // 60 callers at once, 40 a second: the last one's slot is 1.5 s away, within the booking horizon.
+      await Promise.all(Array.from({ length: 60 }, () => limiter.waitForSlot()));
+      const elapsed = performance.now() - started;
+      expect(elapsed).toBeGreaterThanOrEqual(1400);
+      // One booking each (plus the script's first load); a herd that asked again at every slot would cost
+      // hundreds.
+      expect(commands).toBeGreaterThanOrEqual(60);
+      expect(commands).toBeLessThanOrEqual(65);
+    } finally {
+      redis.sendCommand = send;
+    }
+  });
+
   test("no limit configured: no wait and no Redis key", async () => {
     const limiter = createRateLimiter({ redis: clients[0] as RedisClient, limit: undefined, key: `${prefix}:none` });
     expect(await limiter.waitForSlot()).toBe(0);
