@@ -99,6 +99,10 @@ export type MockErrorFormat = (
   headers?: Record<string, string>,
 ) => Response;
 
+type Handler = (request: Request) => Response | Promise<Response>;
+/** A provider route: one handler, or one per method. */
+export type MockRoute = Handler | { POST: Handler };
+
 /** A mock's answer to one chat request, before its wire format. */
 export interface MockAnswer {
   text: string;
@@ -186,7 +190,7 @@ export function createMockServer(
     /** Appended to the server's address in `url` (OpenAI's SDK expects /v1 in its base URL). */
     basePath?: string;
     error: MockErrorFormat;
-    routes: (kit: MockKit) => Record<string, Bun.RouterTypes.RouteValue<string>>;
+    routes: (kit: MockKit) => Record<string, MockRoute>;
   },
 ): MockServer {
   const { hostname = "127.0.0.1", latencyMs = 0, embeddingDim = 1536, error } = options;

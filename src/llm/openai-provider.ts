@@ -7,12 +7,12 @@
  * the non-streaming path parses one JSON body as before.
  */
 import type OpenAI from "openai";
-import { errorMessage } from "../errors";
 import type { Logger } from "../log";
 import { createOpenAiEmbedder, openAiClient } from "./openai-embedder";
 import { toLlmError } from "./openai-errors";
-import { type ChatRequest, type ChatResult, LlmError, type LlmProvider } from "./provider";
-import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from "./retry";
+import type { ChatRequest, ChatResult, LlmError, LlmProvider } from "./provider";
+import { brokenStream, emptyResponse } from "./provider-errors";
+import { chatWithRetry, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry";
 
 export interface OpenAiProviderOptions {
   apiKey: string;
@@ -64,7 +64,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
       });
     const choice = completion.choices[0];
     const text = choice?.message.content;
-    if (typeof text !== "string") throw emptyResponse();
+    if (typeof text !== "string") throw emptyResponse("chat completion");
     return {
       text,
       model: completion.model,
@@ -99,7 +99,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
       try {
         next = await iterator.next();
       } catch (error) {
-        throw brokenStream(error, text.length, request.signal);
+        throw brokenStream(error, text.length, request.signal, "chat completion", toLlmError);
       }
       if (next.done) break;
       const chunk = next.value;
@@ -116,7 +116,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
         onToken(piece);
       }
     }
-    if (!answered) throw emptyResponse();
+    if (!answered) throw emptyResponse("chat completion");
     return { text, model: modelName, finishReason, usage: usage ?? usageOf(undefined) };
   };
 
@@ -124,27 +124,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
     name: "openai",
     embeddingModel,
     embeddingDim,
-    async chat(request: ChatRequest): Promise<ChatResult> {
-      const { onToken, onReset } = request;
-      if (!onToken) return withRetry(() => complete(request), retry, { signal: request.signal, onRetry });
-      let emitted = false;
-      const relay = (piece: string) => {
-        emitted = true;
-        onToken(piece);
-      };
-      return withRetry(
-        () => {
-          // A retry after some text went out: the listener drops it, and the answer starts over.
-          if (emitted) {
-            emitted = false;
-            onReset?.();
-          }
-          return stream(request, relay);
-        },
-        retry,
-        { signal: request.signal, onRetry },
-      );
-    },
+    chat: (request) => chatWithRetry(request, retry, onRetry, complete, stream),
     embed: embedder.embed,
   };
 }
@@ -154,27 +134,6 @@ function usageOf(usage: OpenAI.CompletionUsage | null | undefined): ChatResult["
     promptTokens: usage?.prompt_tokens ?? 0,
     completionTokens: usage?.completion_tokens ?? 0,
     totalTokens: usage?.total_tokens ?? 0,
+    cachedPromptTokens: usage?.prompt_tokens_details?.cached_tokens ?? 0,
   };
-}
-
-function emptyResponse(): LlmError {
-  return new LlmError("LLM_EMPTY_RESPONSE", "chat completion: the provider returned no message content", {
-    retriable: true,
-  });
-}
-
-/**
- * What a stream that failed after it began is: the caller's abort as is (the
- * caller explains it), an HTTP or connection error as HTTP says, anything
- * else (the connection cut mid-body, an error event in the stream) retriable.
- */
-function brokenStream(error: unknown, received: number, signal: AbortSignal | undefined): unknown {
-  if (signal?.aborted) return error;
-  const mapped = toLlmError(error, "chat completion stream");
-  if (mapped instanceof LlmError) return mapped;
-  return new LlmError(
-    "LLM_STREAM_INTERRUPTED",
-    `chat completion stream: the answer broke off after ${received} characters (${errorMessage(error)})`,
-    { retriable: true, cause: error },
-  );
 }

@@ -28,16 +28,26 @@ export interface ChatRequest {
 }
 
 export interface TokenUsage {
+  /** Every input token, those read from the provider's prompt cache included. */
   promptTokens: number;
   completionTokens: number;
   totalTokens: number;
+  /** Of promptTokens, those the provider read from its prompt cache (billed at the cached-input price). */
+  cachedPromptTokens?: number;
 }
 
 export interface ChatResult {
   text: string;
   model: string;
+  /** In the product's words (OpenAI's): stop, length, ...; adapters translate their provider's. */
   finishReason: string;
   usage: TokenUsage;
+  /** The provider that answered (the model router sets it; a single adapter is its own name). */
+  provider?: string;
+  /** Answered by a model of the route's fallback chain, not its first (llm/model-router.ts). */
+  fallback?: boolean;
+  /** What the call cost at the price table (llm/prices.ts), USD. */
+  costUsd?: number;
 }
 
 /**

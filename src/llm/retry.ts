@@ -6,7 +6,7 @@
  * job (holding no worker slot) and the task shows RETRY.
  */
 import { retryDelay, sleep } from "../util/backoff";
-import { LlmError } from "./provider";
+import { type ChatRequest, type ChatResult, LlmError } from "./provider";
 
 export interface RetryPolicy {
   /** Extra attempts after the first. */
@@ -36,4 +36,36 @@ export async function withRetry<T>(
       await sleep(delay, options.signal);
     }
   }
+}
+
+/**
+ * One chat call of an adapter, with in-call retries: whole (`complete`), or
+ * streamed (`stream`) when the request has onToken. A retry after some text
+ * went out tells the listener (onReset), and the answer starts over.
+ */
+export function chatWithRetry(
+  request: ChatRequest,
+  policy: RetryPolicy,
+  onRetry: (error: LlmError, delayMs: number, attempt: number) => void,
+  complete: (request: ChatRequest) => Promise<ChatResult>,
+  stream: (request: ChatRequest, onToken: (text: string) => void) => Promise<ChatResult>,
+): Promise<ChatResult> {
+  const { onToken, onReset, signal } = request;
+  if (!onToken) return withRetry(() => complete(request), policy, { signal, onRetry });
+  let emitted = false;
+  const relay = (piece: string) => {
+    emitted = true;
+    onToken(piece);
+  };
+  return withRetry(
+    () => {
+      if (emitted) {
+        emitted = false;
+        onReset?.();
+      }
+      return stream(request, relay);
+    },
+    policy,
+    { signal, onRetry },
+  );
 }
