@@ -1,13 +1,23 @@
 /** Builds the configured LLM provider and embedder, and names the embedding space the embedder writes. */
-import { type Config, LOCAL_EMBEDDINGS_URL } from "../config";
+import type Redis from "ioredis";
+import { type Config, type LlmProviderName, LOCAL_EMBEDDINGS_URL } from "../config";
+import type { EventBus } from "../events";
 import type { Logger } from "../log";
+import { createAnthropicProvider } from "./anthropic-provider";
+import { createCircuitBreaker, NO_BREAKER } from "./circuit-breaker";
+import { cohereClient, createCohereEmbedder, createCohereProvider } from "./cohere-provider";
 import { createLocalEmbedder } from "./local-embedder";
+import { createModelRouter } from "./model-router";
+import { createModelRoutes, type ModelRoutes, modelKey, parseModel } from "./model-routes";
 import { createOpenAiEmbedder, openAiClient } from "./openai-embedder";
 import { createOpenAiProvider } from "./openai-provider";
+import { loadPrices, type ModelPrice } from "./prices";
 import type { Embedder, LlmProvider } from "./provider";
+import { createRateLimiter } from "./rate-limiter";
 import { createSimulatedProvider, simulatedEmbeddingModel } from "./simulated-provider";
 
-export function createLlmProvider(
+/** One adapter per provider that has a key (and the simulated one), by name. */
+function createAdapters(
   llm: Config["llm"],
   options: {
     logger: Logger;
@@ -15,31 +25,113 @@ export function createLlmProvider(
     simulatedTokenLatencyMs?: number;
     embedding: Config["embedding"];
   },
-): LlmProvider {
-  const { embedding } = options;
-  if (llm.provider === "openai") {
-    // Config validation guarantees a key for the openai provider; this keeps the type honest.
-    if (!llm.apiKey) throw new Error("LLM_PROVIDER=openai needs OPENAI_API_KEY");
-    return createOpenAiProvider({
-      apiKey: llm.apiKey,
-      baseUrl: llm.baseUrl,
-      model: llm.model,
-      embeddingModel: embedding.model,
-      embeddingDim: embedding.dim,
-      logger: options.logger,
-    });
+): Map<LlmProviderName, LlmProvider> {
+  const { embedding, logger } = options;
+  const requestTimeoutMs = llm.requestTimeoutMs;
+  const adapters = new Map<LlmProviderName, LlmProvider>();
+  if (llm.apiKey) {
+    adapters.set(
+      "openai",
+      createOpenAiProvider({
+        apiKey: llm.apiKey,
+        baseUrl: llm.baseUrl,
+        model: llm.model,
+        embeddingModel: embedding.model,
+        embeddingDim: embedding.dim,
+        logger,
+        requestTimeoutMs,
+      }),
+    );
   }
-  return createSimulatedProvider({
-    latencyMs: options.simulatedLatencyMs,
-    tokenLatencyMs: options.simulatedTokenLatencyMs ?? 0,
-    embeddingDim: embedding.dim,
+  if (llm.anthropic.apiKey) {
+    adapters.set(
+      "anthropic",
+      createAnthropicProvider({
+        apiKey: llm.anthropic.apiKey,
+        baseUrl: llm.anthropic.baseUrl,
+        model: llm.model,
+        logger,
+        requestTimeoutMs,
+      }),
+    );
+  }
+  if (llm.cohere.apiKey) {
+    const cohereEmbeddings = embedding.provider === "cohere";
+    adapters.set(
+      "cohere",
+      createCohereProvider({
+        apiKey: llm.cohere.apiKey,
+        baseUrl: llm.cohere.baseUrl,
+        model: llm.model,
+        embeddingModel: cohereEmbeddings ? embedding.model : "embed-v4.0",
+        embeddingDim: cohereEmbeddings ? embedding.dim : 1024,
+        logger,
+        requestTimeoutMs,
+      }),
+    );
+  }
+  adapters.set(
+    "simulated",
+    createSimulatedProvider({
+      latencyMs: options.simulatedLatencyMs,
+      tokenLatencyMs: options.simulatedTokenLatencyMs ?? 0,
+      embeddingDim: embedding.dim,
+    }),
+  );
+  return adapters;
+}
+
+/**
+ * The chat provider the workers call: the model router (model-router.ts) in
+ * front of every provider with a key, so that a model string picks its
+ * provider, a failing model falls back along its chain, and each answer says
+ * who answered and what it cost. Without Redis (unit tests) it has no
+ * breaker and no per-model limits.
+ */
+export function createLlmProvider(
+  llm: Config["llm"],
+  options: {
+    logger: Logger;
+    simulatedLatencyMs: Config["simulatedLatencyMs"];
+    simulatedTokenLatencyMs?: number;
+    embedding: Config["embedding"];
+    redis?: Redis;
+    bus?: EventBus;
+    /** The flat prices of a model missing from the price table (LLM_PRICE_*_PER_MTOK). */
+    unknownPrice?: ModelPrice;
+    routes?: ModelRoutes;
+  },
+): LlmProvider {
+  const { redis } = options;
+  const routes = options.routes ?? createModelRoutes(llm);
+  const limiters = new Map(
+    redis
+      ? [...llm.modelRateLimits].map(([model, limit]) => {
+          const key = modelKey(parseModel(model, llm.provider));
+          return [key, createRateLimiter({ redis, limit, key: `llm:ratelimit:${key}` })] as const;
+        })
+      : [],
+  );
+  return createModelRouter({
+    providers: createAdapters(llm, options),
+    defaultProvider: llm.provider,
+    parse: (model) => parseModel(model, llm.provider),
+    chainOf: routes.chainOf,
+    limiterOf: (key) => limiters.get(key),
+    breaker: redis
+      ? createCircuitBreaker({ redis, failures: llm.breaker.failures, cooldownMs: llm.breaker.cooldownMs })
+      : NO_BREAKER,
+    prices: loadPrices(llm.pricesFile),
+    unknownPrice: options.unknownPrice ?? { input: 0, output: 0 },
+    bus: options.bus,
+    logger: options.logger,
   });
 }
 
 /** The semantic cache's embeddings, from EMBEDDING_PROVIDER: apart from chat (issue 14). */
 export function createEmbedder(
   embedding: Config["embedding"],
-  options: { apiKey: string | undefined; logger: Logger },
+  options: { apiKey: string | undefined; cohereApiKey?: string | undefined; logger: Logger },
 ): Embedder {
   switch (embedding.provider) {
     case "openai": {
@@ -49,6 +141,21 @@ export function createEmbedder(
       return createOpenAiEmbedder({
         name: "openai",
         client: openAiClient({ apiKey: options.apiKey, baseUrl: embedding.baseUrl, timeoutMs: 60_000 }),
+        model: embedding.model,
+        dim: embedding.dim,
+        onRetry: (error, delayMs, attempt) =>
+          log.warn(
+            { code: error.code, error: error.message, delay_ms: delayMs, attempt },
+            "embeddings failed; retrying",
+          ),
+      });
+    }
+    case "cohere": {
+      // Config validation guarantees a key for Cohere's embeddings; this keeps the type honest.
+      if (!options.cohereApiKey) throw new Error("EMBEDDING_PROVIDER=cohere needs COHERE_API_KEY");
+      const log = options.logger.child({ component: "llm", provider: "cohere" });
+      return createCohereEmbedder({
+        client: cohereClient({ apiKey: options.cohereApiKey, baseUrl: embedding.baseUrl, timeoutMs: 60_000 }),
         model: embedding.model,
         dim: embedding.dim,
         onRetry: (error, delayMs, attempt) =>

@@ -42,8 +42,9 @@ export interface ChatResult {
   /** In the product's words (OpenAI's): stop, length, ...; adapters translate their provider's. */
   finishReason: string;
   usage: TokenUsage;
-  /** The provider that answered (the model router sets it; a single adapter is its own name). */
+  /** The provider that answered, and its model as routed (no date suffix): set by the model router. */
   provider?: string;
+  routedModel?: string;
   /** Answered by a model of the route's fallback chain, not its first (llm/model-router.ts). */
   fallback?: boolean;
   /** What the call cost at the price table (llm/prices.ts), USD. */
