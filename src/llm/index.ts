@@ -3,9 +3,7 @@ import type Redis from "ioredis";
 import { type Config, type LlmProviderName, LOCAL_EMBEDDINGS_URL } from "../config";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
-import { createAnthropicProvider } from "./anthropic-provider";
 import { createCircuitBreaker, NO_BREAKER } from "./circuit-breaker";
-import { cohereClient, createCohereEmbedder, createCohereProvider } from "./cohere-provider";
 import { createLocalEmbedder } from "./local-embedder";
 import { createModelRouter } from "./model-router";
 import { createModelRoutes, type ModelRoutes, modelKey, parseModel } from "./model-routes";
@@ -15,6 +13,39 @@ import { loadPrices, type ModelPrice } from "./prices";
 import type { Embedder, LlmProvider } from "./provider";
 import { createRateLimiter } from "./rate-limiter";
 import { createSimulatedProvider, simulatedEmbeddingModel } from "./simulated-provider";
+
+/**
+ * An adapter whose SDK is loaded at its first call: cohere-ai alone adds
+ * about 0.2 s to a process's start (0.5 s on a busy machine), which every
+ * worker process (and every recycle) would pay for a provider it may never call.
+ */
+function deferred<T extends Embedder>(
+  name: string,
+  space: { model: string; dim: number },
+  load: () => Promise<T>,
+): T extends LlmProvider ? LlmProvider : Embedder;
+function deferred(
+  name: string,
+  space: { model: string; dim: number },
+  load: () => Promise<Embedder & Partial<LlmProvider>>,
+): LlmProvider {
+  let adapter: ReturnType<typeof load> | undefined;
+  const get = () => {
+    adapter ??= load();
+    return adapter;
+  };
+  return {
+    name,
+    embeddingModel: space.model,
+    embeddingDim: space.dim,
+    async chat(request) {
+      const loaded = await get();
+      if (!loaded.chat) throw new Error(`${name}: this adapter does not chat`);
+      return loaded.chat(request);
+    },
+    embed: async (texts, options) => (await get()).embed(texts, options),
+  };
+}
 
 /** One adapter per provider that has a key (and the simulated one), by name. */
 function createAdapters(
@@ -44,30 +75,36 @@ function createAdapters(
     );
   }
   if (llm.anthropic.apiKey) {
+    const apiKey = llm.anthropic.apiKey;
     adapters.set(
       "anthropic",
-      createAnthropicProvider({
-        apiKey: llm.anthropic.apiKey,
-        baseUrl: llm.anthropic.baseUrl,
-        model: llm.model,
-        logger,
-        requestTimeoutMs,
-      }),
+      deferred("anthropic", { model: "none", dim: 0 }, async () =>
+        (await import("./anthropic-provider")).createAnthropicProvider({
+          apiKey,
+          baseUrl: llm.anthropic.baseUrl,
+          model: llm.model,
+          logger,
+          requestTimeoutMs,
+        }),
+      ),
     );
   }
   if (llm.cohere.apiKey) {
-    const cohereEmbeddings = embedding.provider === "cohere";
+    const apiKey = llm.cohere.apiKey;
+    const space = embedding.provider === "cohere" ? embedding : { model: "embed-v4.0", dim: 1024 };
     adapters.set(
       "cohere",
-      createCohereProvider({
-        apiKey: llm.cohere.apiKey,
-        baseUrl: llm.cohere.baseUrl,
-        model: llm.model,
-        embeddingModel: cohereEmbeddings ? embedding.model : "embed-v4.0",
-        embeddingDim: cohereEmbeddings ? embedding.dim : 1024,
-        logger,
-        requestTimeoutMs,
-      }),
+      deferred("cohere", space, async () =>
+        (await import("./cohere-provider")).createCohereProvider({
+          apiKey,
+          baseUrl: llm.cohere.baseUrl,
+          model: llm.model,
+          embeddingModel: space.model,
+          embeddingDim: space.dim,
+          logger,
+          requestTimeoutMs,
+        }),
+      ),
     );
   }
   adapters.set(
@@ -153,16 +190,20 @@ export function createEmbedder(
     case "cohere": {
       // Config validation guarantees a key for Cohere's embeddings; this keeps the type honest.
       if (!options.cohereApiKey) throw new Error("EMBEDDING_PROVIDER=cohere needs COHERE_API_KEY");
+      const apiKey = options.cohereApiKey;
       const log = options.logger.child({ component: "llm", provider: "cohere" });
-      return createCohereEmbedder({
-        client: cohereClient({ apiKey: options.cohereApiKey, baseUrl: embedding.baseUrl, timeoutMs: 60_000 }),
-        model: embedding.model,
-        dim: embedding.dim,
-        onRetry: (error, delayMs, attempt) =>
-          log.warn(
-            { code: error.code, error: error.message, delay_ms: delayMs, attempt },
-            "embeddings failed; retrying",
-          ),
+      return deferred("cohere", embedding, async () => {
+        const { cohereClient, createCohereEmbedder } = await import("./cohere-provider");
+        return createCohereEmbedder({
+          client: cohereClient({ apiKey, baseUrl: embedding.baseUrl, timeoutMs: 60_000 }),
+          model: embedding.model,
+          dim: embedding.dim,
+          onRetry: (error, delayMs, attempt) =>
+            log.warn(
+              { code: error.code, error: error.message, delay_ms: delayMs, attempt },
+              "embeddings failed; retrying",
+            ),
+        });
       });
     }
     case "local":
