@@ -11,6 +11,7 @@
  *   bun tools/mock-anthropic-server.ts --port 8101 --latency 20-80 --tokens 200 --token-latency 5
  */
 import {
+  type ChatMessage,
   createMockServer,
   type MockErrorFormat,
   type MockKit,
@@ -44,21 +45,16 @@ type MessagesBody = {
 
 function routes(kit: MockKit) {
   const messages = async (request: Request): Promise<Response> => {
-    const body = await kit.readJson<MessagesBody>(request);
-    if (body instanceof Response) return body;
-    if (
-      typeof body.model !== "string" ||
-      !Number.isInteger(body.max_tokens) ||
-      !Array.isArray(body.messages) ||
-      body.messages.length === 0
-    ) {
-      kit.counters.chat_requests++;
-      return anthropicError(400, "invalid", "model, max_tokens and a non-empty messages array are required");
-    }
-    const turns = body.messages as { role?: string; content?: unknown }[];
-    const userText = textOf(turns.findLast((m) => m.role === "user")?.content);
-    const begun = await kit.beginChat(request, userText);
-    if (begun instanceof Response) return begun;
+    const opened = await kit.openChat<MessagesBody>(request, (body) =>
+      typeof body.model === "string" &&
+      Number.isInteger(body.max_tokens) &&
+      Array.isArray(body.messages) &&
+      body.messages.length > 0
+        ? (body.messages as ChatMessage[])
+        : "model, max_tokens and a non-empty messages array are required",
+    );
+    if (opened instanceof Response) return opened;
+    const { body, messages: turns, userText, cut } = opened;
     const streamed = body.stream === true;
     const texts = [...(body.system === undefined ? [] : [textOf(body.system)]), ...turns.map((m) => textOf(m.content))];
     const answer = kit.answer(texts, userText, Number(body.max_tokens), streamed);
@@ -85,7 +81,7 @@ function routes(kit: MockKit) {
       usage: usage(outputTokens),
     });
     if (!streamed) {
-      if (begun.cut !== undefined) return kit.cutBody();
+      if (cut !== undefined) return kit.cutBody();
       return Response.json(
         message([{ type: "text", text: answer.text, citations: null }], stopReason, answer.completionTokens),
       );
@@ -114,7 +110,7 @@ function routes(kit: MockKit) {
         }),
         event("message_stop", {}),
       ],
-      cut: begun.cut,
+      cut: cut,
     });
   };
   return { "/v1/messages": { POST: messages } };

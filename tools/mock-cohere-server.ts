@@ -13,6 +13,7 @@
  */
 import { estimateTokens } from "../src/llm/provider";
 import {
+  type ChatMessage,
   createMockServer,
   type MockErrorFormat,
   type MockKit,
@@ -31,16 +32,13 @@ type EmbedBody = { model?: unknown; texts?: unknown; input_type?: unknown; outpu
 
 function routes(kit: MockKit) {
   const chat = async (request: Request): Promise<Response> => {
-    const body = await kit.readJson<ChatBody>(request);
-    if (body instanceof Response) return body;
-    if (typeof body.model !== "string" || !Array.isArray(body.messages) || body.messages.length === 0) {
-      kit.counters.chat_requests++;
-      return cohereError(400, "invalid", "invalid request: model and a non-empty messages array are required");
-    }
-    const messages = body.messages as { role?: string; content?: unknown }[];
-    const userText = textOf(messages.findLast((m) => m.role === "user")?.content);
-    const begun = await kit.beginChat(request, userText);
-    if (begun instanceof Response) return begun;
+    const opened = await kit.openChat<ChatBody>(request, (body) =>
+      typeof body.model === "string" && Array.isArray(body.messages) && body.messages.length > 0
+        ? (body.messages as ChatMessage[])
+        : "invalid request: model and a non-empty messages array are required",
+    );
+    if (opened instanceof Response) return opened;
+    const { body, messages, userText, cut } = opened;
     const streamed = body.stream === true;
     const limit = Number(body.max_tokens ?? Number.POSITIVE_INFINITY);
     const answer = kit.answer(
@@ -54,7 +52,7 @@ function routes(kit: MockKit) {
     const tokens = { input_tokens: answer.promptTokens, output_tokens: answer.completionTokens };
     const usage = { billed_units: tokens, tokens, cached_tokens: 0 };
     if (!streamed) {
-      if (begun.cut !== undefined) return kit.cutBody();
+      if (cut !== undefined) return kit.cutBody();
       return Response.json({
         id,
         finish_reason: finishReason,
@@ -78,7 +76,7 @@ function routes(kit: MockKit) {
         event("content-end", { index: 0 }),
         event("message-end", { delta: { finish_reason: finishReason, usage } }),
       ],
-      cut: begun.cut,
+      cut: cut,
     });
   };
 

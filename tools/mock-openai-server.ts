@@ -13,6 +13,7 @@
  */
 import { estimateTokens } from "../src/llm/provider";
 import {
+  type ChatMessage,
   createMockServer,
   type MockErrorFormat,
   type MockKit,
@@ -63,16 +64,13 @@ type EmbeddingsBody = { model?: unknown; input?: unknown; encoding_format?: unkn
 
 function routes(kit: MockKit) {
   const chat = async (request: Request): Promise<Response> => {
-    const body = await kit.readJson<ChatBody>(request);
-    if (body instanceof Response) return body;
-    if (typeof body.model !== "string" || !Array.isArray(body.messages) || body.messages.length === 0) {
-      kit.counters.chat_requests++;
-      return openAiError(400, "invalid", "'model' and a non-empty 'messages' array are required");
-    }
-    const messages = body.messages as { role?: string; content?: unknown }[];
-    const userText = textOf(messages.findLast((m) => m.role === "user")?.content);
-    const begun = await kit.beginChat(request, userText);
-    if (begun instanceof Response) return begun;
+    const opened = await kit.openChat<ChatBody>(request, (body) =>
+      typeof body.model === "string" && Array.isArray(body.messages) && body.messages.length > 0
+        ? (body.messages as ChatMessage[])
+        : "'model' and a non-empty 'messages' array are required",
+    );
+    if (opened instanceof Response) return opened;
+    const { body, messages, userText, cut } = opened;
     const streamed = body.stream === true;
     const limit = Number(body.max_completion_tokens ?? body.max_tokens ?? Number.POSITIVE_INFINITY);
     const answer = kit.answer(
@@ -90,7 +88,7 @@ function routes(kit: MockKit) {
     };
     const finishReason = answer.truncated ? "length" : "stop";
     if (!streamed) {
-      if (begun.cut !== undefined) return kit.cutBody();
+      if (cut !== undefined) return kit.cutBody();
       return Response.json({
         id,
         object: "chat.completion",
@@ -138,7 +136,7 @@ function routes(kit: MockKit) {
       head: [chunk({ role: "assistant", content: "" }, null)],
       piece: (text) => chunk({ content: text }, null),
       tail: [chunk({}, finishReason), ...(includeUsage ? [usageChunk] : []), sseFrame("[DONE]")],
-      cut: begun.cut,
+      cut: cut,
     });
   };
 

@@ -113,6 +113,14 @@ export interface MockAnswer {
   completionTokens: number;
 }
 
+export type ChatMessage = { role?: string; content?: unknown };
+export interface OpenedChat<T> {
+  body: T;
+  messages: ChatMessage[];
+  userText: string;
+  cut: number | undefined;
+}
+
 /** What a provider's routes use: the shared state and helpers. */
 export interface MockKit {
   readonly counters: MockCounters;
@@ -120,10 +128,12 @@ export interface MockKit {
   readonly error: MockErrorFormat;
   readJson<T>(request: Request): Promise<T | Response>;
   /**
-   * Counts the chat request, serves its fault if one targets it, waits the latency: a Response to send
-   * as is (a fault), else where a "cut" fault cuts the answer (undefined: not cut).
+   * Reads a chat request: its JSON body, checked by `messagesOf` (the messages, or why the body is refused:
+   * a 400 in the provider's words), the user's last text; counts it, serves its fault if one targets it,
+   * waits the latency. A Response to send as is (a bad body, a fault), else the request and where a "cut"
+   * fault cuts the answer (undefined: not cut).
    */
-  beginChat(request: Request, userText: string): Promise<Response | { cut: number | undefined }>;
+  openChat<T>(request: Request, messagesOf: (body: T) => ChatMessage[] | string): Promise<Response | OpenedChat<T>>;
   /** The answer to a chat whose messages are `texts` (the user's last), within max_tokens `limit`; counted. */
   answer(texts: readonly string[], userText: string, limit: number, streamed: boolean): MockAnswer;
   /** Counts an embeddings call, serves its fault, waits the latency: a Response to send as is, else the vectors. */
@@ -302,12 +312,17 @@ export function createMockServer(
         return error(400, "invalid", "We could not parse the JSON body of your request.");
       }
     },
-    async beginChat(request, userText) {
+    async openChat<T>(request: Request, messagesOf: (body: T) => ChatMessage[] | string) {
       counters.chat_requests++;
+      const body = await kit.readJson<T>(request);
+      if (body instanceof Response) return body;
+      const messages = messagesOf(body);
+      if (typeof messages === "string") return error(400, "invalid", messages);
+      const userText = textOf(messages.findLast((m) => m.role === "user")?.content);
       const faulted = await serveFault(request, "chat", [userText]);
       if (faulted instanceof Response) return faulted;
       await wait(request);
-      return { cut: faulted?.cutAfter };
+      return { body, messages, userText, cut: faulted?.cutAfter };
     },
     answer(texts, userText, limit, streamed) {
       const words = userText.split(/\s+/).filter(Boolean);

@@ -18,7 +18,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import type { Logger } from "../log";
 import { type ChatRequest, type ChatResult, LlmError, type LlmProvider } from "./provider";
 import { brokenStream, emptyResponse, stainlessErrorMapper } from "./provider-errors";
-import { chatWithRetry, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry";
+import { chatWithRetry, DEFAULT_RETRY_POLICY, logRetries, type RetryPolicy } from "./retry";
 
 export const toAnthropicError = stainlessErrorMapper(Anthropic);
 
@@ -65,9 +65,7 @@ export function createAnthropicProvider(options: AnthropicProviderOptions): LlmP
     maxRetries: 0,
     timeout: options.requestTimeoutMs ?? 120_000,
   });
-  const log = logger.child({ component: "llm", provider: "anthropic" });
-  const onRetry = (error: LlmError, delayMs: number, attempt: number) =>
-    log.warn({ code: error.code, error: error.message, delay_ms: delayMs, attempt }, "provider call failed; retrying");
+  const onRetry = logRetries(logger, "anthropic");
 
   const paramsOf = (request: ChatRequest) => ({
     model: request.model ?? model,

@@ -16,7 +16,7 @@ import { type Cohere, CohereClientV2, CohereError, CohereTimeoutError } from "co
 import type { Logger } from "../log";
 import { type ChatRequest, type ChatResult, type Embedder, LlmError, type LlmProvider } from "./provider";
 import { brokenStream, emptyResponse, httpFailure, timedOut, unreachable } from "./provider-errors";
-import { chatWithRetry, DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from "./retry";
+import { chatWithRetry, DEFAULT_RETRY_POLICY, logRetries, type RetryPolicy, withRetry } from "./retry";
 
 export function toCohereError(error: unknown, what: string): unknown {
   if (error instanceof CohereTimeoutError) return timedOut(what, error);
@@ -129,9 +129,7 @@ export function createCohereProvider(options: CohereProviderOptions): LlmProvide
     baseUrl: options.baseUrl,
     timeoutMs: options.requestTimeoutMs ?? 120_000,
   });
-  const log = logger.child({ component: "llm", provider: "cohere" });
-  const onRetry = (error: LlmError, delayMs: number, attempt: number) =>
-    log.warn({ code: error.code, error: error.message, delay_ms: delayMs, attempt }, "provider call failed; retrying");
+  const onRetry = logRetries(logger, "cohere");
   const embedder = createCohereEmbedder({
     client,
     model: options.embeddingModel,

@@ -12,6 +12,7 @@ import { createOpenAiProvider } from "./openai-provider";
 import { loadPrices, type ModelPrice } from "./prices";
 import type { Embedder, LlmProvider } from "./provider";
 import { createRateLimiter } from "./rate-limiter";
+import { logRetries } from "./retry";
 import { createSimulatedProvider, simulatedEmbeddingModel } from "./simulated-provider";
 
 /**
@@ -47,16 +48,15 @@ function deferred(
   };
 }
 
+interface AdapterOptions {
+  logger: Logger;
+  simulatedLatencyMs: Config["simulatedLatencyMs"];
+  simulatedTokenLatencyMs?: number;
+  embedding: Config["embedding"];
+}
+
 /** One adapter per provider that has a key (and the simulated one), by name. */
-function createAdapters(
-  llm: Config["llm"],
-  options: {
-    logger: Logger;
-    simulatedLatencyMs: Config["simulatedLatencyMs"];
-    simulatedTokenLatencyMs?: number;
-    embedding: Config["embedding"];
-  },
-): Map<LlmProviderName, LlmProvider> {
+function createAdapters(llm: Config["llm"], options: AdapterOptions): Map<LlmProviderName, LlmProvider> {
   const { embedding, logger } = options;
   const requestTimeoutMs = llm.requestTimeoutMs;
   const adapters = new Map<LlmProviderName, LlmProvider>();
@@ -127,11 +127,7 @@ function createAdapters(
  */
 export function createLlmProvider(
   llm: Config["llm"],
-  options: {
-    logger: Logger;
-    simulatedLatencyMs: Config["simulatedLatencyMs"];
-    simulatedTokenLatencyMs?: number;
-    embedding: Config["embedding"];
+  options: AdapterOptions & {
     redis?: Redis;
     bus?: EventBus;
     /** The flat prices of a model missing from the price table (LLM_PRICE_*_PER_MTOK). */
@@ -174,35 +170,25 @@ export function createEmbedder(
     case "openai": {
       // Config validation guarantees a key for the openai embeddings; this keeps the type honest.
       if (!options.apiKey) throw new Error("EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY");
-      const log = options.logger.child({ component: "llm", provider: "openai" });
       return createOpenAiEmbedder({
         name: "openai",
         client: openAiClient({ apiKey: options.apiKey, baseUrl: embedding.baseUrl, timeoutMs: 60_000 }),
         model: embedding.model,
         dim: embedding.dim,
-        onRetry: (error, delayMs, attempt) =>
-          log.warn(
-            { code: error.code, error: error.message, delay_ms: delayMs, attempt },
-            "embeddings failed; retrying",
-          ),
+        onRetry: logRetries(options.logger, "openai", "embeddings failed; retrying"),
       });
     }
     case "cohere": {
       // Config validation guarantees a key for Cohere's embeddings; this keeps the type honest.
       if (!options.cohereApiKey) throw new Error("EMBEDDING_PROVIDER=cohere needs COHERE_API_KEY");
       const apiKey = options.cohereApiKey;
-      const log = options.logger.child({ component: "llm", provider: "cohere" });
       return deferred("cohere", embedding, async () => {
         const { cohereClient, createCohereEmbedder } = await import("./cohere-provider");
         return createCohereEmbedder({
           client: cohereClient({ apiKey, baseUrl: embedding.baseUrl, timeoutMs: 60_000 }),
           model: embedding.model,
           dim: embedding.dim,
-          onRetry: (error, delayMs, attempt) =>
-            log.warn(
-              { code: error.code, error: error.message, delay_ms: delayMs, attempt },
-              "embeddings failed; retrying",
-            ),
+          onRetry: logRetries(options.logger, "cohere", "embeddings failed; retrying"),
         });
       });
     }

@@ -11,10 +11,10 @@
  * (LLM_FALLBACKS, or a route's list in the file), tried in order by the
  * model router (model-router.ts).
  */
-import { readFileSync } from "node:fs";
 import { type Config, LLM_PROVIDERS, type LlmProviderName } from "../config";
-import { AppError, errorMessage } from "../errors";
+import { AppError } from "../errors";
 import { TASK_TYPE_PATTERN } from "../task/contract";
+import { readJsonSettings } from "../util/json-file";
 
 export interface ModelTarget {
   provider: LlmProviderName;
@@ -44,20 +44,15 @@ export interface ModelRoutes {
 
 /** LLM_ROUTES_FILE: `{ "task_type": "model" | ["model", "fallback", ...] }`. A bad file stops the process. */
 function readRoutesFile(path: string): { routes: Map<string, string>; fallbacks: Map<string, string[]> } {
-  const fail = (reason: string): never => {
-    throw new AppError("ROUTES_FILE_INVALID", `LLM_ROUTES_FILE=${path}: ${reason}`);
-  };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(path, "utf8"));
-  } catch (error) {
-    fail(errorMessage(error));
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-    fail("expected a JSON object of task_type: model or [model, fallback, ...]");
+  const { entries, fail } = readJsonSettings(
+    "LLM_ROUTES_FILE",
+    path,
+    "ROUTES_FILE_INVALID",
+    "a JSON object of task_type: model or [model, fallback, ...]",
+  );
   const routes = new Map<string, string>();
   const fallbacks = new Map<string, string[]>();
-  for (const [taskType, value] of Object.entries(parsed as Record<string, unknown>)) {
+  for (const [taskType, value] of entries) {
     if (!TASK_TYPE_PATTERN.test(taskType)) fail(`task type "${taskType}" must match ${TASK_TYPE_PATTERN.source}`);
     const chain = typeof value === "string" ? [value] : value;
     if (!Array.isArray(chain) || chain.length === 0 || !chain.every((m) => typeof m === "string" && m !== ""))

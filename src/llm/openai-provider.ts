@@ -10,9 +10,9 @@ import type OpenAI from "openai";
 import type { Logger } from "../log";
 import { createOpenAiEmbedder, openAiClient } from "./openai-embedder";
 import { toLlmError } from "./openai-errors";
-import type { ChatRequest, ChatResult, LlmError, LlmProvider } from "./provider";
+import type { ChatRequest, ChatResult, LlmProvider } from "./provider";
 import { brokenStream, emptyResponse } from "./provider-errors";
-import { chatWithRetry, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry";
+import { chatWithRetry, DEFAULT_RETRY_POLICY, logRetries, type RetryPolicy } from "./retry";
 
 export interface OpenAiProviderOptions {
   apiKey: string;
@@ -33,9 +33,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
     baseUrl: options.baseUrl,
     timeoutMs: options.requestTimeoutMs ?? 120_000,
   });
-  const log = logger.child({ component: "llm", provider: "openai" });
-  const onRetry = (error: LlmError, delayMs: number, attempt: number) =>
-    log.warn({ code: error.code, error: error.message, delay_ms: delayMs, attempt }, "provider call failed; retrying");
+  const onRetry = logRetries(logger, "openai");
   const embedder = createOpenAiEmbedder({
     name: "openai",
     client,

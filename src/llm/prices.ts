@@ -12,8 +12,7 @@
  * (gpt-4o-mini-2024-07-18, claude-3-5-haiku-20241022): the longest key of the
  * provider that the name starts with, `-latest` aside, prices it.
  */
-import { readFileSync } from "node:fs";
-import { AppError, errorMessage } from "../errors";
+import { readJsonSettings } from "../util/json-file";
 import type { TokenUsage } from "./provider";
 
 export interface ModelPrice {
@@ -74,19 +73,14 @@ const FIELDS = { input: "input", output: "output", cached_input: "cachedInput", 
 /** The built-in table with LLM_PRICES_FILE's entries over it. A bad file stops the process with its path and reason. */
 export function loadPrices(path: string | undefined): PriceTable {
   if (!path) return DEFAULT_PRICES;
-  const fail = (reason: string): never => {
-    throw new AppError("PRICES_FILE_INVALID", `LLM_PRICES_FILE=${path}: ${reason}`);
-  };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(path, "utf8"));
-  } catch (error) {
-    fail(errorMessage(error));
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-    fail('expected a JSON object of "provider/model": {input, output, cached_input?, embedding?}');
+  const { entries, fail } = readJsonSettings(
+    "LLM_PRICES_FILE",
+    path,
+    "PRICES_FILE_INVALID",
+    'a JSON object of "provider/model": {input, output, cached_input?, embedding?}',
+  );
   const table = new Map(DEFAULT_PRICES);
-  for (const [model, entry] of Object.entries(parsed as Record<string, unknown>)) {
+  for (const [model, entry] of entries) {
     if (!model.includes("/")) fail(`"${model}": name it provider/model`);
     if (typeof entry !== "object" || entry === null) fail(`"${model}": expected an object of prices`);
     const price: Record<string, number> = {};

@@ -5,6 +5,7 @@
  * longer wait than maxInlineWaitMs is thrown as is, so the queue delays the
  * job (holding no worker slot) and the task shows RETRY.
  */
+import type { Logger } from "../log";
 import { retryDelay, sleep } from "../util/backoff";
 import { type ChatRequest, type ChatResult, LlmError } from "./provider";
 
@@ -68,4 +69,15 @@ export function chatWithRetry(
     policy,
     { signal, onRetry },
   );
+}
+
+/** An adapter's onRetry: one warning per in-call retry, under its provider's name. */
+export function logRetries(
+  logger: Logger,
+  provider: string,
+  message = "provider call failed; retrying",
+): (error: LlmError, delayMs: number, attempt: number) => void {
+  const log = logger.child({ component: "llm", provider });
+  return (error, delayMs, attempt) =>
+    log.warn({ code: error.code, error: error.message, delay_ms: delayMs, attempt }, message);
 }
