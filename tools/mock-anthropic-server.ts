@@ -11,7 +11,7 @@
  *   bun tools/mock-anthropic-server.ts --port 8101 --latency 20-80 --tokens 200 --token-latency 5
  */
 import {
-  type ChatMessage,
+  chatMessages,
   createMockServer,
   type MockErrorFormat,
   type MockKit,
@@ -46,11 +46,8 @@ type MessagesBody = {
 function routes(kit: MockKit) {
   const messages = async (request: Request): Promise<Response> => {
     const opened = await kit.openChat<MessagesBody>(request, (body) =>
-      typeof body.model === "string" &&
-      Number.isInteger(body.max_tokens) &&
-      Array.isArray(body.messages) &&
-      body.messages.length > 0
-        ? (body.messages as ChatMessage[])
+      Number.isInteger(body.max_tokens)
+        ? chatMessages(body, "model, max_tokens and a non-empty messages array are required")
         : "model, max_tokens and a non-empty messages array are required",
     );
     if (opened instanceof Response) return opened;

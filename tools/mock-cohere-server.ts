@@ -13,7 +13,7 @@
  */
 import { estimateTokens } from "../src/llm/provider";
 import {
-  type ChatMessage,
+  chatMessages,
   createMockServer,
   type MockErrorFormat,
   type MockKit,
@@ -33,9 +33,7 @@ type EmbedBody = { model?: unknown; texts?: unknown; input_type?: unknown; outpu
 function routes(kit: MockKit) {
   const chat = async (request: Request): Promise<Response> => {
     const opened = await kit.openChat<ChatBody>(request, (body) =>
-      typeof body.model === "string" && Array.isArray(body.messages) && body.messages.length > 0
-        ? (body.messages as ChatMessage[])
-        : "invalid request: model and a non-empty messages array are required",
+      chatMessages(body, "invalid request: model and a non-empty messages array are required"),
     );
     if (opened instanceof Response) return opened;
     const { body, messages, userText, cut } = opened;

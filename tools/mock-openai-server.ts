@@ -13,7 +13,7 @@
  */
 import { estimateTokens } from "../src/llm/provider";
 import {
-  type ChatMessage,
+  chatMessages,
   createMockServer,
   type MockErrorFormat,
   type MockKit,
@@ -65,9 +65,7 @@ type EmbeddingsBody = { model?: unknown; input?: unknown; encoding_format?: unkn
 function routes(kit: MockKit) {
   const chat = async (request: Request): Promise<Response> => {
     const opened = await kit.openChat<ChatBody>(request, (body) =>
-      typeof body.model === "string" && Array.isArray(body.messages) && body.messages.length > 0
-        ? (body.messages as ChatMessage[])
-        : "'model' and a non-empty 'messages' array are required",
+      chatMessages(body, "'model' and a non-empty 'messages' array are required"),
     );
     if (opened instanceof Response) return opened;
     const { body, messages, userText, cut } = opened;

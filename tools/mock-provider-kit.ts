@@ -475,6 +475,13 @@ export function createMockServer(
   };
 }
 
+/** A chat body's messages when it names a model and has some, else `refusal` (the mock's 400). */
+export function chatMessages(body: { model?: unknown; messages?: unknown }, refusal: string): ChatMessage[] | string {
+  return typeof body.model === "string" && Array.isArray(body.messages) && body.messages.length > 0
+    ? (body.messages as ChatMessage[])
+    : refusal;
+}
+
 /** The text of a chat message's content: a string, or the text parts of a content array (Anthropic, Cohere). */
 export function textOf(content: unknown): string {
   if (typeof content === "string") return content;

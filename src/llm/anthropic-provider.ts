@@ -15,22 +15,14 @@
  * the three added, and cache_read_input_tokens are the cached ones.
  */
 import Anthropic from "@anthropic-ai/sdk";
-import type { Logger } from "../log";
 import { type ChatRequest, type ChatResult, LlmError, type LlmProvider } from "./provider";
 import { brokenStream, emptyResponse, stainlessErrorMapper } from "./provider-errors";
-import { chatWithRetry, DEFAULT_RETRY_POLICY, logRetries, type RetryPolicy } from "./retry";
+import { type AdapterOptions, chatWithRetry, DEFAULT_RETRY_POLICY, logRetries } from "./retry";
 
 export const toAnthropicError = stainlessErrorMapper(Anthropic);
 
-export interface AnthropicProviderOptions {
-  apiKey: string;
-  /** ANTHROPIC_BASE_URL: the project's mock, or a gateway; undefined: api.anthropic.com. */
-  baseUrl?: string;
-  model: string;
-  logger: Logger;
-  retry?: RetryPolicy;
-  requestTimeoutMs?: number;
-}
+/** baseUrl: ANTHROPIC_BASE_URL (the project's mock, or a gateway); undefined: api.anthropic.com. */
+export type AnthropicProviderOptions = AdapterOptions;
 
 const STOP_REASONS: Readonly<Record<string, string>> = {
   end_turn: "stop",

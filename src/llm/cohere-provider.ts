@@ -13,10 +13,16 @@
  * a connection that failed (or the caller's abort) a CohereError without a status.
  */
 import { type Cohere, CohereClientV2, CohereError, CohereTimeoutError } from "cohere-ai";
-import type { Logger } from "../log";
 import { type ChatRequest, type ChatResult, type Embedder, LlmError, type LlmProvider } from "./provider";
 import { brokenStream, emptyResponse, httpFailure, timedOut, unreachable } from "./provider-errors";
-import { chatWithRetry, DEFAULT_RETRY_POLICY, logRetries, type RetryPolicy, withRetry } from "./retry";
+import {
+  type AdapterOptions,
+  chatWithRetry,
+  DEFAULT_RETRY_POLICY,
+  logRetries,
+  type RetryPolicy,
+  withRetry,
+} from "./retry";
 
 export function toCohereError(error: unknown, what: string): unknown {
   if (error instanceof CohereTimeoutError) return timedOut(what, error);
@@ -45,17 +51,11 @@ export function cohereUsage(usage: Cohere.Usage | undefined): ChatResult["usage"
   };
 }
 
-export interface CohereProviderOptions {
-  apiKey: string;
-  /** COHERE_BASE_URL: the project's mock; undefined: api.cohere.com. */
-  baseUrl?: string;
-  model: string;
+/** baseUrl: COHERE_BASE_URL (the project's mock); undefined: api.cohere.com. */
+export interface CohereProviderOptions extends AdapterOptions {
   /** Cohere's embedding model (embed-v4.0, embed-english-v3.0, ...) and its dimension. */
   embeddingModel: string;
   embeddingDim: number;
-  logger: Logger;
-  retry?: RetryPolicy;
-  requestTimeoutMs?: number;
 }
 
 /** An SDK client with its own retries off. */

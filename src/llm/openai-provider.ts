@@ -7,23 +7,15 @@
  * the non-streaming path parses one JSON body as before.
  */
 import type OpenAI from "openai";
-import type { Logger } from "../log";
 import { createOpenAiEmbedder, openAiClient } from "./openai-embedder";
 import { toLlmError } from "./openai-errors";
 import type { ChatRequest, ChatResult, LlmProvider } from "./provider";
 import { brokenStream, emptyResponse } from "./provider-errors";
-import { chatWithRetry, DEFAULT_RETRY_POLICY, logRetries, type RetryPolicy } from "./retry";
+import { type AdapterOptions, chatWithRetry, DEFAULT_RETRY_POLICY, logRetries } from "./retry";
 
-export interface OpenAiProviderOptions {
-  apiKey: string;
-  baseUrl?: string;
-  model: string;
+export interface OpenAiProviderOptions extends AdapterOptions {
   embeddingModel: string;
   embeddingDim: number;
-  logger: Logger;
-  retry?: RetryPolicy;
-  /** Per-request ceiling when the caller gives no signal, ms. */
-  requestTimeoutMs?: number;
 }
 
 export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvider {

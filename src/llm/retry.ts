@@ -18,6 +18,19 @@ export interface RetryPolicy {
   maxInlineWaitMs: number;
 }
 
+/** What every chat adapter is built with (openai, anthropic, cohere). */
+export interface AdapterOptions {
+  apiKey: string;
+  /** The provider's API URL (a compatible server, a gateway, the project's mock); undefined: the SDK's default. */
+  baseUrl?: string;
+  /** The model of a request that names none. */
+  model: string;
+  logger: Logger;
+  retry?: RetryPolicy;
+  /** One request's ceiling when the caller's signal does not end it first, ms. */
+  requestTimeoutMs?: number;
+}
+
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { retries: 1, baseMs: 100, maxMs: 2000, maxInlineWaitMs: 2000 };
 
 export async function withRetry<T>(
