@@ -100,7 +100,7 @@ export function createModelRouter(deps: ModelRouterDeps): LlmProvider {
     await deps.limiterOf?.(key)?.waitForSlot({ signal: request.signal });
     let result: ChatResult;
     try {
-      result = await adapter.chat({ ...request, model: target.model });
+      result = await adapter.chat({ ...request, model: target.model, ...(admission.probe ? { noRetry: true } : {}) });
     } catch (error) {
       // Only failures another model could avoid count against this one; a 4xx says nothing of its health.
       if (fallsBack(error, request.signal)) breakerChanged(key, await breaker.record(key, admission, false));

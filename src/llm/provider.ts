@@ -25,6 +25,11 @@ export interface ChatRequest {
    * (llm/retry.ts) starts the answer over. Called only after some text was passed.
    */
   onReset?: () => void;
+  /**
+   * No in-call retry: the model router's probe of a half-open circuit (circuit-breaker.ts) is one
+   * request, whose failure says the model is still down.
+   */
+  noRetry?: boolean;
 }
 
 export interface TokenUsage {

@@ -65,6 +65,7 @@ export function chatWithRetry(
   stream: (request: ChatRequest, onToken: (text: string) => void) => Promise<ChatResult>,
 ): Promise<ChatResult> {
   const { onToken, onReset, signal } = request;
+  if (request.noRetry) policy = { ...policy, retries: 0 };
   if (!onToken) return withRetry(() => complete(request), policy, { signal, onRetry });
   let emitted = false;
   const relay = (piece: string) => {
