@@ -234,6 +234,39 @@ describe("fallback and circuit breaker (issue 17 §3)", () => {
     expect(metrics.llm_routing.fallback_pairs).toEqual([{ from: `openai/${OPENAI}`, to: ANTHROPIC, count: 1 }]);
   });
 
+  test("a fallback's answer is not cached under the route's model: answers of different models stay apart", async () => {
+    const { url } = await launch(35, fallbackEnv);
+    const text = "cache me only from the model I asked for";
+    mocks.openai.setFault({ kind: "500" });
+    const during = await waitForEnd(url, await submit(url, { text, use_cache: true }));
+    expect(during.result?.metadata).toMatchObject({ provider: "anthropic", fallback: true });
+    mocks.openai.setFault({ kind: "none" });
+    const after = await waitForEnd(url, await submit(url, { text, use_cache: true }));
+    expect(after.result).toMatchObject({ from_cache: false, metadata: { provider: "openai", fallback: false } });
+    const again = await waitForEnd(url, await submit(url, { text, use_cache: true }));
+    expect(again.result).toMatchObject({ from_cache: true, metadata: { provider: "openai", cost_usd: 0 } });
+  });
+
+  test("a model's own rate limit (LLM_MODEL_RATE_LIMITS) spaces its calls, shared through Redis", async () => {
+    const { url } = await launch(35, { LLM_MODEL_RATE_LIMITS: `${ANTHROPIC}=5/1s` });
+    const started = Date.now();
+    const ids = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => submit(url, { text: `limited ${i}`, model: ANTHROPIC })),
+    );
+    const tasks = await Promise.all(ids.map((id) => waitForEnd(url, id)));
+    expect(tasks.every((t) => t.status === "SUCCESS")).toBe(true);
+    // 10 calls at 5 a second, evenly spaced: the last goes 1.8 s after the first.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1800);
+    // Another model is not held back by it.
+    const other = Date.now();
+    await Promise.all(
+      (await Promise.all(Array.from({ length: 10 }, (_, i) => submit(url, { text: `free ${i}`, model: COHERE })))).map(
+        (id) => waitForEnd(url, id),
+      ),
+    );
+    expect(Date.now() - other).toBeLessThan(1800);
+  });
+
   test("a 400 of the request never falls back: the task fails at once, and no other provider is asked", async () => {
     const { url } = await launch(35, fallbackEnv);
     mocks.openai.setFault({ kind: "400" });
