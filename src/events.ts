@@ -30,7 +30,18 @@ export interface EventMap {
     status?: number;
     prompt_tokens: number;
     completion_tokens: number;
+    /** Who and what the cost is summed by in /metrics (issue 17 §4); absent from calls of before. */
+    tenant?: string;
+    task_type?: string;
+    /** At the price table, nano-USD (an integer: HINCRBY); absent when unpriced. */
+    cost_nano_usd?: number;
+    /** Answered by a model of the fallback chain, not its first. */
+    fallback?: boolean;
   };
+  /** A model failed in a way another may fix; the next of its chain is asked. */
+  "llm.fallback": { from: string; to: string; code: string };
+  /** A model's circuit changed, or a call skipped a model whose circuit is open. */
+  "llm.breaker": { model: string; change: "opened" | "reopened" | "closed" | "skipped" };
   /** One embeddings call; `tokens` estimated, `cost_nano_usd` at the configured embedding price. */
   "llm.embed": { provider: string; model: string; ms: number; inputs: number; tokens: number; cost_nano_usd: number };
   /**

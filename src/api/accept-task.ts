@@ -39,6 +39,11 @@ export interface TaskAcceptorDeps {
    * webhooks are off (no WEBHOOK_SECRET) and a callback_url is refused.
    */
   checkCallback?: (url: string) => Promise<string>;
+  /**
+   * Throws the 422 of a request's `model` that its tenant may not name, or whose provider has no key
+   * (llm/model-routes.ts); absent: any model is accepted (the worker still checks).
+   */
+  checkModel?: (model: string, tenant: string | undefined) => void;
   logger?: Logger;
 }
 
@@ -62,6 +67,7 @@ export function createTaskAcceptor(deps: TaskAcceptorDeps): AcceptTask {
         details: { field: "task_type", known: [...taskTypes].sort() },
       });
     }
+    if (body.model !== undefined) deps.checkModel?.(body.model, tenant);
     const callbackUrl = body.callback_url === undefined ? undefined : await acceptCallback(body.callback_url);
     const taskId = newTaskId();
     const claim = idempotencyKey

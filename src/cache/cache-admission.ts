@@ -1,7 +1,9 @@
 /**
  * What goes into the cache after a miss: only an answer the model finished
  * (`finish_reason: stop`) and that is not empty; errors never reach here
- * (compute throws). The entry is stored with its vector when the semantic
+ * (compute throws). An answer of a fallback model is not stored either: the
+ * entry's scope names the route's model, and answers of different models
+ * stay apart (issue 17 §3). The entry is stored with its vector when the semantic
  * index is available, and the single-flight lock is released in the same
  * round trip. A Redis error is counted, never thrown: the task has its
  * answer already.
@@ -48,7 +50,9 @@ export function createAdmission(deps: {
         ? `finish_reason ${answer.finishReason}`
         : answer.text.trim() === ""
           ? "empty answer"
-          : undefined;
+          : answer.fallback
+            ? "fallback model"
+            : undefined;
     try {
       if (reason) {
         bus.emit("cache.store", { stored: false, reason });

@@ -28,6 +28,8 @@ export interface CachedMetadata {
   readonly prompt_tokens: number;
   readonly completion_tokens: number;
   readonly created_at: number;
+  /** The provider that wrote the answer (issue 17); absent in entries of before. */
+  readonly provider?: string;
 }
 
 export interface StoredEntry extends CachedAnswer {
@@ -64,6 +66,7 @@ export function answerOf(query: string, answer: ChatResult): CachedAnswer {
       prompt_tokens: answer.usage.promptTokens,
       completion_tokens: answer.usage.completionTokens,
       created_at: Date.now(),
+      ...(answer.provider ? { provider: answer.provider } : {}),
     },
   };
 }
@@ -75,6 +78,7 @@ export function parseMetadata(json: string): CachedMetadata {
     prompt_tokens: Number(value.prompt_tokens ?? 0),
     completion_tokens: Number(value.completion_tokens ?? 0),
     created_at: Number(value.created_at ?? 0),
+    ...(typeof value.provider === "string" ? { provider: value.provider } : {}),
   };
 }
 

@@ -11,6 +11,7 @@ import { BASE_QUEUES } from "../task/routing";
 import { type LatencyDistribution, parseLatency } from "../util/latency";
 import type { Env } from "./schema";
 import {
+  type AllowedModels,
   type ApiKey,
   type Config,
   type EmbeddingProviderName,
@@ -22,10 +23,11 @@ import {
 } from "./types";
 
 /** Embedding dimension when EMBEDDING_DIM is unset: text-embedding-3-small's, e5-small's, the simulated provider's. */
-const DEFAULT_EMBEDDING_DIM = { openai: 1536, local: 384, simulated: 384 } as const;
+const DEFAULT_EMBEDDING_DIM = { openai: 1536, cohere: 1024, local: 384, simulated: 384 } as const;
 /** The simulated provider names its own space (simulated-lexical-DIM) whatever EMBEDDING_MODEL says. */
 const DEFAULT_EMBEDDING_MODEL = {
   openai: "text-embedding-3-small",
+  cohere: "embed-v4.0",
   local: LOCAL_EMBEDDING_MODEL,
   simulated: "simulated-lexical",
 } as const;
@@ -63,15 +65,54 @@ function pairs(spec: string): [string, string][] {
 
 const isTrue = (value: string) => value === "true" || value === "1";
 
+/** LLM_FALLBACKS: each chain's first model → the models tried after it. */
+function fallbackChains(spec: string): Map<string, string[]> {
+  const chains = new Map<string, string[]>();
+  if (spec === "") return chains;
+  for (const chain of spec.split(",")) {
+    const [head, ...rest] = chain.split(">") as [string, ...string[]];
+    chains.set(head, rest);
+  }
+  return chains;
+}
+
+/** LLM_ALLOWED_MODELS: `model` for every tenant, `tenant=model` for one; empty: undefined (any model). */
+function allowedModels(spec: string): AllowedModels | undefined {
+  if (spec === "") return undefined;
+  const everyone = new Set<string>();
+  const byTenant = new Map<string, Set<string>>();
+  for (const entry of spec.split(",")) {
+    const at = entry.indexOf("=");
+    if (at < 0) everyone.add(entry);
+    else {
+      const tenant = entry.slice(0, at);
+      byTenant.set(tenant, (byTenant.get(tenant) ?? new Set()).add(entry.slice(at + 1)));
+    }
+  }
+  return { everyone, byTenant };
+}
+
+/** LLM_MODEL_RATE_LIMITS: model → its limit (the pattern matched, so every rate parses). */
+function modelRateLimits(spec: string): Map<string, RateLimit> {
+  const limits = new Map<string, RateLimit>();
+  for (const [model, rate] of pairs(spec)) {
+    const limit = parseRateLimit(rate);
+    if (limit) limits.set(model, limit);
+  }
+  return limits;
+}
+
 export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
   const routes = new Map(pairs(env.TASK_ROUTES));
   const provider: LlmProviderName = env.LLM_PROVIDER ?? (env.OPENAI_API_KEY ? "openai" : "simulated");
   // Unset: a base URL alone means a local OpenAI-compatible embeddings server; otherwise embeddings follow
-  // the chat provider, as they did before EMBEDDING_PROVIDER existed (issue 14).
+  // the chat provider, as they did before EMBEDDING_PROVIDER existed (issue 14); Anthropic has no
+  // embeddings API, so with it they stay simulated unless EMBEDDING_PROVIDER says otherwise.
   const embeddingProvider: EmbeddingProviderName =
-    env.EMBEDDING_PROVIDER ?? (env.EMBEDDING_BASE_URL ? "local" : provider);
+    env.EMBEDDING_PROVIDER ?? (env.EMBEDDING_BASE_URL ? "local" : provider === "anthropic" ? "simulated" : provider);
   const embeddingBaseUrl = {
     openai: env.EMBEDDING_BASE_URL ?? env.OPENAI_BASE_URL,
+    cohere: env.EMBEDDING_BASE_URL ?? env.COHERE_BASE_URL,
     local: env.EMBEDDING_BASE_URL ?? LOCAL_EMBEDDINGS_URL,
     simulated: undefined,
   }[embeddingProvider];
@@ -119,8 +160,18 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
       provider,
       apiKey: env.OPENAI_API_KEY,
       baseUrl: env.OPENAI_BASE_URL,
+      anthropic: { apiKey: env.ANTHROPIC_API_KEY, baseUrl: env.ANTHROPIC_BASE_URL },
+      cohere: { apiKey: env.COHERE_API_KEY, baseUrl: env.COHERE_BASE_URL },
       model: env.LLM_MODEL,
       rateLimit: parseRateLimit(env.LLM_RATE_LIMIT),
+      routes: new Map(pairs(env.LLM_ROUTES)),
+      routesFile: env.LLM_ROUTES_FILE === "" ? undefined : env.LLM_ROUTES_FILE,
+      fallbacks: fallbackChains(env.LLM_FALLBACKS),
+      allowedModels: allowedModels(env.LLM_ALLOWED_MODELS),
+      modelRateLimits: modelRateLimits(env.LLM_MODEL_RATE_LIMITS),
+      breaker: { failures: env.LLM_BREAKER_FAILURES, cooldownMs: env.LLM_BREAKER_COOLDOWN_MS },
+      pricesFile: env.LLM_PRICES_FILE === "" ? undefined : env.LLM_PRICES_FILE,
+      requestTimeoutMs: env.LLM_REQUEST_TIMEOUT_MS,
     },
     embedding: {
       provider: embeddingProvider,

@@ -12,6 +12,25 @@ function webhooksOf({ secret, ...settings }: Config["webhooks"]): Record<string,
   return { enabled: secret !== undefined, ...settings };
 }
 
+const isSet = (secret: string | undefined) => (secret ? "[set]" : "[unset]");
+
+/** The LLM settings with every provider's key replaced by whether it is set; maps as objects. */
+function llmOf(llm: Config["llm"]): Record<string, unknown> {
+  return {
+    ...llm,
+    apiKey: isSet(llm.apiKey),
+    anthropic: { ...llm.anthropic, apiKey: isSet(llm.anthropic.apiKey) },
+    cohere: { ...llm.cohere, apiKey: isSet(llm.cohere.apiKey) },
+    routes: Object.fromEntries(llm.routes),
+    fallbacks: Object.fromEntries(llm.fallbacks),
+    modelRateLimits: Object.fromEntries(llm.modelRateLimits),
+    allowedModels: llm.allowedModels && {
+      everyone: [...llm.allowedModels.everyone],
+      byTenant: Object.fromEntries([...llm.allowedModels.byTenant].map(([tenant, models]) => [tenant, [...models]])),
+    },
+  };
+}
+
 /** A summary safe to log: no secrets, only whether they are set. */
 export function describeConfig(config: Config): Record<string, unknown> {
   return {
@@ -21,7 +40,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     kafka: { ...config.kafka },
     worker: config.worker,
     routes: Object.fromEntries(config.routes),
-    llm: { ...config.llm, apiKey: config.llm.apiKey ? "[set]" : "[unset]" },
+    llm: llmOf(config.llm),
     embedding: { ...config.embedding, baseUrl: config.embedding.baseUrl && redactUrl(config.embedding.baseUrl) },
     cache: {
       ...config.cache,

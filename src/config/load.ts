@@ -76,6 +76,7 @@ function crossFieldProblems(env: Env, apiKeys: readonly ApiKey[] | undefined): s
   if (env.LLM_PROVIDER === "openai" && !env.OPENAI_API_KEY) {
     problems.push("LLM_PROVIDER=openai needs OPENAI_API_KEY (set it, or use LLM_PROVIDER=simulated)");
   }
+  problems.push(...providerKeyProblems(env));
   if (env.EMBEDDING_PROVIDER === "openai" && !env.OPENAI_API_KEY) {
     problems.push(
       "EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (set it, or use EMBEDDING_PROVIDER=local or simulated)",
@@ -102,6 +103,40 @@ function crossFieldProblems(env: Env, apiKeys: readonly ApiKey[] | undefined): s
     problems.push("KAFKA_TOPIC_OUT must differ from KAFKA_TOPIC_IN, or results would be consumed as new events");
   }
   return problems;
+}
+
+/** The key each provider needs, and the variable that holds it; the simulated provider needs none. */
+const PROVIDER_KEYS: Readonly<Record<string, keyof Env>> = {
+  openai: "OPENAI_API_KEY",
+  anthropic: "ANTHROPIC_API_KEY",
+  cohere: "COHERE_API_KEY",
+};
+
+/**
+ * Every provider a setting names must have its key: LLM_PROVIDER, EMBEDDING_PROVIDER=cohere, and the
+ * `provider/` of each model in LLM_ROUTES, LLM_FALLBACKS and LLM_MODEL_RATE_LIMITS. Found at start, not
+ * at the first task that falls back to it.
+ */
+function providerKeyProblems(env: Env): string[] {
+  const problems: string[] = [];
+  const need = (provider: string, where: string) => {
+    const key = PROVIDER_KEYS[provider];
+    if (key && !env[key]) problems.push(`${where} needs ${key} (set it, or name another provider)`);
+  };
+  if (env.LLM_PROVIDER && env.LLM_PROVIDER !== "openai") need(env.LLM_PROVIDER, `LLM_PROVIDER=${env.LLM_PROVIDER}`);
+  if (env.EMBEDDING_PROVIDER === "cohere") need("cohere", "EMBEDDING_PROVIDER=cohere");
+  const models: [string, string][] = [
+    ...env.LLM_ROUTES.split(",").map((pair) => ["LLM_ROUTES", pair.split("=")[1] ?? ""] as [string, string]),
+    ...env.LLM_FALLBACKS.split(/[,>]/).map((model) => ["LLM_FALLBACKS", model] as [string, string]),
+    ...env.LLM_MODEL_RATE_LIMITS.split(",").map(
+      (pair) => ["LLM_MODEL_RATE_LIMITS", pair.slice(0, pair.lastIndexOf("="))] as [string, string],
+    ),
+  ];
+  for (const [variable, model] of models) {
+    const provider = model.split("/")[0] ?? "";
+    if (model.includes("/") && provider in PROVIDER_KEYS) need(provider, `${variable} (${model})`);
+  }
+  return [...new Set(problems)];
 }
 
 /**

@@ -22,6 +22,12 @@ const QUEUE = "[a-z][a-z0-9_]{0,63}";
 const ROUTE = "[a-z_]+=[a-z][a-z0-9_]{0,63}";
 const THRESHOLD = "(0(\\.[0-9]+)?|1(\\.0+)?)";
 const TASK_THRESHOLD = `[a-z_]+=${THRESHOLD}`;
+/** A model string: `provider/model` or a bare model of the default provider (the contract's `model` pattern). */
+const MODEL = "[A-Za-z0-9._:/-]{1,128}";
+const MODEL_ROUTE = `[a-z_]+=${MODEL}`;
+const CHAIN = `${MODEL}(>${MODEL})+`;
+const ALLOWED = `([a-zA-Z0-9_.-]+=)?(${MODEL}|\\*)`;
+const MODEL_RATE = `${MODEL}=${RATE}`;
 const BOOLEAN = { pattern: "^(true|false|1|0)$", description: "true or false" } as const;
 
 /**
@@ -161,6 +167,52 @@ export const EnvSchema = T.Object({
     T.String({ pattern: "^https?://", description: "an http(s):// URL of an OpenAI-compatible API" }),
   ),
   LLM_MODEL: T.String({ minLength: 1, default: "gpt-4o-mini", description: "a chat model name" }),
+  ANTHROPIC_API_KEY: T.Optional(T.String({ minLength: 1, description: "an Anthropic API key" })),
+  ANTHROPIC_BASE_URL: T.Optional(
+    T.String({ pattern: "^https?://", description: "an http(s):// URL of the Anthropic API (or its mock)" }),
+  ),
+  COHERE_API_KEY: T.Optional(T.String({ minLength: 1, description: "a Cohere API key" })),
+  COHERE_BASE_URL: T.Optional(
+    T.String({ pattern: "^https?://", description: "an http(s):// URL of the Cohere API (or its mock)" }),
+  ),
+  LLM_ROUTES: T.String({
+    pattern: `^$|^${MODEL_ROUTE}(,${MODEL_ROUTE})*$`,
+    default: "",
+    description: "comma-separated task_type=model pairs such as summarization=anthropic/claude-3-5-haiku-latest",
+  }),
+  LLM_ROUTES_FILE: T.String({
+    default: "",
+    description: "a path to a JSON file of task_type: model or [model, fallback, ...], or empty",
+  }),
+  LLM_FALLBACKS: T.String({
+    pattern: `^$|^${CHAIN}(,${CHAIN})*$`,
+    default: "",
+    description: "comma-separated chains such as openai/gpt-4o-mini>anthropic/claude-3-5-haiku-latest, or empty",
+  }),
+  LLM_ALLOWED_MODELS: T.String({
+    pattern: `^$|^${ALLOWED}(,${ALLOWED})*$`,
+    default: "",
+    description:
+      "comma-separated models a request's model may name (tenant=model for one tenant only, * for any), or empty for any",
+  }),
+  LLM_MODEL_RATE_LIMITS: T.String({
+    pattern: `^$|^${MODEL_RATE}(,${MODEL_RATE})*$`,
+    default: "",
+    description: "comma-separated model=calls/period pairs such as anthropic/claude-3-5-haiku-latest=50/1m, or empty",
+  }),
+  LLM_BREAKER_FAILURES: integer(0, 1000, "consecutive failures that open a model's circuit; 0: no breaker", 5),
+  LLM_BREAKER_COOLDOWN_MS: integer(100, 3_600_000, "ms an open circuit waits before one probe", 30_000),
+  LLM_PRICES_FILE: T.String({
+    default: "",
+    description:
+      "a path to a JSON file of model: {input, output, cached_input, embedding} USD per million tokens, or empty",
+  }),
+  LLM_REQUEST_TIMEOUT_MS: integer(
+    100,
+    3_600_000,
+    "ms one provider request may take before it fails (and falls back)",
+    120_000,
+  ),
   EMBEDDING_PROVIDER: T.Optional(
     T.Union(
       EMBEDDING_PROVIDERS.map((p) => T.Literal(p)),

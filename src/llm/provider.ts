@@ -25,19 +25,35 @@ export interface ChatRequest {
    * (llm/retry.ts) starts the answer over. Called only after some text was passed.
    */
   onReset?: () => void;
+  /**
+   * No in-call retry: the model router's probe of a half-open circuit (circuit-breaker.ts) is one
+   * request, whose failure says the model is still down.
+   */
+  noRetry?: boolean;
 }
 
 export interface TokenUsage {
+  /** Every input token, those read from the provider's prompt cache included. */
   promptTokens: number;
   completionTokens: number;
   totalTokens: number;
+  /** Of promptTokens, those the provider read from its prompt cache (billed at the cached-input price). */
+  cachedPromptTokens?: number;
 }
 
 export interface ChatResult {
   text: string;
   model: string;
+  /** In the product's words (OpenAI's): stop, length, ...; adapters translate their provider's. */
   finishReason: string;
   usage: TokenUsage;
+  /** The provider that answered, and its model as routed (no date suffix): set by the model router. */
+  provider?: string;
+  routedModel?: string;
+  /** Answered by a model of the route's fallback chain, not its first (llm/model-router.ts). */
+  fallback?: boolean;
+  /** What the call cost at the price table (llm/prices.ts), USD. */
+  costUsd?: number;
 }
 
 /**

@@ -162,6 +162,45 @@ export async function renderPrometheus(
     Object.entries(snapshot.queues).map(([queue, depths]) => [queue, depths.accepted]),
   );
 
+  // Issue 17: cost and calls per tenant, provider, model and task type; fallbacks; circuit breakers.
+  const byLabels = ["tenant", "provider", "model", "task_type"] as const;
+  const cost = new Counter({
+    name: "aies_llm_task_cost_usd_total",
+    help: "LLM cost at the price table (per model; LLM_PRICES_FILE), by tenant, provider, model and task type",
+    labelNames: byLabels,
+    registers,
+  });
+  const calls = new Counter({
+    name: "aies_llm_model_calls_total",
+    help: "LLM chat calls by tenant, provider, model, task type and outcome (ok, error, fallback: a fallback answered)",
+    labelNames: [...byLabels, "outcome"],
+    registers,
+  });
+  for (const entry of snapshot.llm_costs.by) {
+    const labels = { tenant: entry.tenant, provider: entry.provider, model: entry.model, task_type: entry.task_type };
+    cost.inc(labels, entry.cost_usd);
+    calls.inc({ ...labels, outcome: "ok" }, entry.calls - entry.fallback_answers);
+    calls.inc({ ...labels, outcome: "fallback" }, entry.fallback_answers);
+    calls.inc({ ...labels, outcome: "error" }, entry.errors);
+  }
+  const fallbacks = new Counter({
+    name: "aies_llm_fallbacks_total",
+    help: "Times a model failed and the next model of its fallback chain was asked",
+    labelNames: ["from", "to"],
+    registers,
+  });
+  for (const pair of snapshot.llm_routing.fallback_pairs) fallbacks.inc({ from: pair.from, to: pair.to }, pair.count);
+  const breakers = new Counter({
+    name: "aies_llm_breaker_events_total",
+    help: "Circuit breaker events per provider/model: opened, reopened (a probe failed), closed, skipped (a call while open)",
+    labelNames: ["model", "event"],
+    registers,
+  });
+  for (const entry of snapshot.llm_routing.breakers) {
+    for (const event of ["opened", "reopened", "closed", "skipped"] as const)
+      breakers.inc({ model: entry.model, event }, entry[event]);
+  }
+
   const depth = new Gauge({
     name: "aies_queue_depth",
     help: "Jobs per queue and state; the figure an autoscaler (KEDA) reads",

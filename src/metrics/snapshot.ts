@@ -14,6 +14,7 @@ import {
   RATE_WINDOW_SECONDS,
   RECENT_DEAD_LETTERS,
 } from "./keys";
+import { LlmCostsSchema, LlmRoutingSchema, llmCostsSnapshot, llmRoutingSnapshot } from "./llm-metrics";
 
 const Count = t.Integer({ minimum: 0 });
 const Quantiles = { p50: t.Number(), p95: t.Number(), p99: t.Number() };
@@ -109,6 +110,8 @@ export const MetricsSnapshotSchema = t.Object({
     }),
   }),
   enqueue: t.Object({ batches: Count, jobs: Count, avg_batch_size: t.Number() }),
+  llm_costs: LlmCostsSchema,
+  llm_routing: LlmRoutingSchema,
 });
 export type MetricsSnapshot = typeof MetricsSnapshotSchema.static;
 
@@ -281,6 +284,8 @@ export async function readMetricsWithExtras(
       results_republished: count(EXTERNAL_COUNTERS.kafkaResultsRepublished),
     },
     enqueue: { batches, jobs, avg_batch_size: ratio(jobs, batches) },
+    llm_costs: llmCostsSnapshot(counters),
+    llm_routing: llmRoutingSnapshot(counters),
   };
   return { snapshot, extras: { histograms, similarity: cacheSimilarity(count) } };
 }

@@ -6,6 +6,7 @@
 import type { EventBus } from "../events";
 import { subscribeCacheMetrics } from "./cache-metrics";
 import { EXTERNAL_COUNTERS, type HistogramName } from "./keys";
+import { subscribeLlmMetrics } from "./llm-metrics";
 
 /** Where the listeners put what they count (recorder.ts). */
 export interface MetricsSink {
@@ -78,5 +79,6 @@ export function subscribeMetrics(bus: EventBus, sink: MetricsSink): (() => void)
       add(`webhook_attempts:${e.state}`);
     }),
     ...subscribeCacheMetrics(bus, add, (ms) => observe("cache_lookup", ms)),
+    ...subscribeLlmMetrics(bus, add),
   ];
 }

@@ -26,7 +26,9 @@ export interface LlmCallDeps {
 /** One task attempt's LLM call (at most one ask per attempt: the cache calls it once, on a miss). */
 export interface LlmCall {
   /** Waits for a slot, then asks; a call that the timeout cut throws JobTimeoutError. */
-  readonly ask: (request: Omit<ChatRequest, "signal"> & { model: string }) => Promise<ChatResult>;
+  readonly ask: (
+    request: Omit<ChatRequest, "signal"> & { model: string; tenant?: string | undefined },
+  ) => Promise<ChatResult>;
   /**
    * The error to record for what a task's attempt threw: when the timeout cut
    * the call, whatever follows from the abort (a layer that rethrows it in its
@@ -42,15 +44,25 @@ export function createLlmCall(deps: LlmCallDeps): LlmCall {
   let cut = false;
   const timedOut = (thrown: unknown) => signal?.aborted === true && !(thrown instanceof JobTimeoutError);
 
-  const report = (started: number, model: string, result?: ChatResult, error?: unknown) =>
+  const report = (
+    started: number,
+    request: { model: string; taskType: string; tenant?: string | undefined },
+    result?: ChatResult,
+    error?: unknown,
+  ) =>
     bus.emit("llm.call", {
-      provider: provider.name,
-      model: result?.model ?? model,
+      provider: result?.provider ?? provider.name,
+      // The model as routed (bounded: what the configuration names), not the provider's dated name.
+      model: result?.routedModel ?? result?.model ?? request.model,
       ms: performance.now() - started,
       ok: result !== undefined,
       ...(error instanceof LlmError && error.providerStatus !== undefined ? { status: error.providerStatus } : {}),
       prompt_tokens: result?.usage.promptTokens ?? 0,
       completion_tokens: result?.usage.completionTokens ?? 0,
+      task_type: request.taskType,
+      ...(request.tenant === undefined ? {} : { tenant: request.tenant }),
+      ...(result?.costUsd === undefined ? {} : { cost_nano_usd: Math.round(result.costUsd * 1e9) }),
+      ...(result?.fallback ? { fallback: true } : {}),
     });
 
   return {
@@ -60,14 +72,15 @@ export function createLlmCall(deps: LlmCallDeps): LlmCall {
       signal = AbortSignal.timeout(timeoutMs);
       const started = performance.now();
       let result: ChatResult;
+      const { tenant: _tenant, ...chat } = request;
       try {
-        result = await provider.chat({ ...request, signal });
+        result = await provider.chat({ ...chat, signal });
       } catch (error) {
-        report(started, request.model, undefined, error);
+        report(started, request, undefined, error);
         cut = signal.aborted;
         throw timedOut(error) ? new JobTimeoutError(timeoutMs, error) : error;
       }
-      report(started, request.model, result);
+      report(started, request, result);
       return result;
     },
     blame: (thrown) => (cut && !(thrown instanceof JobTimeoutError) ? new JobTimeoutError(timeoutMs, thrown) : thrown),

@@ -43,6 +43,12 @@ export interface TaskProcessorDeps {
   jobTimeoutMs: number;
   /** The model when a task names none. */
   defaultModel: string;
+  /**
+   * The model of a task: the request's (if its tenant may name it), its task type's route, else the
+   * default (llm/model-routes.ts); throws MODEL_NOT_ALLOWED for a model the tenant may not name. Absent:
+   * the request's model, else defaultModel.
+   */
+  modelFor?: (taskType: string, requested: string | undefined, tenant: string | undefined) => string;
   /** The semantic cache; without it every task goes to the LLM. */
   cache?: SemanticCache;
   /** Starts of one task beyond which it fails for good (retries and stall re-runs together); 0: no cap. */
@@ -132,7 +138,23 @@ export function resultOf(task: TaskJob, resolution: Resolution, processingMs: nu
       tokens_used: answer.metadata.tokens_used,
       prompt_tokens: answer.metadata.prompt_tokens,
       completion_tokens: answer.metadata.completion_tokens,
+      ...routingOf(resolution),
     },
+  };
+}
+
+/** Who answered and what it cost: the fresh answer's own figures; a cache hit cost nothing now. */
+function routingOf(resolution: Resolution): Partial<TaskResult["metadata"]> {
+  if (resolution.fromCache) {
+    const provider = resolution.hit.answer.metadata.provider;
+    return { ...(provider ? { provider } : {}), cost_usd: 0 };
+  }
+  const { provider, fallback, costUsd, usage } = resolution.answer;
+  return {
+    ...(provider ? { provider } : {}),
+    ...(fallback === undefined ? {} : { fallback }),
+    ...(costUsd === undefined ? {} : { cost_usd: costUsd }),
+    ...(usage.cachedPromptTokens ? { cached_prompt_tokens: usage.cachedPromptTokens } : {}),
   };
 }
 
@@ -140,6 +162,7 @@ export type TaskProcessor = (job: QueuedTask, queue: string) => Promise<TaskResu
 
 export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
   const { systemPrompt, store, bus, logger, defaultModel, cache, tokens, maxAttempts = 0 } = deps;
+  const modelFor = deps.modelFor ?? ((_taskType: string, requested: string | undefined) => requested ?? defaultModel);
   const recordRetryDelaysMs = deps.recordRetryDelaysMs ?? RECORD_RETRY_DELAYS_MS;
   const llmDeps = { provider: deps.provider, limiter: deps.limiter, bus, timeoutMs: deps.jobTimeoutMs };
 
@@ -162,11 +185,11 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
 
   const lookUpOrAnswer = async (task: TaskJob, llm: LlmCall, writer: TokenWriter | undefined): Promise<Resolution> => {
     const system = systemPrompt(task.task_type);
-    const model = task.model ?? defaultModel;
-    const { temperature, max_tokens: maxTokens } = task;
+    const model = modelFor(task.task_type, task.model, task.tenant);
+    const { temperature, max_tokens: maxTokens, tenant } = task;
     const relay = writer ? { onToken: (text: string) => writer.token(text), onReset: () => writer.reset() } : {};
     const compute = () =>
-      llm.ask({ taskType: task.task_type, system, user: task.text, model, temperature, maxTokens, ...relay });
+      llm.ask({ taskType: task.task_type, system, user: task.text, model, temperature, maxTokens, tenant, ...relay });
     if (!cache) return { fromCache: false, answer: await compute() };
     return cache.resolve(
       { tenant: task.tenant, taskType: task.task_type, text: task.text, model, system, temperature, maxTokens },

@@ -12,6 +12,7 @@ import type { Config } from "../config";
 import type { EventBus } from "../events";
 import type { HealthProbe } from "../health-probe";
 import type { Lifecycle } from "../lifecycle";
+import { createModelRoutes } from "../llm/model-routes";
 import { loadPrompts } from "../llm/prompts";
 import type { Logger } from "../log";
 import { JITTER_BACKOFF, queuedJobs, queueKeys } from "../queue/bee-queue-layout";
@@ -95,6 +96,7 @@ export async function startApiRole(deps: {
       bus,
       routes: config.routes,
       taskTypes: new Set(Object.keys(loadPrompts(config.promptsFile))),
+      checkModel: createModelRoutes(config.llm).checkRequested,
       tenantOf: keyring.tenantOf,
       logger,
       pendingCap: createPendingCap({

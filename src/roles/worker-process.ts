@@ -12,6 +12,7 @@ import { errorMessage } from "../errors";
 import { createEventBus } from "../events";
 import { startResultPublisher, withResultsOut } from "../ingest/publish-kafka-results";
 import { createEmbedder, createLlmProvider } from "../llm";
+import { createModelRoutes } from "../llm/model-routes";
 import { loadPrompts, promptFor } from "../llm/prompts";
 import { createRateLimiter } from "../llm/rate-limiter";
 import { createLogger } from "../log";
@@ -47,14 +48,23 @@ try {
   const jobsPerProcess = config.worker.jobsPerProcess;
   const gate = jobsPerProcess === "auto" ? new TakeGate(1) : undefined;
   let onThrottled = () => {};
+  const routes = createModelRoutes(config.llm);
   const provider = createLlmProvider(config.llm, {
     logger,
     simulatedLatencyMs: config.simulatedLatencyMs,
     simulatedTokenLatencyMs: config.simulatedTokenLatencyMs,
     embedding: config.embedding,
     onThrottled: () => onThrottled(),
+    redis,
+    bus,
+    routes,
+    unknownPrice: { input: config.cache.prices.input, output: config.cache.prices.output },
   });
-  const embedder = createEmbedder(config.embedding, { apiKey: config.llm.apiKey, logger });
+  const embedder = createEmbedder(config.embedding, {
+    apiKey: config.llm.apiKey,
+    cohereApiKey: config.llm.cohere.apiKey,
+    logger,
+  });
   const prompts = loadPrompts(config.promptsFile);
   // What an operator changed at run time (store/control.ts): read before any job is taken, then every second.
   let applyControl: (state: ControlState, previous: ControlState) => void = () => {};
@@ -123,6 +133,7 @@ try {
     logger,
     jobTimeoutMs: config.worker.jobTimeoutMs,
     defaultModel: config.llm.model,
+    modelFor: routes.modelFor,
     cache,
     tokens: createTokenLog({ redis, ttlSeconds: config.resultTtlSeconds }),
     // Every retry, plus three re-runs after a dead worker or a drain that gave the job back.

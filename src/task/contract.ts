@@ -110,7 +110,22 @@ export const TaskResultSchema = T.Object({
   cache_id: T.Optional(
     T.String({ description: "the cache entry served or stored ({hash}:{task_type}), for DELETE /cache/{id}" }),
   ),
-  metadata: T.Object({ tokens_used: T.Number(), prompt_tokens: T.Number(), completion_tokens: T.Number() }),
+  metadata: T.Object({
+    tokens_used: T.Number(),
+    prompt_tokens: T.Number(),
+    completion_tokens: T.Number(),
+    // Issue 17: who answered and what it cost. Optional, so results of before still read.
+    provider: T.Optional(T.String({ description: "the provider that answered: openai, anthropic, cohere, simulated" })),
+    fallback: T.Optional(
+      T.Boolean({ description: "true: the route's first model failed and a model of its fallback chain answered" }),
+    ),
+    cost_usd: T.Optional(
+      T.Number({ description: "what this task's LLM call cost at the price table, USD; 0 for a cache hit" }),
+    ),
+    cached_prompt_tokens: T.Optional(
+      T.Number({ description: "of prompt_tokens, those the provider read from its prompt cache" }),
+    ),
+  }),
 });
 export type TaskResult = Static<typeof TaskResultSchema>;
 

@@ -75,7 +75,7 @@ function withoutNulls(value: unknown): unknown {
 
 const TASK_FIELDS = `task_id status
   result { response task_type model processing_time from_cache similarity cache_tier cache_id
-           metadata { tokens_used prompt_tokens completion_tokens } }
+           metadata { tokens_used prompt_tokens completion_tokens provider fallback cost_usd cached_prompt_tokens } }
   error { code message retriable }`;
 
 const PROCESS = `mutation ($input: ProcessInput!, $key: String) {

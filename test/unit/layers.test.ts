@@ -49,6 +49,10 @@ const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
   "@escape.tech/graphql-armor-max-tokens": ["api"],
   "bee-queue": ["queue"],
   kafkajs: ["ingest", "roles"],
+  // The providers' SDKs stay behind the LLM port (issue 17): nothing else sees an SDK type.
+  openai: ["llm"],
+  "@anthropic-ai/sdk": ["llm"],
+  "cohere-ai": ["llm"],
 };
 
 /** The folder or top-level file of src/ that a path is in (an import's path has no extension). */
@@ -109,7 +113,7 @@ describe("layers", () => {
     }
   });
 
-  test("the HTTP framework, GraphQL, Bee-Queue and kafkajs are loaded only by their own part of the tree", () => {
+  test("the HTTP framework, GraphQL, Bee-Queue, kafkajs and the LLM SDKs are loaded only by their own part of the tree", () => {
     const misplaced: string[] = [];
     for (const file of files) {
       for (const specifier of importsOf(file)) {

@@ -132,6 +132,9 @@ describe("a task's steps", () => {
       model: "m",
       finishReason: "stop",
       usage: { promptTokens: 3, completionTokens: 2, totalTokens: 5 },
+      provider: "anthropic",
+      fallback: false,
+      costUsd: 0.0000104,
     };
     const fresh: Resolution = { fromCache: false, answer, storedId: "abc:sentiment_analysis" };
     const hit: Resolution = {
@@ -144,7 +147,7 @@ describe("a task's steps", () => {
           query: "q",
           response: "positive",
           model: "m",
-          metadata: { tokens_used: 5, prompt_tokens: 3, completion_tokens: 2, created_at: 1 },
+          metadata: { tokens_used: 5, prompt_tokens: 3, completion_tokens: 2, created_at: 1, provider: "anthropic" },
         },
       },
     };
@@ -156,9 +159,17 @@ describe("a task's steps", () => {
       processing_time: 0.25,
       metadata: { tokens_used: 5, prompt_tokens: 3, completion_tokens: 2 },
     };
-    expect(resultOf(task, fresh, 250)).toEqual({ ...common, from_cache: false, cache_id: "abc:sentiment_analysis" });
+    const metadata = { ...common.metadata, provider: "anthropic" };
+    expect(resultOf(task, fresh, 250)).toEqual({
+      ...common,
+      metadata: { ...metadata, fallback: false, cost_usd: 0.0000104 },
+      from_cache: false,
+      cache_id: "abc:sentiment_analysis",
+    });
+    // A hit cost nothing now; it keeps the provider that wrote the answer.
     expect(resultOf(task, hit, 250)).toEqual({
       ...common,
+      metadata: { ...metadata, cost_usd: 0 },
       from_cache: true,
       similarity: 0.9346,
       cache_tier: "semantic",

@@ -44,6 +44,14 @@ export const typeDefs = /* GraphQL */ `
     tokens_used: Float!
     prompt_tokens: Float!
     completion_tokens: Float!
+    "The provider that answered: openai, anthropic, cohere, simulated."
+    provider: String
+    "True: the route's first model failed and a model of its fallback chain answered."
+    fallback: Boolean
+    "What this task's LLM call cost at the price table, USD; 0 for a cache hit."
+    cost_usd: Float
+    "Of prompt_tokens, those the provider read from its prompt cache."
+    cached_prompt_tokens: Float
   }
 
   type TaskError {
