@@ -151,6 +151,7 @@ export function createLlmProvider(
   return createModelRouter({
     providers: createAdapters(llm, options),
     defaultProvider: llm.provider,
+    defaultModel: llm.model,
     parse: (model) => parseModel(model, llm.provider),
     chainOf: routes.chainOf,
     limiterOf: (key) => limiters.get(key),

@@ -35,6 +35,8 @@ export interface ModelRouterDeps {
   providers: ReadonlyMap<string, LlmProvider>;
   /** The provider whose embed() the router's embed() is (the chat default). */
   defaultProvider: string;
+  /** The model of a request that names none (LLM_MODEL). */
+  defaultModel: string;
   /** A model string → its target (model-routes.ts parseModel, with the default provider). */
   parse: (model: string) => ModelTarget;
   /** The model and those tried after it (model-routes.ts chainOf). */
@@ -117,7 +119,7 @@ export function createModelRouter(deps: ModelRouterDeps): LlmProvider {
     embeddingDim: fallbackProvider.embeddingDim,
     embed: (texts, options) => fallbackProvider.embed(texts, options),
     async chat(request) {
-      const chain = chainOf(request.model ?? "");
+      const chain = chainOf(request.model || deps.defaultModel);
       let emitted = false;
       const onToken = request.onToken;
       const relay = onToken

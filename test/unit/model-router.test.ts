@@ -43,6 +43,7 @@ function router(adapters: LlmProvider[], breaker: CircuitBreaker = NO_BREAKER) {
   return createModelRouter({
     providers: new Map(adapters.map((a) => [a.name, a])),
     defaultProvider: "openai",
+    defaultModel: "gpt-4o-mini",
     parse: (model) => parseModel(model, "openai"),
     chainOf: (model) => [model, "anthropic/claude-3-5-haiku-latest", "cohere/command-r"],
     breaker,
@@ -111,6 +112,11 @@ describe("model router", () => {
       .catch((e: unknown) => e);
     expect(thrown).toMatchObject({ code: "LLM_CIRCUIT_OPEN", retriable: true, retryAfterMs: 700 });
     expect(adapters.map((a) => a.calls)).toEqual([0, 0, 0]);
+  });
+
+  test("a request that names no model gets LLM_MODEL of the default provider", async () => {
+    const result = await router([stub("openai", answer("ok"))]).chat(request);
+    expect(result).toMatchObject({ provider: "openai", routedModel: "gpt-4o-mini", model: "gpt-4o-mini" });
   });
 
   test("the first model answering is no fallback; its cost is its own price's", async () => {
