@@ -78,6 +78,11 @@ export interface SeriesSummary {
   max: number;
   /** Least-squares slope over the run, per minute. */
   slopePerMin: number;
+  /**
+   * The same over the second half of the run only: the page fills bounded buffers at first (five minutes of
+   * snapshots for its charts), so a leak is what still grows once they are full.
+   */
+  lastHalfSlopePerMin: number;
 }
 
 export interface ConsoleReport {
@@ -94,8 +99,11 @@ export interface ConsoleReport {
   nodes: SeriesSummary;
   documentNodes: SeriesSummary;
   longTasks: { count: number; totalMs: number; maxMs: number };
-  /** From a task's finished_at (the worker's clock) to its row in the page's Tasks list (the page's clock; one machine). */
-  completionToPageMs: { probes: number; seen: number; p50: number; p95: number; max: number };
+  /**
+   * From a sentiment_analysis task's finished_at (the worker's clock) to the page counting it (the page's clock; one
+   * machine), for every such completion of the measured phase; `seen`: those the page had counted by the end.
+   */
+  completionToPageMs: { completions: number; seen: number; p50: number; p95: number; max: number };
   /** At the end, once drained: the page's counters against GET /metrics. */
   final: { pageCompleted: number; metricsCompleted: number; pageFailed: number; metricsFailed: number };
 }
@@ -104,12 +112,16 @@ const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** di
 
 export function summarizeSeries(points: readonly (readonly [number, number])[]): SeriesSummary {
   const ys = points.map(([, y]) => y);
+  const middle = ((points[0]?.[0] ?? 0) + (points.at(-1)?.[0] ?? 0)) / 2;
+  const perMinute = (of: readonly (readonly [number, number])[]) =>
+    round(slope(of.map(([x, y]) => [x / 60, y] as const)), 4);
   return {
     first: round(ys[0] ?? 0),
     last: round(ys.at(-1) ?? 0),
     min: round(ys.length ? Math.min(...ys) : 0),
     max: round(ys.length ? Math.max(...ys) : 0),
-    slopePerMin: round(slope(points.map(([x, y]) => [x / 60, y] as const)), 4),
+    slopePerMin: perMinute(points),
+    lastHalfSlopePerMin: perMinute(points.filter(([x]) => x >= middle)),
   };
 }
 
@@ -124,4 +136,28 @@ export function percentileOf(sorted: readonly number[], p: number): number {
 export function overallShare(samples: readonly ConsoleSample[], pick: (s: ConsoleSample) => number): number {
   const wall = samples.reduce((s, x) => s + x.wallS, 0);
   return wall > 0 ? samples.reduce((s, x) => s + pick(x) * x.wallS, 0) / wall : 0;
+}
+
+/**
+ * How long each completion took to show: `finishes[n - 1]` is when the n-th completion of the stream ended,
+ * `shown` when the page's count reached a total (its clock, ascending, totals not decreasing). Only completions
+ * that ended within `window` (epoch ms) are measured; one the page never counted is not seen.
+ */
+export function lagsToPage(
+  finishes: readonly number[],
+  shown: readonly (readonly [number, number])[],
+  window: { from: number; to: number },
+): { completions: number; lags: number[] } {
+  const lags: number[] = [];
+  let completions = 0;
+  let j = 0;
+  for (let n = 1; n <= finishes.length; n++) {
+    const ended = finishes[n - 1] as number;
+    while (j < shown.length && (shown[j] as readonly [number, number])[1] < n) j++;
+    if (ended < window.from || ended > window.to) continue;
+    completions++;
+    const at = shown[j];
+    if (at) lags.push(Math.max(0, at[0] - ended));
+  }
+  return { completions, lags };
 }

@@ -8,14 +8,15 @@
  *   (HeapProfiler.collectGarbage), so what is left is what the page holds; the GC's own time is kept out of
  *   the busy share (the next interval starts after it);
  * - long tasks (a PerformanceObserver on "longtask": over 50 ms, what a user feels as jank);
- * - the time from a task's end to its row in the Tasks list: a MutationObserver notes when rows of probe tasks
- *   (Kafka events whose ids the scenario chose) first appear, and the scenario reads their finished_at.
+ * - the time from a task's end to the page showing it: a MutationObserver notes when the Live sentiment counts
+ *   change, and their total then (the page counts every sentiment_analysis completion of its stream); the scenario
+ *   follows the same stream and knows when the n-th of them ended (its finished_at).
  *
  * Beside the busy share (wall time in tasks, which a CPU shared with the app stretches), the CPU time of the
  * renderer's main thread from /proc: what the page really costs a core.
  *
  * The instrumentation is two observers and a short array drained at each sample: its cost is in the figures,
- * and small (a prefix test per added row).
+ * and small (a sum of four numbers per redraw of the counts).
  */
 import { readFileSync } from "node:fs";
 import puppeteer, { type Browser, type CDPSession, type Page } from "puppeteer-core";
@@ -33,7 +34,7 @@ export interface ConsolePage {
 }
 
 /** Opens /dashboard of a deployment without API keys (the page then needs none) and waits until it is live. */
-export async function openConsolePage(appUrl: string, probePrefix: string): Promise<ConsolePage> {
+export async function openConsolePage(appUrl: string): Promise<ConsolePage> {
   const executablePath = Bun.which("chromium");
   if (!executablePath) {
     throw new MissingServiceError(
@@ -51,23 +52,18 @@ export async function openConsolePage(appUrl: string, probePrefix: string): Prom
     await page.goto(`${appUrl}/dashboard`);
     await page.waitForSelector('#sentiment[data-live="true"]', { timeout: 20_000 });
     await page.waitForSelector('#tasks[data-loaded="true"]', { timeout: 20_000 });
-    await page.evaluate((prefix: string) => {
-      const bench = { probes: [] as [string, number][], longTasks: 0, longTaskMs: 0, longTaskMaxMs: 0 };
+    await page.evaluate(() => {
+      const bench = { shown: [] as [number, number][], longTasks: 0, longTaskMs: 0, longTaskMaxMs: 0 };
       (window as unknown as { __bench: typeof bench }).__bench = bench;
-      const seen = new Set<string>();
-      const body = document.querySelector("#task-table tbody");
-      if (!body) throw new Error("the page has no #task-table");
-      new MutationObserver((records) => {
-        for (const record of records) {
-          for (const node of record.addedNodes) {
-            const id = (node as HTMLElement).dataset?.taskId;
-            if (id?.startsWith(prefix) && !seen.has(id)) {
-              seen.add(id);
-              bench.probes.push([id, Date.now()]);
-            }
-          }
-        }
-      }).observe(body, { childList: true });
+      const tiles = ["positive", "neutral", "negative", "unlabelled"].map((label) =>
+        document.querySelector(`[data-metric="sentiment-${label}"]`),
+      );
+      let total = 0;
+      new MutationObserver(() => {
+        const now = tiles.reduce((sum, tile) => sum + Number(tile?.textContent), 0);
+        if (now !== total) bench.shown.push([Date.now(), now]);
+        total = now;
+      }).observe(document.querySelector("#sentiment") as Node, { subtree: true, childList: true, characterData: true });
       new PerformanceObserver((list) => {
         for (const entry of list.getEntries()) {
           bench.longTasks++;
@@ -75,7 +71,7 @@ export async function openConsolePage(appUrl: string, probePrefix: string): Prom
           bench.longTaskMaxMs = Math.max(bench.longTaskMaxMs, entry.duration);
         }
       }).observe({ type: "longtask" });
-    }, probePrefix);
+    });
     const client = await page.createCDPSession();
     await client.send("Performance.enable");
     return {
@@ -97,7 +93,8 @@ export async function readMetrics(client: CDPSession): Promise<PageMetrics> {
 }
 
 export interface PageDrain {
-  probes: [string, number][];
+  /** [the page's clock (epoch ms), the sentiment completions it counts then], at each change of the count. */
+  shown: [number, number][];
   longTasks: number;
   longTaskMs: number;
   longTaskMaxMs: number;
@@ -109,11 +106,11 @@ export function drainPage(page: Page): Promise<PageDrain> {
   return page.evaluate(() => {
     const bench = (
       window as unknown as {
-        __bench: { probes: [string, number][]; longTasks: number; longTaskMs: number; longTaskMaxMs: number };
+        __bench: { shown: [number, number][]; longTasks: number; longTaskMs: number; longTaskMaxMs: number };
       }
     ).__bench;
     const out = {
-      probes: bench.probes.splice(0),
+      shown: bench.shown.splice(0),
       longTasks: bench.longTasks,
       longTaskMs: bench.longTaskMs,
       longTaskMaxMs: bench.longTaskMaxMs,

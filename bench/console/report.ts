@@ -2,16 +2,17 @@
 import { escapeXml, lineChart } from "../report/svg-chart";
 import type { ConsoleReport, SeriesSummary } from "./analysis";
 
+const signed = (n: number, digits: number) => `${n >= 0 ? "+" : ""}${n.toFixed(digits)}`;
 const pct = (share: number) => `${(share * 100).toFixed(1)} %`;
 const series = (s: SeriesSummary, unit: string, digits = 1) =>
-  `${s.first.toFixed(digits)} → ${s.last.toFixed(digits)} ${unit} (min ${s.min.toFixed(digits)}, max ${s.max.toFixed(digits)}, slope ${s.slopePerMin >= 0 ? "+" : ""}${s.slopePerMin.toFixed(digits + 1)} ${unit}/min)`;
+  `${s.first.toFixed(digits)} → ${s.last.toFixed(digits)} ${unit} (min ${s.min.toFixed(digits)}, max ${s.max.toFixed(digits)}, slope ${signed(s.slopePerMin, digits + 1)} ${unit}/min, over the second half ${signed(s.lastHalfSlopePerMin, digits + 1)})`;
 
 /** One line a reader can quote: the three targets (busy < 20 %, heap and DOM flat) and the lag. */
 export function consoleHeadline(c: ConsoleReport): string {
   return (
     `console: main thread busy ${pct(c.busy.overall)} overall, worst ${c.sampleEveryS} s ${pct(c.busy.maxInterval)} ` +
     `(target < ${pct(c.busy.target)}); main thread CPU ${c.mainThreadCpu.overall < 0 ? "n/a" : pct(c.mainThreadCpu.overall)}; JS heap ${c.heapMiB.first.toFixed(1)} → ${c.heapMiB.last.toFixed(1)} MiB ` +
-    `(${c.heapMiB.slopePerMin >= 0 ? "+" : ""}${c.heapMiB.slopePerMin.toFixed(2)} MiB/min); DOM nodes ${c.nodes.first} → ${c.nodes.last} ` +
+    `(${signed(c.heapMiB.slopePerMin, 3)} MiB/min, second half ${signed(c.heapMiB.lastHalfSlopePerMin, 3)}); DOM nodes ${c.nodes.first} → ${c.nodes.last} ` +
     `(${c.nodes.slopePerMin >= 0 ? "+" : ""}${c.nodes.slopePerMin.toFixed(1)}/min); completion → page P50 ${c.completionToPageMs.p50} ms, ` +
     `P95 ${c.completionToPageMs.p95} ms`
   );
@@ -25,7 +26,7 @@ export function renderConsoleText(c: ConsoleReport): string {
     `  DOM nodes alive after it:  ${series(c.nodes, "nodes", 0)}`,
     `  nodes in the document:     ${series(c.documentNodes, "nodes", 0)}`,
     `  long tasks (> 50 ms): ${c.longTasks.count}, ${Math.round(c.longTasks.totalMs)} ms in all, longest ${Math.round(c.longTasks.maxMs)} ms`,
-    `  completion → row in the Tasks list: ${c.completionToPageMs.seen}/${c.completionToPageMs.probes} probes seen, P50 ${c.completionToPageMs.p50} ms, P95 ${c.completionToPageMs.p95} ms, max ${c.completionToPageMs.max} ms`,
+    `  completion → page (Live sentiment counts, every sentiment_analysis completion): ${c.completionToPageMs.seen}/${c.completionToPageMs.completions} counted, P50 ${c.completionToPageMs.p50} ms, P95 ${c.completionToPageMs.p95} ms, max ${c.completionToPageMs.max} ms`,
     `  at the end: the page shows ${c.final.pageCompleted} completed and ${c.final.pageFailed} failed; /metrics ${c.final.metricsCompleted} and ${c.final.metricsFailed}`,
   ];
   return lines.join("\n");
@@ -79,7 +80,7 @@ export function renderConsoleHtml(c: ConsoleReport): string {
     .join("\n");
   return `<h2>Operator console</h2>
 <p><b>${escapeXml(consoleHeadline(c))}</b></p>
-<pre>${escapeXml(renderConsoleText(c))}</pre>
+<pre style="white-space:pre-wrap">${escapeXml(renderConsoleText(c))}</pre>
 ${busy}
 ${heap}
 ${nodes}

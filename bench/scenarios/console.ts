@@ -7,20 +7,22 @@
  *
  * What it measures of the page (bench/console/page.ts says how), every 10 s of the measured phase (a third of
  * it, for runs under 30 s): the main thread's busy share (target under 20 %), the JS heap after a forced GC and
- * the DOM nodes (target: flat; their slope per minute), long tasks, and the time from a task's end to its row in
- * the page's Tasks list. The load's own figures (accept latency of the posts and produces, the app's CPU) are
- * the part's, as in every scenario.
+ * the DOM nodes (target: flat; their slope per minute), long tasks, and the time from a task's end to the page
+ * counting it (every sentiment_analysis completion of the measured phase). The load's own figures (accept
+ * latency of the posts and produces, the app's CPU) are the part's, as in every scenario.
  */
 import { Partitioners } from "kafkajs";
 import {
   busyBetween,
   type ConsoleReport,
   type ConsoleSample,
+  lagsToPage,
   overallShare,
   type PageMetrics,
   percentileOf,
   summarizeSeries,
 } from "../console/analysis";
+import { followCompletions } from "../console/completions";
 import {
   drainPage,
   openConsolePage,
@@ -40,8 +42,12 @@ import { resolveTarget } from "../targets/app-target";
 import type { Scenario } from "./scenario";
 
 const PARTITIONS = 2;
-/** Every FAIL_EVERY-th event's text makes the mock provider answer 400: it fails at its first attempt, for good. */
+/**
+ * One event in FAIL_EVERY has a text the mock provider answers 400 to: it fails at its first attempt, for good.
+ * In every 100, the 50th (produced: odd) and the 99th (posted: even), so both paths have failures.
+ */
 const FAIL_EVERY = 50;
+const fails = (n: number) => n % 100 === 49 || n % 100 === 98;
 const FAIL_TEXT = "bench: please fail this one";
 const TEXTS = [
   "The delivery was fast and the product works well, but the manual is confusing.",
@@ -66,7 +72,6 @@ export const consoleScenario: Scenario = {
     const runId = `bench-console-${process.pid}-${Date.now().toString(36)}`;
     const topic = `${runId}-in`;
     const groupId = `${runId}-group`;
-    const probePrefix = `${runId}-probe-`;
     const kafka = kafkaClient(options.brokers, "bench-console");
     const admin = kafka.admin();
     await admin.connect();
@@ -106,11 +111,14 @@ export const consoleScenario: Scenario = {
       if (!fault.ok) throw new Error(`the mock server refused the fault: ${fault.status}`);
       await waitForConsumerGroup(target.url, PARTITIONS);
 
+      // Opened before any load: the scenario and the page count the same completions from the first.
+      const follower = await followCompletions(target.url);
+      stops.push(async () => follower.close());
       progress.note("opening /dashboard in headless Chromium");
-      const page = await openConsolePage(target.url, probePrefix);
+      const page = await openConsolePage(target.url);
       stops.push(page.close);
 
-      // The load: even sequence numbers are posted, odd ones produced; a probe among the events about once a second.
+      // The load: even sequence numbers are posted, odd ones produced.
       const base = new URL(target.url);
       const pool = createHttpPool({
         url: target.url,
@@ -118,13 +126,10 @@ export const consoleScenario: Scenario = {
         timeoutMs: options.timeoutMs,
       });
       stops.push(async () => pool.close());
-      const probeStride = 2 * Math.max(1, Math.round(options.rate / 2));
       let sequence = 0;
-      let measuring = false;
-      const probesSent = new Set<string>();
       const operation: Operation = async () => {
         const n = sequence++;
-        const text = `${n % FAIL_EVERY === FAIL_EVERY - 1 ? FAIL_TEXT : TEXTS[n % TEXTS.length]} (#${n})`;
+        const text = `${fails(n) ? FAIL_TEXT : TEXTS[n % TEXTS.length]} (#${n})`;
         const taskType = Math.floor(n / 2) % 2 === 0 ? "sentiment_analysis" : "summarization";
         if (n % 2 === 0) {
           const body = JSON.stringify({ text, task_type: taskType, use_cache: false });
@@ -135,9 +140,7 @@ export const consoleScenario: Scenario = {
             ? { ok: true, sentAt: response.sentAt }
             : { ok: false, kind: `http_${response.status}`, sentAt: response.sentAt };
         }
-        const probe = n % probeStride === 1;
-        const eventId = probe ? `${probePrefix}${n}` : `${runId}-${n}`;
-        if (probe && measuring) probesSent.add(eventId);
+        const eventId = `${runId}-${n}`;
         const sentAt = performance.now();
         try {
           await producer.send({
@@ -158,7 +161,8 @@ export const consoleScenario: Scenario = {
       // The page's samples.
       const everyMs = sampleEveryMs(options.durationMs);
       const samples: ConsoleSample[] = [];
-      const lags: number[] = [];
+      const shown: [number, number][] = [];
+      const measured = { from: 0, to: 0 };
       let longTaskMaxMs = 0;
       let measureStart = 0;
       let baseline: PageMetrics | undefined;
@@ -167,11 +171,6 @@ export const consoleScenario: Scenario = {
       let sampling: Promise<void> = Promise.resolve();
       let timer: ReturnType<typeof setInterval> | undefined;
       const browserUse = page.pid === undefined ? undefined : createResourceSampler(page.pid);
-      const finishedAt = async (id: string): Promise<number | undefined> => {
-        const response = await fetch(`${target.url}/tasks/${encodeURIComponent(id)}`).catch(() => undefined);
-        if (!response?.ok) return undefined;
-        return ((await response.json()) as { finished_at?: number }).finished_at;
-      };
       const sample = async () => {
         if (!baseline) return;
         const end = await readMetrics(page.client);
@@ -186,11 +185,7 @@ export const consoleScenario: Scenario = {
         cpuBase = mainThread && threadCpuSeconds(mainThread);
         browserUse?.sample();
         longTaskMaxMs = Math.max(longTaskMaxMs, drained.longTaskMaxMs);
-        for (const [id, seenAt] of drained.probes) {
-          if (!probesSent.has(id)) continue;
-          const ended = await finishedAt(id);
-          if (ended !== undefined) lags.push(Math.max(0, seenAt - ended));
-        }
+        shown.push(...drained.shown);
         const point: ConsoleSample = {
           at: Math.round((performance.now() - measureStart) / 100) / 10,
           wallS: Math.round(share.wallS * 1000) / 1000,
@@ -224,7 +219,7 @@ export const consoleScenario: Scenario = {
         signal,
         ...(target.pid === undefined ? {} : { targetPid: target.pid }),
         beforeMeasure: async () => {
-          measuring = true;
+          measured.from = Date.now();
           // The warm-up's GC-free start: one forced GC, then the first interval begins.
           await page.client.send("HeapProfiler.collectGarbage");
           await drainPage(page.page);
@@ -241,7 +236,7 @@ export const consoleScenario: Scenario = {
           const since = performance.now() - measureStart - (samples.at(-1)?.at ?? 0) * 1000;
           if (since >= everyMs / 2) tick();
           await sampling;
-          measuring = false;
+          measured.to = Date.now();
           return {};
         },
       });
@@ -265,6 +260,8 @@ export const consoleScenario: Scenario = {
         metricsFailed: last.failed_tasks,
       };
 
+      shown.push(...(await drainPage(page.page)).shown);
+      const { completions, lags } = lagsToPage(follower.finishes, shown, measured);
       lags.sort((a, b) => a - b);
       const points = (pick: (s: ConsoleSample) => number) => samples.map((s) => [s.at, pick(s)] as const);
       const report: ConsoleReport = {
@@ -292,7 +289,7 @@ export const consoleScenario: Scenario = {
           maxMs: Math.round(longTaskMaxMs),
         },
         completionToPageMs: {
-          probes: probesSent.size,
+          completions,
           seen: lags.length,
           p50: percentileOf(lags, 50),
           p95: percentileOf(lags, 95),
@@ -312,9 +309,11 @@ export const consoleScenario: Scenario = {
           console_heap_first_mib: round(report.heapMiB.first, 2),
           console_heap_last_mib: round(report.heapMiB.last, 2),
           console_heap_slope_mib_per_min: report.heapMiB.slopePerMin,
+          console_heap_last_half_slope_mib_per_min: report.heapMiB.lastHalfSlopePerMin,
           console_nodes_first: report.nodes.first,
           console_nodes_last: report.nodes.last,
           console_nodes_slope_per_min: report.nodes.slopePerMin,
+          console_nodes_last_half_slope_per_min: report.nodes.lastHalfSlopePerMin,
           console_long_tasks: report.longTasks.count,
           console_completion_to_page_p50_ms: report.completionToPageMs.p50,
           console_completion_to_page_p95_ms: report.completionToPageMs.p95,

@@ -35,9 +35,9 @@ const TASK_ROWS = 50;
 const RESULT_CHARS = 2000;
 /**
  * The lists fed by completions (Tasks, Live sentiment) are drawn at most once a second, however many arrive: drawn
- * at each completion, they kept the browser's main thread busy most of the time at 10,000 events a minute, and
- * four times a second still cost a third more than once (BENCHMARKS.md, "Operator console"). A first completion
- * after a quiet spell is drawn at once.
+ * at each completion, they kept the browser's main thread busy 80 % of the time at 10,000 events a minute, and
+ * drawn four times a second, they cost about 40 % more of its CPU than once (BENCHMARKS.md, "Operator console").
+ * A first completion after a quiet spell is drawn at once.
  */
 const LIST_REDRAW_MS = 1000;
 
