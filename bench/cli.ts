@@ -75,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
       parts: run.parts,
       ...(run.step ? { step: run.step } : {}),
       ...(run.cacheQuality ? { cacheQuality: run.cacheQuality } : {}),
+      ...(run.console ? { console: run.console } : {}),
       interrupted: abort.signal.aborted,
     };
     process.stdout.write(`${renderSummary(result)}\n`);

@@ -1,6 +1,6 @@
 /** `bun bench --help`. */
 
-import { DEFAULTS } from "./options";
+import { CONSOLE_DEFAULTS, DEFAULTS } from "./options";
 import { SCENARIOS } from "./scenarios";
 import { isPending } from "./scenarios/scenario";
 
@@ -21,9 +21,9 @@ Load model:
                             omission corrected, as wrk2); closed: --concurrency callers back to back;
                             step: open loop at rising rates, finds the highest held under --p99-target
                             [${DEFAULTS.mode}]
-  --rate N                  requests (tasks) per second in open mode [${DEFAULTS.rate}]
-  --duration D              measured phase, e.g. 30s, 2m, 500ms [${DEFAULTS.duration}]
-  --warmup D                unmeasured warm-up before it [${DEFAULTS.warmup}]
+  --rate N                  requests (tasks) per second in open mode [${DEFAULTS.rate}; console: ${Number(CONSOLE_DEFAULTS.rate).toFixed(2)}, 10,000/min]
+  --duration D              measured phase, e.g. 30s, 2m, 500ms [${DEFAULTS.duration}; console: ${CONSOLE_DEFAULTS.duration}]
+  --warmup D                unmeasured warm-up before it [${DEFAULTS.warmup}; console: ${CONSOLE_DEFAULTS.warmup}]
   --concurrency N           closed-loop callers [${DEFAULTS.concurrency}]
   --steps S:M:I             step mode: start:max:increment in /s [${DEFAULTS.steps}]
   --p99-target MS           step mode: a step holds if P99 ≤ this, errors ≤ 0.1 %, throughput ≥ 97 % [${DEFAULTS["p99-target"]}]

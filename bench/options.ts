@@ -113,11 +113,22 @@ export const DEFAULTS = {
   out: "bench/results",
 } as const;
 
+/**
+ * What the `console` scenario changes of DEFAULTS when the flag is not given: a steady 10,000 events a minute
+ * for 10 minutes, after a warm-up long enough for the page to open and fill its charts' first points.
+ */
+export const CONSOLE_DEFAULTS = {
+  rate: String(10_000 / 60),
+  duration: "10m",
+  warmup: "10s",
+} as const;
+
 const FLAGS = {
   mode: { type: "string", default: DEFAULTS.mode },
-  rate: { type: "string", default: DEFAULTS.rate },
-  duration: { type: "string", default: DEFAULTS.duration },
-  warmup: { type: "string", default: DEFAULTS.warmup },
+  // Their defaults depend on the scenario (CONSOLE_DEFAULTS): applied after parsing.
+  rate: { type: "string" },
+  duration: { type: "string" },
+  warmup: { type: "string" },
   connections: { type: "string", default: DEFAULTS.connections },
   concurrency: { type: "string", default: DEFAULTS.concurrency },
   timeout: { type: "string", default: DEFAULTS.timeout },
@@ -215,6 +226,10 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
     throw new UsageError(`${error instanceof Error ? error.message : String(error)}. See \`bun bench --help\`.`);
   }
   const v = parsed.values;
+  const defaults = parsed.positionals[0] === "console" ? CONSOLE_DEFAULTS : DEFAULTS;
+  const rate = v.rate ?? defaults.rate;
+  const duration = v.duration ?? defaults.duration;
+  const warmup = v.warmup ?? defaults.warmup;
   const url = v.url;
   if (url !== undefined && !/^http:\/\/[^/]+(:\d+)?\/?$/.test(url)) {
     throw new UsageError(
@@ -246,9 +261,9 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
     help: v.help,
     options: {
       mode: oneOf("mode", v.mode, ["open", "closed", "step"] as const),
-      rate: parsePositive("rate", v.rate, 1_000_000),
-      durationMs: parseDuration("duration", v.duration),
-      warmupMs: parseDuration("warmup", v.warmup, true),
+      rate: parsePositive("rate", rate, 1_000_000),
+      durationMs: parseDuration("duration", duration),
+      warmupMs: parseDuration("warmup", warmup, true),
       connections: parseInteger("connections", v.connections, 10_000),
       concurrency: parseInteger("concurrency", v.concurrency, 10_000),
       timeoutMs: parseDuration("timeout", v.timeout),

@@ -6,6 +6,7 @@
 
 import type { Histogram } from "../src/metrics/histogram";
 import type { CacheQualityReport } from "./cache-quality/report";
+import type { ConsoleReport } from "./console/analysis";
 import type { TimelinePoint } from "./measure/recorder";
 import type { ResourceSummary } from "./measure/resources";
 
@@ -65,6 +66,8 @@ export interface RunResult {
   step?: { p99TargetMs: number; highestHeld: number | undefined };
   /** `cache-quality`: rates per kind, the threshold sweep, the calibration. */
   cacheQuality?: CacheQualityReport;
+  /** `console`: the operator console's main-thread busy share, heap and DOM nodes over the run. */
+  console?: ConsoleReport;
   interrupted: boolean;
 }
 

@@ -6,6 +6,7 @@
  */
 import { addEncoded, createDurationHistogram } from "../../src/metrics/histogram";
 import { renderCacheQualityHtml } from "../cache-quality/report";
+import { renderConsoleHtml } from "../console/report";
 import type { PartResult, RunResult } from "../result";
 import { escapeXml, lineChart, type Series } from "./svg-chart";
 import { errorKinds, fmt, PART_COLUMNS, partCells } from "./table";
@@ -97,6 +98,7 @@ ${result.parts
   .join("\n")}
 ${result.step ? `<p>Highest rate held with P99 ≤ ${result.step.p99TargetMs} ms: <b>${result.step.highestHeld === undefined ? "none" : `${fmt(result.step.highestHeld, 0)}/s`}</b></p>` : ""}
 ${result.cacheQuality ? renderCacheQualityHtml(result.cacheQuality) : ""}
+${result.console ? renderConsoleHtml(result.console) : ""}
 ${latency}
 ${throughput}
 ${p99}

@@ -1,5 +1,6 @@
 /** The terminal summary of a run: one row per part, then errors, resources and scenario extras. */
 import { renderCacheQualityText } from "../cache-quality/report";
+import { renderConsoleText } from "../console/report";
 import type { RunResult } from "../result";
 import { errorKinds, fmt, PART_COLUMNS, partCells, table } from "./table";
 
@@ -39,6 +40,7 @@ export function renderSummary(result: RunResult): string {
     if (details.length > 0) out.push(`  ${part.name}:\n    ${details.join("\n    ")}`);
   }
   if (result.cacheQuality) out.push(renderCacheQualityText(result.cacheQuality));
+  if (result.console) out.push(renderConsoleText(result.console));
   if (result.step) {
     out.push(
       `highest rate held with P99 ≤ ${result.step.p99TargetMs} ms: ${result.step.highestHeld === undefined ? "none" : `${fmt(result.step.highestHeld, 0)}/s`}`,

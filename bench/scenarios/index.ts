@@ -2,6 +2,7 @@
 import { baselineScenario } from "./baseline";
 import { cacheScenario } from "./cache";
 import { cacheQualityScenario } from "./cache-quality";
+import { consoleScenario } from "./console";
 import { e2eScenario } from "./e2e";
 import { eventsScenario } from "./events";
 import { httpScenario } from "./http";
@@ -18,6 +19,7 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
   cacheQualityScenario,
   eventsScenario,
   streamScenario,
+  consoleScenario,
   baselineScenario,
   nullScenario,
 ];

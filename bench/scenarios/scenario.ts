@@ -5,6 +5,7 @@
  * does the rest. Register a new one in ./index.ts.
  */
 import type { CacheQualityReport } from "../cache-quality/report";
+import type { ConsoleReport } from "../console/analysis";
 import type { MeasureOutcome } from "../load/measure-load";
 import type { BenchOptions } from "../options";
 import type { Progress } from "../progress";
@@ -20,6 +21,8 @@ export interface ScenarioRun extends MeasureOutcome {
   /** What was measured, for the summary and the report. */
   target: string;
   cacheQuality?: CacheQualityReport;
+  /** `console`: the page's samples and their summary. */
+  console?: ConsoleReport;
 }
 
 export interface Scenario {

@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseCommand } from "../../bench/options";
 import type { RunResult } from "../../bench/result";
 import { requireRedis, testConfig } from "../helpers/services";
 
@@ -36,6 +37,7 @@ describe("bun bench CLI", () => {
       "cache",
       "cache-quality",
       "stream",
+      "console",
       "--tokens",
       "--token-latency",
       "--embeddings",
@@ -52,6 +54,17 @@ describe("bun bench CLI", () => {
       expect(stdout).toContain(word);
   });
 
+  test("`console` defaults to 10,000 events a minute for 10 minutes; other scenarios keep theirs; flags win", () => {
+    const defaults = parseCommand(["console"]).options;
+    expect(defaults.rate * 60).toBeCloseTo(10_000, 6);
+    expect(defaults.durationMs).toBe(600_000);
+    expect(defaults.warmupMs).toBe(10_000);
+    const http = parseCommand(["http"]).options;
+    expect([http.rate, http.durationMs, http.warmupMs]).toEqual([1000, 10_000, 2000]);
+    const given = parseCommand(["console", "--rate", "20", "--duration", "15s", "--warmup", "0"]).options;
+    expect([given.rate, given.durationMs, given.warmupMs]).toEqual([20, 15_000, 0]);
+  });
+
   test.each([
     [["--rat", "5"], "Unknown option '--rat'"],
     [["--rate", "fast"], '--rate "fast": expected a number greater than 0'],
@@ -63,6 +76,7 @@ describe("bun bench CLI", () => {
     [["cache-quality", "--embeddings", "openai"], '--embeddings "openai": expected one of local, simulated'],
     [["cache-quality", "--limit", "0"], '--limit "0"'],
     [["cache-quality", "--path", "kafka"], '--path "kafka": expected one of module, http, both'],
+    [["console", "--url", "http://127.0.0.1:9"], "console starts the app itself"],
   ])("bad usage %p is refused with a message naming it and exit code 2", async (args, message) => {
     const { stderr, code } = await bench(...args);
     expect(code).toBe(2);
@@ -335,4 +349,42 @@ describe("bun bench CLI", () => {
     expect(code).toBe(2);
     expect(stderr).toContain("services:up");
   });
+
+  test("`console` opens /dashboard in Chromium under HTTP and Kafka load and reports its busy share, heap and DOM nodes", async () => {
+    const out = join(dir, "console");
+    const redisUrl = new URL(testConfig.redisUrl);
+    redisUrl.pathname = "/47";
+    const { code, stderr, stdout } = await bench(
+      ...["console", "--rate", "20", "--duration", "15s", "--warmup", "2s", "--latency", "5"],
+      ...["--redis-url", redisUrl.toString(), "--out", out, "--quiet"],
+    );
+    expect({ code, stderr: code === 0 ? "" : stderr }).toEqual({ code: 0, stderr: "" });
+    expect(stdout).toContain("console: main thread busy");
+    const result = results(out)[0];
+    const part = result?.parts[0];
+    expect(part?.completed).toBe(300);
+    expect(part?.errors).toEqual({});
+    const report = result?.console;
+    // A sample every 5 s of a 15 s run (a third of it).
+    expect(report?.sampleEveryS).toBe(5);
+    expect(report?.samples.length).toBeGreaterThanOrEqual(2);
+    for (const sample of report?.samples ?? []) {
+      expect(sample.busy).toBeGreaterThan(0);
+      expect(sample.busy).toBeLessThan(1);
+      expect(sample.mainThreadCpu).toBeGreaterThan(0);
+      expect(sample.heapMiB).toBeGreaterThan(0);
+      expect(sample.nodes).toBeGreaterThan(100);
+      expect(sample.documentNodes).toBeGreaterThan(100);
+    }
+    expect(typeof report?.heapMiB.slopePerMin).toBe("number");
+    // The probes' rows were seen, and the page's counters caught up with /metrics once the load drained.
+    expect(report?.completionToPageMs.seen).toBeGreaterThan(0);
+    expect(report?.final.pageCompleted).toBe(report?.final.metricsCompleted);
+    expect(report?.final.pageFailed).toBe(report?.final.metricsFailed);
+    // 1 event in 50 fails on purpose: the warm-up's and the measured part's 340 events hold a few.
+    expect(report?.final.metricsFailed).toBeGreaterThan(0);
+    expect(part?.extra?.console_busy_overall).toBe(Math.round((report?.busy.overall ?? 0) * 1e4) / 1e4);
+    const html = readdirSync(out).find((f) => f.endsWith(".html")) ?? "";
+    expect(readFileSync(join(out, html), "utf8")).toContain("console-busy-chart");
+  }, 90_000);
 });

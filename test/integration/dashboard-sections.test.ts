@@ -6,58 +6,32 @@
  * compared with GET /tasks, GET /task/:id and GET /metrics.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Admin, Kafka } from "kafkajs";
+import type { Kafka } from "kafkajs";
 import type { Browser, Page } from "puppeteer-core";
-import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
-import { type AppProcess, launchWithMock } from "../helpers/app-process";
-import { launchBrowser, openConsole, screenshotSection } from "../helpers/browser";
-import { requireKafka, uniquePrefix, waitFor } from "../helpers/services";
-import { ingestNames } from "./fixtures/kafka-ingest";
+import type { AppProcess } from "../helpers/app-process";
+import { openConsole, screenshotSection } from "../helpers/browser";
+import { type ConsoleApp, FAIL_TEXT as FAIL, startConsoleApp } from "../helpers/console-app";
+import { waitFor } from "../helpers/services";
 
 const DB = 45;
 const ADMIN_KEY = "sections-admin-key-123";
 const TENANT_KEY = "sections-tenant-key-456";
-const FAIL = "please fail this one";
-const prefix = uniquePrefix("dash-sections").replaceAll("-", "_");
-const { groupId, topics } = ingestNames(prefix);
-const [topic, dlq] = topics as [string, string];
 
-let mock: MockOpenAiServer;
+let setup: ConsoleApp;
 let app: AppProcess;
 let browser: Browser;
 let kafka: Kafka;
-let admin: Admin;
+let topic: string;
+let prefix: string;
 
 beforeAll(async () => {
-  ({ kafka, admin } = await requireKafka());
-  await admin.createTopics({
-    topics: [
-      { topic, numPartitions: 2 },
-      { topic: dlq, numPartitions: 1 },
-    ],
-    waitForLeaders: true,
-  });
-  mock = createMockOpenAiServer({ port: 0 });
-  // A 400 is not retried: the tasks whose text asks for it fail at their first attempt.
-  mock.setFault({ kind: "400", textIncludes: FAIL, endpoint: "chat" });
-  app = await launchWithMock(mock, DB, {
-    ROLES: "api,consumer,worker",
-    API_KEYS: `ops:${ADMIN_KEY},web:${TENANT_KEY}`,
-    API_ADMINS: "ops",
-    KAFKA_TOPIC_IN: topic,
-    KAFKA_GROUP_ID: groupId,
-    KAFKA_CONSUMER_THREADS: "1",
-  });
-  browser = await launchBrowser();
+  // Every role on topics of its own; a 400 is not retried: the tasks whose text asks for it fail at their first attempt.
+  setup = await startConsoleApp({ name: "dash-sections", db: DB, keys: { admin: ADMIN_KEY, tenant: TENANT_KEY } });
+  ({ app, browser, kafka, topic, prefix } = setup);
 }, 60_000);
 
 afterAll(async () => {
-  await browser?.close();
-  if (app) expect(await app.stop()).toBe(0);
-  await mock?.stop();
-  await admin?.deleteGroups([groupId]).catch(() => {});
-  await admin?.deleteTopics({ topics }).catch(() => {});
-  await admin?.disconnect();
+  if (setup) expect(await setup.stop()).toBe(0);
 });
 
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });

@@ -33,6 +33,13 @@ const LATEST = 20;
 const TASK_ROWS = 50;
 /** Characters of a result shown in the detail. */
 const RESULT_CHARS = 2000;
+/**
+ * The lists fed by completions (Tasks, Live sentiment) are drawn at most once a second, however many arrive: drawn
+ * at each completion, they kept the browser's main thread busy 80 % of the time at 10,000 events a minute, and
+ * drawn four times a second, they cost about 40 % more of its CPU than once (BENCHMARKS.md, "Operator console").
+ * A first completion after a quiet spell is drawn at once.
+ */
+const LIST_REDRAW_MS = 1000;
 
 const $ = (selector) => document.querySelector(selector);
 const metric = (name) => document.querySelector(`[data-metric="${name}"]`);
@@ -49,13 +56,41 @@ const setCounts = (counts) => {
 const decimal = (n) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
 const percent = (n) => `${(n * 100).toFixed(1)} %`;
 
+/** Draws due at the next frame of the lists' cadence. */
+const dueDraws = new Set();
+let drawnAt = Number.NEGATIVE_INFINITY;
+let drawPending = false;
+
+/**
+ * `draw`, to run in the next animation frame of a cadence of one every LIST_REDRAW_MS at most; every draw that is
+ * due then runs in that same frame (one layout and paint for all of them), each once however often it was asked for.
+ */
+function scheduleDraw(draw) {
+  dueDraws.add(draw);
+  if (drawPending) return;
+  drawPending = true;
+  setTimeout(
+    () =>
+      requestAnimationFrame(() => {
+        drawPending = false;
+        drawnAt = performance.now();
+        const draws = [...dueDraws];
+        dueDraws.clear();
+        for (const due of draws) due();
+      }),
+    Math.max(0, drawnAt + LIST_REDRAW_MS - performance.now()),
+  );
+}
+const throttled = (draw) => () => scheduleDraw(draw);
+
 const state = {
   key: undefined,
   samples: [],
   prices: undefined,
   /** The workers' heartbeat interval (event: config); a worker is stale after two without a beat. */
   heartbeatMs: 2000,
-  sentiment: { positive: 0, neutral: 0, negative: 0, unlabelled: 0, minutes: [] },
+  /** `latest`: completions not drawn yet, newest last (at most LATEST). */
+  sentiment: { positive: 0, neutral: 0, negative: 0, unlabelled: 0, minutes: [], latest: [] },
   sources: [],
   /** What operators changed (GET /admin/control's answer), from the workers event. */
   control: undefined,
@@ -63,7 +98,6 @@ const state = {
     rows: [],
     filter: { status: "", task_type: "", queue: "", tenant: "" },
     detailId: undefined,
-    drawing: false,
   },
 };
 
@@ -286,23 +320,34 @@ function onCompletion(event) {
   } else {
     s.unlabelled++;
   }
+  s.latest.push({ data, label });
+  if (s.latest.length > LATEST) s.latest.shift();
+  drawSentiment();
+}
+
+/** The counts, the minutes and the latest list, from the completions that came since the last draw. */
+const drawSentiment = throttled(() => {
+  const s = state.sentiment;
   for (const name of [...LABELS, "unlabelled"]) setMetric(`sentiment-${name}`, integer(s[name]));
   renderMinutes();
-  const item = document.createElement("li");
-  item.dataset.taskId = data.task_id;
-  item.dataset.label = label ?? "unlabelled";
-  const tag = document.createElement("b");
-  tag.className = `label-${label ?? "neutral"}`;
-  tag.textContent = label ?? data.status.toLowerCase();
-  const id = document.createElement("code");
-  id.textContent = ` ${data.task_id} `;
-  const text = document.createElement("span");
-  text.textContent = typeof data.result?.response === "string" ? data.result.response : "";
-  item.append(tag, id, text);
+  const items = s.latest.splice(0).map(({ data, label }) => {
+    const item = document.createElement("li");
+    item.dataset.taskId = data.task_id;
+    item.dataset.label = label ?? "unlabelled";
+    const tag = document.createElement("b");
+    tag.className = `label-${label ?? "neutral"}`;
+    tag.textContent = label ?? data.status.toLowerCase();
+    const id = document.createElement("code");
+    id.textContent = ` ${data.task_id} `;
+    const text = document.createElement("span");
+    text.textContent = typeof data.result?.response === "string" ? data.result.response : "";
+    item.append(tag, id, text);
+    return item;
+  });
   const list = $("#sentiment-latest");
-  list.prepend(item);
+  list.prepend(...items.reverse());
   while (list.children.length > LATEST) list.lastElementChild.remove();
-}
+});
 
 function renderMinutes() {
   const body = $("#sentiment-minutes tbody");
@@ -462,11 +507,8 @@ async function loadTasks() {
     tasksNote(undefined);
     state.tasks.rows = body.tasks;
   }
-  drawTasks();
-  // After the frame that draws the rows (callbacks run in order): tests and the eye see the list, not a blank.
-  requestAnimationFrame(() => {
-    $("#tasks").dataset.loaded = "true";
-  });
+  renderTasks();
+  $("#tasks").dataset.loaded = "true";
 }
 
 function onTaskCompletion(event) {
@@ -477,46 +519,64 @@ function onTaskCompletion(event) {
   if (state.tasks.detailId === task.task_id) void openDetail(task.task_id);
 }
 
-/** Redraws the list at most once a frame, however many completions arrive. */
-function drawTasks() {
-  if (state.tasks.drawing) return;
-  state.tasks.drawing = true;
-  requestAnimationFrame(() => {
-    state.tasks.drawing = false;
-    const rows = state.tasks.rows.map((task) => {
-      const id = document.createElement("code");
-      id.textContent = task.task_id;
-      const first = cell("");
-      first.append(id);
-      const row = tr(
-        first,
-        cell(task.status, { status: task.status }),
-        cell(task.task_type),
-        cell(task.queue),
-        cell(task.tenant ?? ""),
-        cell(clock(task.finished_at ?? task.accepted_at)),
-      );
-      row.dataset.taskId = task.task_id;
-      row.dataset.status = task.status;
-      if (task.task_id === state.tasks.detailId) row.dataset.selected = "true";
-      return row;
-    });
-    $("#task-table tbody").replaceChildren(...rows);
-    $("#tasks-empty").hidden = rows.length > 0;
-    const seen = (field) => [...new Set(state.tasks.rows.map((task) => task[field]).filter(Boolean))].sort();
-    for (const [list, field] of [
-      ["#task-types", "task_type"],
-      ["#task-queues", "queue"],
-      ["#task-tenants", "tenant"],
-    ]) {
-      const values = seen(field);
-      const node = $(list);
-      if (node.dataset.values === values.join(",")) continue;
-      node.dataset.values = values.join(",");
-      node.replaceChildren(...values.map((value) => Object.assign(document.createElement("option"), { value })));
-    }
-  });
+/** A row of the Tasks list; its key changes when what it shows does. */
+function taskRow(task) {
+  const id = document.createElement("code");
+  id.textContent = task.task_id;
+  const first = cell("");
+  first.append(id);
+  const row = tr(
+    first,
+    cell(task.status, { status: task.status }),
+    cell(task.task_type),
+    cell(task.queue),
+    cell(task.tenant ?? ""),
+    cell(clock(task.finished_at ?? task.accepted_at)),
+  );
+  row.dataset.taskId = task.task_id;
+  row.dataset.status = task.status;
+  return row;
 }
+const taskKey = (task) => `${task.task_id}:${task.status}:${task.finished_at ?? task.accepted_at ?? ""}`;
+
+/**
+ * Draws the list. Rows that stay are kept in place (a new completion adds a row at the top and drops one at the
+ * bottom), so the page lays out what changed.
+ */
+function renderTasks() {
+  const body = $("#task-table tbody");
+  const existing = new Map([...body.children].map((row) => [row.dataset.key, row]));
+  let cursor = body.firstElementChild;
+  for (const task of state.tasks.rows) {
+    const key = taskKey(task);
+    let row = existing.get(key);
+    if (row) existing.delete(key);
+    else {
+      row = taskRow(task);
+      row.dataset.key = key;
+    }
+    if (task.task_id === state.tasks.detailId) row.dataset.selected = "true";
+    else delete row.dataset.selected;
+    if (row === cursor) cursor = cursor.nextElementSibling;
+    else body.insertBefore(row, cursor);
+  }
+  for (const row of existing.values()) row.remove();
+  $("#tasks-empty").hidden = state.tasks.rows.length > 0;
+  const seen = (field) => [...new Set(state.tasks.rows.map((task) => task[field]).filter(Boolean))].sort();
+  for (const [list, field] of [
+    ["#task-types", "task_type"],
+    ["#task-queues", "queue"],
+    ["#task-tenants", "tenant"],
+  ]) {
+    const values = seen(field);
+    const node = $(list);
+    if (node.dataset.values === values.join(",")) continue;
+    node.dataset.values = values.join(",");
+    node.replaceChildren(...values.map((value) => Object.assign(document.createElement("option"), { value })));
+  }
+}
+/** Redraws the list at most every LIST_REDRAW_MS, however many completions arrive. */
+const drawTasks = throttled(renderTasks);
 
 async function openDetail(id) {
   const taskId = id.trim();
