@@ -37,7 +37,7 @@ import { kafkaClient, waitForConsumerGroup } from "../kafka-common";
 import { measureLoad } from "../load/measure-load";
 import type { Operation } from "../load/open-loop";
 import { createResourceSampler } from "../measure/resources";
-import { UsageError } from "../options";
+import { MissingServiceError, UsageError } from "../options";
 import { resolveTarget } from "../targets/app-target";
 import type { Scenario } from "./scenario";
 
@@ -74,7 +74,11 @@ export const consoleScenario: Scenario = {
     const groupId = `${runId}-group`;
     const kafka = kafkaClient(options.brokers, "bench-console");
     const admin = kafka.admin();
-    await admin.connect();
+    await admin.connect().catch((error: unknown) => {
+      throw new MissingServiceError(
+        `Kafka is not reachable at ${options.brokers.join(",")} (${String(error)}): start it with \`bun run services:up\``,
+      );
+    });
     await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
     const producer = kafka.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
