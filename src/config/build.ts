@@ -199,6 +199,7 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
       },
     },
     resultTtlSeconds: env.RESULT_TTL_SECONDS,
+    resultKeepInput: isTrue(env.RESULT_KEEP_INPUT),
     events: {
       streamMaxLen: env.EVENTS_STREAM_MAXLEN,
       heartbeatMs: env.SSE_HEARTBEAT_MS,

@@ -48,6 +48,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
       thresholds: Object.fromEntries(config.cache.thresholds),
     },
     resultTtlSeconds: config.resultTtlSeconds,
+    resultKeepInput: config.resultKeepInput,
     events: config.events,
     apiKeys: config.apiKeys.map((k) => k.name),
     apiAdmins: [...config.apiAdmins],

@@ -258,6 +258,12 @@ export const EnvSchema = T.Object({
   LLM_PRICE_OUTPUT_PER_MTOK: price("completion", 0.6),
   EMBEDDING_PRICE_PER_MTOK: price("embedding", 0.02),
   RESULT_TTL_SECONDS: integer(1, 31_536_000, "seconds a task result stays readable", 3600),
+  RESULT_KEEP_INPUT: T.String({
+    ...BOOLEAN,
+    default: "true",
+    description:
+      "keep a finished task's text in its record for RESULT_TTL_SECONDS (task detail, fine-tuning files); false: only while it is queued",
+  }),
   EVENTS_STREAM_MAXLEN: integer(
     100,
     100_000_000,

@@ -155,6 +155,8 @@ export interface Config {
     readonly prices: { readonly input: number; readonly output: number; readonly embedding: number };
   };
   readonly resultTtlSeconds: number;
+  /** Whether a finished task's record keeps its text (RESULT_KEEP_INPUT): the task detail and fine-tuning read it. */
+  readonly resultKeepInput: boolean;
   /** The event log and the push channels (SSE, WebSocket, GraphQL subscriptions). */
   readonly events: {
     /** Completions kept in each tenant's stream: how far back a reconnecting client can catch up. */

@@ -48,7 +48,12 @@ export async function startApiRole(deps: {
   lifecycle.onShutdown("task waiter", () => waiter.close());
   const hub = await createEventHub({ redis, logger: logger.child({ component: "events" }) });
   lifecycle.onShutdown("event hub", () => hub.close());
-  const store = createTaskStore({ redis, resultTtlSeconds: config.resultTtlSeconds, queued: queuedJobs(queueNames) });
+  const store = createTaskStore({
+    redis,
+    resultTtlSeconds: config.resultTtlSeconds,
+    queued: queuedJobs(queueNames),
+    keepInput: config.resultKeepInput,
+  });
   const enqueuer = createEnqueuer({
     redis,
     queues,

@@ -84,6 +84,7 @@ try {
     queued: queuedJobs(config.worker.queues),
     eventsMaxLen: config.events.streamMaxLen,
     onFinish: deliveries.onFinish,
+    keepInput: config.resultKeepInput,
   });
   // Without WEBHOOK_SECRET nothing can be signed: deliveries wait in Redis for a worker that has it.
   const webhookSecret = config.webhooks.secret;

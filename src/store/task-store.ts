@@ -32,8 +32,9 @@ export interface TaskState {
   /** Internal: the tenant that owns the task; never sent to clients. */
   tenant?: string;
   /**
-   * The text, while the task's job record exists: queued, running, retrying, or failed for good (failed jobs
-   * are kept, queue/failed-jobs.ts). A succeeded job's record is removed, and no other copy is kept.
+   * The text: from the task's job record while it exists (queued, running, retrying, or failed for good:
+   * failed jobs are kept, queue/failed-jobs.ts); after a success or a cancel, from the task's own record,
+   * where the finish keeps it unless RESULT_KEEP_INPUT is false.
    */
   input?: string;
 }
@@ -88,14 +89,15 @@ return append_event(ARGV[5], KEYS[2], ARGV[4], '{"task_id":' .. cjson.encode(ARG
 /*
  * Lua shared by the scripts that end a task (FINISH, and CANCEL below):
  * finish(k_result, k_task_events, k_tenant_events, k_pending or nil, status, payload (JSON), finished_at, ttl,
- *        task_id, task stream maxlen, tenant stream maxlen, done channel, channel prefix)
+ *        task_id, task stream maxlen, tenant stream maxlen, done channel, channel prefix, the task's text or "")
  * The task's own stream gets the status alone (readers take the result from the task, as GET /task/:id
  * shows it); the tenant's gets the result too, since a dashboard reads nothing else.
  */
 const FINISH_LUA = `${APPEND_EVENT_LUA}
-local function finish(k_result, k_task, k_tenant, k_pending, status, payload, finished_at, ttl, task_id, task_maxlen, tenant_maxlen, done_channel, prefix)
+local function finish(k_result, k_task, k_tenant, k_pending, status, payload, finished_at, ttl, task_id, task_maxlen, tenant_maxlen, done_channel, prefix, input)
   local field = status == "SUCCESS" and "result" or "error"
   redis.call("HSET", k_result, "status", status, field, payload, "finished_at", finished_at)
+  if input and input ~= "" then redis.call("HSET", k_result, "input", input) end
   redis.call("EXPIRE", k_result, ttl)
   redis.call("PUBLISH", done_channel, task_id)
   if k_pending then redis.call("ZREM", k_pending, task_id) end
@@ -114,12 +116,12 @@ end
  * ARGV[1] SUCCESS or FAILURE   ARGV[2] the result or the error (JSON)   ARGV[3] finished_at (epoch ms)
  * ARGV[4] ttl seconds   ARGV[5] task_id   ARGV[6] entries kept in the task's stream
  * ARGV[7] entries kept in the tenant's stream   ARGV[8] the channel that wakes GET /task/:id?wait=
- * ARGV[9] channel prefix of the event streams
+ * ARGV[9] channel prefix of the event streams   ARGV[10] the task's text, kept in its record ("": not kept)
  */
 const FINISH = defineScript<string>(
   "taskFinish",
   `${FINISH_LUA}
-return finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+return finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 `,
 );
 
@@ -128,6 +130,7 @@ return finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARG
  * start it in between.
  * KEYS[1] the queue's waiting list   KEYS[2] its delayed set   KEYS[3] its job hash
  * KEYS[4..7] as FINISH's KEYS[1..4]   ARGV[1..9] as FINISH's (status FAILURE)   ARGV[10] the queue's name
+ * ARGV[11] "1": keep the task's text in its record
  * Returns false when the job is no longer waiting (it started, ended or was never there).
  */
 const CANCEL = defineScript<string | null>(
@@ -137,12 +140,14 @@ local removed = redis.call("LREM", KEYS[1], 1, ARGV[5]) + redis.call("ZREM", KEY
 if removed == 0 then return false end
 local record = redis.call("HGET", KEYS[3], ARGV[5])
 redis.call("HDEL", KEYS[3], ARGV[5])
+local input = nil
 if record then
   local job = cjson.decode(record).data
   redis.call("HSET", KEYS[4], "task_type", job.task_type, "accepted_at", job.accepted_at, "queue", ARGV[10])
   if job.tenant then redis.call("HSET", KEYS[4], "tenant", job.tenant) end
+  if ARGV[11] == "1" then input = job.text end
 end
-return finish(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+return finish(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], input)
 `,
 );
 
@@ -155,6 +160,8 @@ export interface FinishedTask {
   finished_at: number;
   tenant?: string;
   callback_url?: string;
+  /** The task's text, kept in its record when the store keeps inputs (RESULT_KEEP_INPUT). */
+  input?: string;
 }
 
 /**
@@ -172,8 +179,18 @@ export interface TaskStore {
     queue: string,
     now?: number,
   ): Promise<{ status: "STARTED"; attempt: number } | { status: TaskStatus }>;
-  /** Records the result; with a tenant, the task also leaves the tenant's pending set (API_MAX_PENDING_TASKS). */
-  succeed(taskId: string, result: TaskResult, now?: number, tenant?: string, callbackUrl?: string): Promise<void>;
+  /**
+   * Records the result; with a tenant, the task also leaves the tenant's pending set (API_MAX_PENDING_TASKS).
+   * `input`, the task's text, is kept in the record when the store keeps inputs.
+   */
+  succeed(
+    taskId: string,
+    result: TaskResult,
+    now?: number,
+    tenant?: string,
+    callbackUrl?: string,
+    input?: string,
+  ): Promise<void>;
   /** A failed attempt that will be retried. */
   retry(taskId: string, error: TaskError): Promise<void>;
   fail(taskId: string, error: TaskError, now?: number, tenant?: string, callbackUrl?: string): Promise<void>;
@@ -235,8 +252,10 @@ export function createTaskStore(deps: {
   eventsMaxLen?: number;
   /** Runs on the pipeline of every finish (ioredis writes a pipeline in one go). */
   onFinish?: FinishHook;
+  /** Keep a finished task's text in its record (RESULT_KEEP_INPUT); absent: true. */
+  keepInput?: boolean;
 }): TaskStore {
-  const { redis, resultTtlSeconds, queued, eventsMaxLen = DEFAULT_EVENTS_MAXLEN } = deps;
+  const { redis, resultTtlSeconds, queued, eventsMaxLen = DEFAULT_EVENTS_MAXLEN, keepInput = true } = deps;
   const channels = channelPrefix(redis);
   /** The keys a task's end writes: its record, its stream, its tenant's stream and pending set. */
   const endKeys = (taskId: string, tenant: string | undefined) => {
@@ -260,7 +279,8 @@ export function createTaskStore(deps: {
   const finish = async (task: FinishedTask, outcome: string) => {
     const keys = endKeys(task.task_id, task.tenant);
     const pipeline = redis.pipeline();
-    FINISH.queue(redis, pipeline, keys, endArgs(task.task_id, task.status, outcome, task.finished_at));
+    const input = keepInput ? (task.input ?? "") : "";
+    FINISH.queue(redis, pipeline, keys, [...endArgs(task.task_id, task.status, outcome, task.finished_at), input]);
     deps.onFinish?.(pipeline, task);
     await execChecked(pipeline);
   };
@@ -289,13 +309,14 @@ export function createTaskStore(deps: {
       );
       return status === "STARTED" ? { status: "STARTED", attempt } : { status: status as TaskStatus };
     },
-    succeed(taskId, result, now = Date.now(), tenant = undefined, callbackUrl = undefined) {
-      const task = ended({ task_id: taskId, status: "SUCCESS", result, finished_at: now }, tenant, callbackUrl);
+    succeed(taskId, result, now = Date.now(), tenant = undefined, callbackUrl = undefined, input = undefined) {
+      const finished: FinishedTask = { task_id: taskId, status: "SUCCESS", result, finished_at: now };
+      const task = ended(input === undefined ? finished : { ...finished, input }, tenant, callbackUrl);
       return finish(task, JSON.stringify(result));
     },
     async cancel(task, queue, error, now = Date.now()) {
       const keys = [queue.waiting, queue.delayed, queue.jobs, ...endKeys(task.task_id, task.tenant)];
-      const args = [...endArgs(task.task_id, "FAILURE", JSON.stringify(error), now), queue.name];
+      const args = [...endArgs(task.task_id, "FAILURE", JSON.stringify(error), now), queue.name, keepInput ? 1 : 0];
       const ended = await CANCEL.run(redis, keys, args);
       return ended !== null;
     },
@@ -337,7 +358,7 @@ export function createTaskStore(deps: {
           result: parse<TaskResult>(hash.result),
           error: parse<TaskError>(hash.error),
           tenant: hash.tenant,
-          ...(job ? { input: job.job.text } : {}),
+          ...(job ? { input: job.job.text } : hash.input === undefined ? {} : { input: hash.input }),
         };
       }
       // Not started yet: the job in one of the queues.

@@ -71,6 +71,26 @@ describe("task store", () => {
     expect(ttl).toBeLessThanOrEqual(120);
   });
 
+  test("a succeeded task keeps its text in its record, unless RESULT_KEEP_INPUT is false", async () => {
+    const kept = job();
+    await store().start(kept, "ai_processing");
+    await store().succeed(kept.task_id, result, Date.now(), undefined, undefined, kept.text);
+    expect((await store().get(kept.task_id))?.input).toBe(kept.text);
+
+    const dropping = createTaskStore({
+      redis,
+      resultTtlSeconds: 120,
+      queued: queuedJobs(["ai_processing"], queuePrefix),
+      keepInput: false,
+    });
+    const dropped = job();
+    await dropping.start(dropped, "ai_processing");
+    await dropping.succeed(dropped.task_id, result, Date.now(), undefined, undefined, dropped.text);
+    const state = await dropping.get(dropped.task_id);
+    expect(state?.status).toBe("SUCCESS");
+    expect(state?.input).toBeUndefined();
+  });
+
   test("a finished task is never started again, so a re-run after a crash cannot undo its result", async () => {
     const tasks = store();
     const task = job();
