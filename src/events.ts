@@ -3,6 +3,12 @@
  * aggregate, so a stage knows nothing of /metrics. Synchronous and in-process:
  * a listener must be cheap (count, observe), never await I/O.
  */
+/** A prompt experiment and one of its variants. */
+export interface ExperimentRef {
+  id: string;
+  variant: string;
+}
+
 export interface EventMap {
   /** Jobs durably saved to a queue in one pipelined batch. */
   "enqueue.batch": { queue: string; size: number; ms: number };
@@ -18,9 +24,13 @@ export interface EventMap {
     latency_ms: number;
     from_cache: boolean;
     tokens: number;
+    /** The prompt experiment's variant of the task (issue 17 §5), and what the variant's figures add up. */
+    experiment?: ExperimentRef;
+    /** The task's LLM cost at the price table, USD (0 for a cache hit); absent when unpriced. */
+    cost_usd?: number;
   };
   "task.retried": { task_id: string; queue: string; code: string; delay_ms: number };
-  "task.failed": { task_id: string; queue: string; code: string };
+  "task.failed": { task_id: string; queue: string; code: string; experiment?: ExperimentRef };
   "llm.call": {
     provider: string;
     model: string;
@@ -57,7 +67,17 @@ export interface EventMap {
     saved_nano_usd?: number;
   };
   /** A client's feedback on a task's answer; a wrong answer's cache entry was deleted (`invalidated`). */
-  "task.feedback": { task_id: string; correct?: boolean; rating?: number; from_cache: boolean; invalidated: boolean };
+  "task.feedback": {
+    task_id: string;
+    correct?: boolean;
+    rating?: number;
+    from_cache: boolean;
+    invalidated: boolean;
+    /** The experiment variant that answered, so its feedback score counts this one. */
+    experiment?: ExperimentRef;
+    /** The task's feedback before this one: the variant's score replaces it rather than counting both. */
+    previous?: { correct?: boolean; rating?: number };
+  };
   /** A semantic hit refused by the false-hit guard (false-hit-guard.ts), with its reason. */
   "cache.guard_refused": {
     reason: "numbers" | "identifiers" | "negation" | "substitution" | "order";

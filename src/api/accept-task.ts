@@ -84,6 +84,8 @@ export function createTaskAcceptor(deps: TaskAcceptorDeps): AcceptTask {
             body.max_tokens,
             // Only when present: keys claimed before callback_url existed keep their fingerprint.
             ...(callbackUrl === undefined ? [] : [callbackUrl]),
+            // A user's experiment variant may change the answer; absent, fingerprints of before hold.
+            ...(body.user_id === undefined ? [] : [`user:${body.user_id}`]),
           ]),
           taskId,
         )
@@ -112,6 +114,7 @@ export function createTaskAcceptor(deps: TaskAcceptorDeps): AcceptTask {
       // /task/:id/stream serves a task that was not streamed too, as one chunk.
       ...(body.stream ? { stream: true } : {}),
       ...(tenant ? { tenant } : {}),
+      ...(body.user_id ? { user_id: body.user_id } : {}),
       ...(callbackUrl ? { callback_url: callbackUrl } : {}),
       source: "api",
       accepted_at: Date.now(),

@@ -15,6 +15,7 @@ import { clientIdentity, rateLimitGuard } from "./client-limits";
 import { dashboardRoutes } from "./dashboard/routes";
 import { errorHandler, errorResponse } from "./error-responses";
 import { type EventRoutesDeps, eventRoutes } from "./events";
+import { type ExperimentRoutesDeps, experimentRoutes } from "./experiments";
 import { feedbackRoutes } from "./feedback";
 import { GRAPHQL_PATH, type GraphqlLimits, graphqlRoutes } from "./graphql/routes";
 import { healthRoutes } from "./health";
@@ -52,6 +53,8 @@ export interface AppDeps {
   admin?: Omit<AdminRoutesDeps, "actorOf" | "logger">;
   /** Without API keys, /dashboard and /admin/* answer other hosts too (CONSOLE_ALLOW_REMOTE). */
   consoleAllowRemote?: boolean;
+  /** /prompts/* and /experiments/*: prompt versions and A/B experiments (the operator's, like /admin/*). */
+  experiments?: Omit<ExperimentRoutesDeps, "actorOf" | "logger">;
   /** GET /webhooks/secret, GET /task/:id/deliveries. */
   webhooks?: WebhookRoutesDeps;
   /** GraphQL at /graphql, over the tasks, events and operations above (all three needed). */
@@ -244,6 +247,11 @@ export function createApp(deps: AppDeps) {
             actorOf,
           })
         : new Elysia({ name: "admin-routes" }),
+    )
+    .use(
+      deps.experiments
+        ? experimentRoutes({ ...deps.experiments, logger: deps.logger.child({ component: "experiments" }), actorOf })
+        : new Elysia({ name: "experiment-routes" }),
     )
     .use(deps.webhooks ? webhookRoutes(deps.webhooks) : new Elysia({ name: "webhooks" }))
     .use(

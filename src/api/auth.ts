@@ -90,6 +90,13 @@ export function authGuard(keyring: Keyring, logger: Logger) {
 
 /** Routes whose answer spans every tenant: the deployment's volume, its processes; and every /admin/ route. */
 const ADMIN_PATHS = new Set(["/metrics", "/metrics/stream", "/metrics/prometheus", "/workers"]);
+/** The operator's routes: they change (or show) how every tenant's tasks run. */
+const OPERATOR_PREFIXES = ["/admin/", "/experiments", "/prompts/"] as const;
+
+/** Whether a path is the operator's: /admin/*, prompt versions and experiments. */
+export function isOperatorPath(path: string): boolean {
+  return OPERATOR_PREFIXES.some((prefix) => path.startsWith(prefix));
+}
 
 /**
  * With keys configured, the routes of ADMIN_PATHS answer only an admin key
@@ -101,7 +108,7 @@ export function adminGuard(keyring: Keyring, isAdmin: (request: Request) => bool
   if (!keyring.enabled) return plugin;
   return plugin.onRequest(({ request }) => {
     const path = new URL(request.url).pathname;
-    if (!(ADMIN_PATHS.has(path) || path.startsWith("/admin/")) || isAdmin(request)) return;
+    if (!(ADMIN_PATHS.has(path) || isOperatorPath(path)) || isAdmin(request)) return;
     logger.info(
       { route: `${request.method} ${path}`, tenant: keyring.tenantOf(request) },
       "request refused: not an admin",
@@ -132,9 +139,16 @@ export function consoleGuard(deps: {
   if (deps.keysOn || deps.allowRemote) return plugin;
   return plugin.onRequest(({ request }) => {
     // Every request passes here: a substring test spares POST /process a URL parse.
-    if (!request.url.includes("/dashboard") && !request.url.includes("/admin/")) return;
-    const path = new URL(request.url).pathname;
-    if (!(path === "/dashboard" || path.startsWith("/dashboard/") || path.startsWith("/admin/"))) return;
+    const url = request.url;
+    if (
+      !url.includes("/dashboard") &&
+      !url.includes("/admin/") &&
+      !url.includes("/experiments") &&
+      !url.includes("/prompts/")
+    )
+      return;
+    const path = new URL(url).pathname;
+    if (!(path === "/dashboard" || path.startsWith("/dashboard/") || isOperatorPath(path))) return;
     const address = deps.addressOf(request);
     // No address: the request did not come over TCP (in-process app.handle(), a Unix socket): it is local.
     if (address === undefined || isLoopback(address)) return;

@@ -4,7 +4,9 @@
  * wrong leaves the semantic cache at once: the entry it was served from, or
  * stored as, is deleted, so the next similar request asks the LLM instead of
  * serving the mistake again (issue 14). Every feedback is counted in /metrics;
- * the task record keeps the latest one. Tenants only reach their own tasks,
+ * the task record keeps the latest one, and a task of a prompt experiment
+ * counts it in its variant's feedback score (a later one replaces it there
+ * too). Tenants only reach their own tasks,
  * and so only entries of their own cache scope.
  */
 import { Elysia, t } from "elysia";
@@ -39,12 +41,17 @@ export function feedbackRoutes(deps: FeedbackRoutesDeps) {
       const cacheId = state.result.cache_id;
       const invalidated = body.correct === false && cacheId !== undefined ? await cache.remove(cacheId) : false;
       await store.recordFeedback(params.id, { ...body, at: Date.now() });
+      const experiment = state.result.metadata.experiment;
+      const previous = state.feedback;
       bus.emit("task.feedback", {
         task_id: params.id,
         ...(body.correct === undefined ? {} : { correct: body.correct }),
         ...(body.rating === undefined ? {} : { rating: body.rating }),
         from_cache: state.result.from_cache,
         invalidated,
+        // Counted in its experiment variant's score (metrics/experiment-metrics.ts), replacing an earlier one.
+        ...(experiment ? { experiment } : {}),
+        ...(previous ? { previous: { correct: previous.correct, rating: previous.rating } } : {}),
       });
       logger.info(
         { task_id: params.id, correct: body.correct, rating: body.rating, cache_id: cacheId, invalidated },

@@ -137,6 +137,7 @@ export function parseEvent(
       ...(callbackUrl === undefined ? {} : { callback_url: callbackUrl }),
       ...(event.stream ? { stream: true } : {}),
       ...(tenant ? { tenant } : {}),
+      ...(event.user_id === undefined ? {} : { user_id: event.user_id }),
       source: "kafka",
       accepted_at: acceptedAt,
       event: {

@@ -75,6 +75,20 @@ export function availableProviders(llm: Config["llm"]): ReadonlySet<LlmProviderN
   return new Set(LLM_PROVIDERS.filter((provider) => keys[provider] !== undefined));
 }
 
+/** A check that throws MODEL_PROVIDER_UNAVAILABLE (422) for a model whose provider has no key here. */
+export function providerCheck(llm: Config["llm"]): (model: string) => void {
+  const available = availableProviders(llm);
+  return (model) => {
+    const { provider } = parseModel(model, llm.provider);
+    if (!available.has(provider)) {
+      throw new AppError("MODEL_PROVIDER_UNAVAILABLE", `model: the provider '${provider}' has no API key here`, {
+        status: 422,
+        details: { field: "model" },
+      });
+    }
+  };
+}
+
 export function createModelRoutes(llm: Config["llm"]): ModelRoutes {
   const file = llm.routesFile ? readRoutesFile(llm.routesFile) : undefined;
   // The environment's routes win over the file's: the file is the deployment's, the variable the operator's.
@@ -87,15 +101,9 @@ export function createModelRoutes(llm: Config["llm"]): ModelRoutes {
   const allows = (set: ReadonlySet<string> | undefined, model: string) =>
     set !== undefined && (set.has("*") || set.has(model) || [...set].some((entry) => key(entry) === key(model)));
 
-  const available = availableProviders(llm);
+  const checkProvider = providerCheck(llm);
   const checkRequested = (model: string, tenant: string | undefined) => {
-    const { provider } = parseModel(model, llm.provider);
-    if (!available.has(provider)) {
-      throw new AppError("MODEL_PROVIDER_UNAVAILABLE", `model: the provider '${provider}' has no API key here`, {
-        status: 422,
-        details: { field: "model" },
-      });
-    }
+    checkProvider(model);
     if (!allowed) return;
     if (allows(allowed.everyone, model) || (tenant !== undefined && allows(allowed.byTenant.get(tenant), model)))
       return;

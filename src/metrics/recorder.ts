@@ -41,7 +41,7 @@ export function createMetricsRecorder(deps: {
   const { redis, bus, processId, logger, flushIntervalMs = 1000, prefix = "metrics", now = Date.now } = deps;
   const log = logger.child({ process_id: processId, prefix });
   const increments = createIncrements();
-  const unsubscribe = subscribeMetrics(bus, accumulate(increments, prefix, now));
+  const unsubscribe = subscribeMetrics(bus, accumulate(increments, prefix, now), prefix);
 
   let closed = false;
   const inflight = new Set<Promise<void>>();
@@ -88,6 +88,8 @@ function accumulate(increments: Increments, prefix: string, now: () => number): 
       const expiry = { seconds: RATE_TTL_SECONDS, untilMs: (second + RATE_TTL_SECONDS) * 1000 };
       increments.addToField(keys.rate(second), kind, 1, expiry);
     },
+    addToHash: (key, field, n) => increments.addToField(key, field, n),
+    observeInto: (key, index) => increments.addToCounter(key, index, 1),
   };
 }
 

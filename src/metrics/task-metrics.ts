@@ -5,11 +5,12 @@
  */
 import type { EventBus } from "../events";
 import { subscribeCacheMetrics } from "./cache-metrics";
+import { type ExperimentSink, subscribeExperimentMetrics } from "./experiment-metrics";
 import { EXTERNAL_COUNTERS, type HistogramName } from "./keys";
 import { subscribeLlmMetrics } from "./llm-metrics";
 
 /** Where the listeners put what they count (recorder.ts). */
-export interface MetricsSink {
+export interface MetricsSink extends ExperimentSink {
   /** Bumps an integer counter of `{prefix}:counters`. */
   add(field: string, n?: number): void;
   /** Records a duration into one of the histograms. */
@@ -19,7 +20,7 @@ export interface MetricsSink {
 }
 
 /** Subscribes every metrics listener; returns the unsubscribers. */
-export function subscribeMetrics(bus: EventBus, sink: MetricsSink): (() => void)[] {
+export function subscribeMetrics(bus: EventBus, sink: MetricsSink, prefix: string): (() => void)[] {
   const { add, observe, tick } = sink;
   return [
     bus.on("task.accepted", (e) => {
@@ -80,5 +81,6 @@ export function subscribeMetrics(bus: EventBus, sink: MetricsSink): (() => void)
     }),
     ...subscribeCacheMetrics(bus, add, (ms) => observe("cache_lookup", ms)),
     ...subscribeLlmMetrics(bus, add),
+    ...subscribeExperimentMetrics(bus, sink, prefix),
   ];
 }

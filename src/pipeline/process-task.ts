@@ -26,6 +26,7 @@ import type { LlmProvider } from "../llm/provider";
 import type { RateLimiter } from "../llm/rate-limiter";
 import type { Logger } from "../log";
 import { isRedisUnavailable } from "../redis/client";
+import type { TaskPlan } from "../store/experiments";
 import type { TaskStore } from "../store/task-store";
 import type { TokenLog, TokenWriter } from "../store/task-tokens";
 import type { TaskError, TaskJob, TaskResult } from "../task/contract";
@@ -57,6 +58,11 @@ export interface TaskProcessorDeps {
   recordRetryDelaysMs?: readonly number[];
   /** Where streamed tasks relay their tokens; without it, `stream: true` is ignored (GET /task/:id/stream sends the answer whole). */
   tokens?: TokenLog;
+  /**
+   * The task's prompt version, model and experiment variant (store/experiments.ts planTask, from a snapshot:
+   * no round trip). Absent, or undefined for a task: the task type's prompt and modelFor's model.
+   */
+  plan?: (task: TaskJob) => TaskPlan | undefined;
 }
 
 /** Job options that the queue persists with the job; its backoff strategy reads retryAfterMs. */
@@ -121,7 +127,7 @@ export class TooManyAttemptsError extends AppError {
 const round4 = (n: number) => Math.round(n * 10_000) / 10_000;
 
 /** The task's result, built one way whether the cache or the LLM answered. */
-export function resultOf(task: TaskJob, resolution: Resolution, processingMs: number): TaskResult {
+export function resultOf(task: TaskJob, resolution: Resolution, processingMs: number, plan?: TaskPlan): TaskResult {
   const { answer, hit, cacheId } = resolution.fromCache
     ? { answer: resolution.hit.answer, hit: resolution.hit, cacheId: resolution.hit.id }
     : { answer: answerOf(task.text, resolution.answer), hit: undefined, cacheId: resolution.storedId };
@@ -139,6 +145,8 @@ export function resultOf(task: TaskJob, resolution: Resolution, processingMs: nu
       prompt_tokens: answer.metadata.prompt_tokens,
       completion_tokens: answer.metadata.completion_tokens,
       ...routingOf(resolution),
+      ...(plan ? { prompt_version: plan.prompt_version } : {}),
+      ...(plan?.experiment ? { experiment: plan.experiment } : {}),
     },
   };
 }
@@ -183,9 +191,14 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     if (maxAttempts > 0 && attempt > maxAttempts) throw new TooManyAttemptsError(attempt, maxAttempts);
   };
 
-  const lookUpOrAnswer = async (task: TaskJob, llm: LlmCall, writer: TokenWriter | undefined): Promise<Resolution> => {
-    const system = systemPrompt(task.task_type);
-    const model = modelFor(task.task_type, task.model, task.tenant);
+  const lookUpOrAnswer = async (
+    task: TaskJob,
+    llm: LlmCall,
+    writer: TokenWriter | undefined,
+    plan: TaskPlan | undefined,
+  ): Promise<Resolution> => {
+    const system = plan?.system ?? systemPrompt(task.task_type);
+    const model = plan?.model ?? modelFor(task.task_type, task.model, task.tenant);
     const { temperature, max_tokens: maxTokens, tenant } = task;
     const relay = writer ? { onToken: (text: string) => writer.token(text), onReset: () => writer.reset() } : {};
     const compute = () =>
@@ -204,6 +217,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     result: TaskResult,
     startedAt: number,
     finishedAt: number,
+    plan: TaskPlan | undefined,
   ) => {
     // The answer is in hand (and paid for): a Redis blip while recording it is waited out, never turned into a
     // failure or a second LLM call.
@@ -224,6 +238,8 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
       latency_ms: finishedAt - task.accepted_at,
       from_cache: result.from_cache,
       tokens: result.metadata.tokens_used,
+      ...(plan?.experiment ? { experiment: plan.experiment } : {}),
+      ...(result.metadata.cost_usd === undefined ? {} : { cost_usd: result.metadata.cost_usd }),
     });
   };
 
@@ -240,7 +256,13 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
   };
 
   /** The one retry-or-fail decision; returns the error to throw back to the queue. */
-  const retryOrFail = async (job: QueuedTask, queue: string, error: unknown, log: Logger) => {
+  const retryOrFail = async (
+    job: QueuedTask,
+    queue: string,
+    error: unknown,
+    log: Logger,
+    plan: TaskPlan | undefined,
+  ) => {
     const task = job.data;
     const { retryAfterMs, ...recorded } = classify(error);
     const options = job.options as TaskJobOptions;
@@ -258,7 +280,12 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     options.retries = 0;
     await store.fail(task.task_id, recorded, Date.now(), task.tenant, task.callback_url);
     await endTokens(task, log);
-    bus.emit("task.failed", { task_id: task.task_id, queue, code: recorded.code });
+    bus.emit("task.failed", {
+      task_id: task.task_id,
+      queue,
+      code: recorded.code,
+      ...(plan?.experiment ? { experiment: plan.experiment } : {}),
+    });
     // A task that kills its worker is the operator's problem, not the client's: it is logged as an error.
     if (error instanceof TooManyAttemptsError)
       log.error({ attempt: error.attempt, max_attempts: error.maxAttempts }, recorded.message);
@@ -274,6 +301,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     // One per attempt: it knows whether this attempt's timeout cut the call.
     const llm = createLlmCall(llmDeps);
     let writer: TokenWriter | undefined;
+    let plan: TaskPlan | undefined;
     try {
       // Inside the try: a start that cannot reach Redis is retried like any step, never a job that fails
       // with no result and reads PENDING for ever.
@@ -285,17 +313,18 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
       }
       refuseRerun(attempt);
       writer = task.stream && tokens ? tokens.open(task.task_id, attempt, log) : undefined;
-      const resolution = await lookUpOrAnswer(task, llm, writer);
+      plan = deps.plan?.(task);
+      const resolution = await lookUpOrAnswer(task, llm, writer, plan);
       const finishedAt = Date.now();
-      const result = resultOf(task, resolution, finishedAt - startedAt);
+      const result = resultOf(task, resolution, finishedAt - startedAt, plan);
       // Every token is in Redis before the end is announced: a client never sees the end before the answer.
       await writer?.complete(result.response);
-      await recordSuccess(task, queue, result, startedAt, finishedAt);
+      await recordSuccess(task, queue, result, startedAt, finishedAt, plan);
       if (writer) await endTokens(task, log);
       return result;
     } catch (thrown) {
       await writer?.abandon();
-      throw await retryOrFail(job, queue, llm.blame(thrown), log);
+      throw await retryOrFail(job, queue, llm.blame(thrown), log, plan);
     }
   };
 }

@@ -12,7 +12,7 @@ import type { Config } from "../config";
 import type { EventBus } from "../events";
 import type { HealthProbe } from "../health-probe";
 import type { Lifecycle } from "../lifecycle";
-import { createModelRoutes } from "../llm/model-routes";
+import { createModelRoutes, providerCheck } from "../llm/model-routes";
 import { loadPrompts } from "../llm/prompts";
 import type { Logger } from "../log";
 import { JITTER_BACKOFF, queuedJobs, queueKeys } from "../queue/bee-queue-layout";
@@ -20,6 +20,7 @@ import { createEnqueuer } from "../queue/enqueuer";
 import { createTaskControl } from "../queue/task-control";
 import type { RedisClient } from "../redis/client";
 import { createEventHub } from "../store/event-hub";
+import { createExperimentStore } from "../store/experiments";
 import { createTaskStore } from "../store/task-store";
 import { createTaskWaiter } from "../store/task-waiter";
 import { producerQueues } from "../task/routing";
@@ -42,6 +43,7 @@ export async function startApiRole(deps: {
   const { config, redis, bus, logger, lifecycle } = deps;
   // Producers add to every queue a route can name; workers consume config.worker.queues.
   const queueNames = producerQueues(config.routes, config.worker.queues);
+  const prompts = loadPrompts(config.promptsFile);
   // The API writes jobs itself, in Bee-Queue's record format (queue/enqueuer.ts): it needs no Bee-Queue object.
   const queues = new Map(queueNames.map((name) => [name, queueKeys(name)]));
   const waiter = await createTaskWaiter({ redis, logger });
@@ -100,7 +102,7 @@ export async function startApiRole(deps: {
       waiter,
       bus,
       routes: config.routes,
-      taskTypes: new Set(Object.keys(loadPrompts(config.promptsFile))),
+      taskTypes: new Set(Object.keys(prompts)),
       checkModel: createModelRoutes(config.llm).checkRequested,
       tenantOf: keyring.tenantOf,
       logger,
@@ -148,6 +150,13 @@ export async function startApiRole(deps: {
       configuredRateLimit: config.llm.rateLimit,
     },
     consoleAllowRemote: config.consoleAllowRemote,
+    experiments: {
+      redis,
+      store: createExperimentStore(redis),
+      basePrompts: prompts,
+      checkModel: providerCheck(config.llm),
+      metricsPrefix: "metrics",
+    },
     cache: {
       admin: deps.cacheAdmin,
       logger: logger.child({ component: "cache" }),

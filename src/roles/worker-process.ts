@@ -27,6 +27,7 @@ import { createWorkerHeartbeat, listWorkers } from "../queue/worker-registry";
 import { createWorkerRunner } from "../queue/worker-runner";
 import { connectRedis, logConnectionErrors } from "../redis/client";
 import { type ControlState, control, watchControl } from "../store/control";
+import { planTask, watchExperiments } from "../store/experiments";
 import { createTaskStore } from "../store/task-store";
 import { createTokenLog } from "../store/task-tokens";
 import { APP_NAME, APP_VERSION } from "../version";
@@ -70,6 +71,9 @@ try {
   let applyControl: (state: ControlState, previous: ControlState) => void = () => {};
   const controlWatch = watchControl({ redis, logger, onChange: (state, previous) => applyControl(state, previous) });
   const initialControl = await controlWatch.refresh();
+  // Prompt versions and experiments (store/experiments.ts): a snapshot read before any job, then within a second of a change.
+  const experiments = watchExperiments({ redis, logger });
+  await experiments.refresh();
   // The operator's limit, when set, replaces LLM_RATE_LIMIT for the next call (PUT /admin/rate-limit).
   const limiterLimit = () => {
     const override = controlWatch.current().rateLimit;
@@ -139,6 +143,7 @@ try {
     tokens: createTokenLog({ redis, ttlSeconds: config.resultTtlSeconds }),
     // Every retry, plus three re-runs after a dead worker or a drain that gave the job back.
     maxAttempts: config.worker.retries + 4,
+    plan: (task) => planTask(experiments.current(), task),
   });
   // The live worker processes that share the rate limit, for this one's share of it (read every 5 s when limited).
   let liveWorkers = 1;
@@ -231,6 +236,7 @@ try {
       await Promise.all([runner.drain(timeoutMs), deliverer?.stop(Math.min(timeoutMs / 2, 5000))]);
       await publisher?.close();
       controlWatch.stop();
+      experiments.stop();
       jobsInFlight.stop();
       clearInterval(workersTimer);
       await heartbeat.stop();

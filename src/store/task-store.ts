@@ -31,6 +31,8 @@ export interface TaskState {
   error?: TaskError;
   /** Internal: the tenant that owns the task; never sent to clients. */
   tenant?: string;
+  /** The client's latest feedback on the answer (POST /task/:id/feedback). */
+  feedback?: { correct?: boolean; rating?: number; at?: number };
   /**
    * The text: from the task's job record while it exists (queued, running, retrying, or failed for good:
    * failed jobs are kept, queue/failed-jobs.ts); after a success or a cancel, from the task's own record,
@@ -358,6 +360,9 @@ export function createTaskStore(deps: {
           result: parse<TaskResult>(hash.result),
           error: parse<TaskError>(hash.error),
           tenant: hash.tenant,
+          ...(hash.feedback === undefined
+            ? {}
+            : { feedback: parse<NonNullable<TaskState["feedback"]>>(hash.feedback) }),
           ...(job ? { input: job.job.text } : hash.input === undefined ? {} : { input: hash.input }),
         };
       }

@@ -45,6 +45,14 @@ export const ProcessBody = T.Object({
     default: false,
     description: "true: the answer is relayed token by token as the model writes it, on GET /task/{id}/stream",
   }),
+  user_id: T.Optional(
+    T.String({
+      minLength: 1,
+      maxLength: 128,
+      description:
+        "the end user the text comes from: a prompt experiment gives all of one user's tasks the same variant (without it, each task is drawn on its own)",
+    }),
+  ),
 });
 export type ProcessRequest = Static<typeof ProcessBody>;
 
@@ -63,6 +71,8 @@ export const TaskJobSchema = T.Object({
   stream: T.Optional(T.Boolean()),
   /** The API key's name when auth is on; scopes the task and its cache entries. */
   tenant: T.Optional(T.String()),
+  /** The end user, for a sticky experiment variant (store/experiments.ts). */
+  user_id: T.Optional(T.String()),
   source: T.Union([T.Literal("api"), T.Literal("kafka"), T.Literal("maintenance")]),
   /** Where the task's final result is POSTed as a signed webhook (issue 15 §4); checked when accepted. */
   callback_url: T.Optional(T.String()),
@@ -124,6 +134,18 @@ export const TaskResultSchema = T.Object({
     ),
     cached_prompt_tokens: T.Optional(
       T.Number({ description: "of prompt_tokens, those the provider read from its prompt cache" }),
+    ),
+    prompt_version: T.Optional(
+      T.Integer({
+        minimum: 0,
+        description: "the task type's prompt version the answer was made with (0: the deployment's own prompt)",
+      }),
+    ),
+    experiment: T.Optional(
+      T.Object(
+        { id: T.String(), variant: T.String() },
+        { description: "the prompt experiment, and its variant, this task was assigned to" },
+      ),
     ),
   }),
 });

@@ -223,6 +223,8 @@ export const typeDefs = /* GraphQL */ `
     temperature: Float
     "1..4000, default 1000."
     max_tokens: Int
+    "The end user: a prompt experiment gives all of one user's tasks the same variant."
+    user_id: String
   }
 
   type Accepted {
