@@ -143,7 +143,7 @@ function compare(a: Sample, b: Sample, alpha: number): Comparison | undefined {
 }
 
 /** The point value of a sample (for the leader); undefined without data. */
-function valueOf(sample: Sample): number | undefined {
+function pointOf(sample: Sample): number | undefined {
   return sample.kind === "rate" ? (sample.r.n > 0 ? sample.r.successes / sample.r.n : undefined) : meanOf(sample.m);
 }
 
@@ -272,7 +272,7 @@ function leaderOf(
   }
   const sign = HIGHER_IS_BETTER[metric] ? 1 : -1;
   const best = winners.reduce((a, b) =>
-    sign * ((valueOf(samples(b)[metric]) ?? 0) - (valueOf(samples(a)[metric]) ?? 0)) > 0 ? b : a,
+    sign * ((pointOf(samples(b)[metric]) ?? 0) - (pointOf(samples(a)[metric]) ?? 0)) > 0 ? b : a,
   );
   return {
     variant: best,
