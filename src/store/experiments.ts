@@ -395,3 +395,92 @@ export function planTask(
     prompt_version: fallback.prompt_version,
   };
 }
+
+/** A variant name from any text: lowercase, [a-z0-9_-], at most 32 characters, starting with a letter or digit. */
+export function variantName(text: string): string {
+  const cleaned = text
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, "-")
+    .replace(/^[-_]+/, "");
+  return (cleaned || "v").slice(0, 32);
+}
+
+/**
+ * Puts a new model (a fine-tuned one, issue 17 §6) on live traffic at a
+ * small `share` (0..1) of its task type: as a new variant of the running or
+ * paused experiment (or of `experimentId`), weighted so that it gets that
+ * share, or else in a new experiment against the task type's default. It
+ * becomes the default only if it wins that experiment.
+ */
+export async function registerModelVariant(
+  store: ExperimentStore,
+  input: { taskType: string; model: string; share: number; source: string; by: string; experimentId?: string },
+): Promise<{ experiment_id: string; variant: string }> {
+  const share = Math.min(0.9, Math.max(0.001, input.share));
+  const now = Date.now();
+  const fallback = (await store.defaults()).get(input.taskType);
+  const promptVersion = fallback?.prompt_version ?? 0;
+  const existing = input.experimentId ? await store.get(input.experimentId) : await store.activeFor(input.taskType);
+  if (input.experimentId && !existing) throw notFound(input.experimentId);
+  if (existing && existing.task_type !== input.taskType)
+    throw new AppError(
+      "EXPERIMENT_TASK_TYPE",
+      `experiment '${existing.id}' is of task type '${existing.task_type}', not '${input.taskType}'`,
+      { status: 422 },
+    );
+  if (existing && existing.status !== "ended") {
+    let name = variantName(input.source);
+    for (let i = 2; existing.variants.some((v) => v.name === name); i++) name = variantName(`${input.source}-${i}`);
+    const chosen = name;
+    await store.update(existing.id, (e) => {
+      const total = e.variants.reduce((sum, v) => sum + v.weight, 0);
+      const weight = (share * total) / (1 - share);
+      return {
+        ...e,
+        variants: [
+          ...e.variants,
+          {
+            name: chosen,
+            weight,
+            prompt_version: promptVersion,
+            model: input.model,
+            added_at: now,
+            source: input.source,
+          },
+        ],
+      };
+    });
+    return { experiment_id: existing.id, variant: chosen };
+  }
+  const id = variantName(`${input.taskType.replaceAll("_", "-")}-${now.toString(36)}`);
+  const variant = variantName(input.source);
+  await store.create({
+    id,
+    task_type: input.taskType,
+    status: "running",
+    variants: [
+      {
+        name: "current",
+        weight: 1 - share,
+        prompt_version: promptVersion,
+        ...(fallback?.model ? { model: fallback.model } : {}),
+        added_at: now,
+      },
+      {
+        name: variant,
+        weight: share,
+        prompt_version: promptVersion,
+        model: input.model,
+        added_at: now,
+        source: input.source,
+      },
+    ],
+    significance_level: 0.05,
+    primary_metric: "rating",
+    description: `${input.model} (${input.source}) against what ${input.taskType} runs today`,
+    created_at: now,
+    created_by: input.by,
+    updated_at: now,
+  });
+  return { experiment_id: id, variant };
+}
