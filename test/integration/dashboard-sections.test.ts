@@ -63,6 +63,18 @@ async function ended(key: string, id: string): Promise<TaskView> {
 async function metrics(): Promise<{
   cache: Record<string, number> & { index?: { name: string; docs: number; state: string } };
   kafka: Record<string, number>;
+  llm_costs: {
+    total_usd: number;
+    by: {
+      provider: string;
+      model: string;
+      task_type: string;
+      tenant: string;
+      calls: number;
+      prompt_tokens: number;
+      completion_tokens: number;
+    }[];
+  };
 }> {
   const response = await fetch(`${app.url}/metrics`, { headers: auth(ADMIN_KEY) });
   return (await response.json()) as Awaited<ReturnType<typeof metrics>>;
@@ -223,6 +235,29 @@ describe("operator console: tasks, cache, kafka", () => {
     // Database 45: the Query Engine indexes database 0 only, so the index is reported unavailable (exact tier only).
     expect(api.cache.index?.state).toBe("unavailable");
     expect(await domText(page, '[data-metric="index-state"]')).toBe("unavailable");
+    // LLM spend: a row per provider, model, task type and tenant, each with /metrics' calls and tokens.
+    const spend = api.llm_costs.by.filter((r) => r.task_type === "summarization" && r.tenant === "ops");
+    expect(spend.length).toBeGreaterThan(0);
+    const keyOf = (r: (typeof spend)[number]) => [r.provider, r.model, r.task_type, r.tenant].join("|");
+    await agree(
+      page,
+      Object.fromEntries(
+        spend.flatMap((r) => [
+          [
+            `llm-calls:${keyOf(r)}`,
+            (m: Awaited<ReturnType<typeof metrics>>) => m.llm_costs.by.find((x) => keyOf(x) === keyOf(r))?.calls ?? -1,
+          ],
+          [
+            `llm-tokens:${keyOf(r)}`,
+            (m: Awaited<ReturnType<typeof metrics>>) => {
+              const row = m.llm_costs.by.find((x) => keyOf(x) === keyOf(r));
+              return row ? row.prompt_tokens + row.completion_tokens : -1;
+            },
+          ],
+        ]),
+      ),
+    );
+    expect(await domText(page, '[data-metric="llm-total-usd"]')).toMatch(/^\$/);
     await screenshotSection(page, "cache");
     await page.close();
   }, 60_000);

@@ -176,7 +176,46 @@ function onMetrics(event) {
   drawLatency();
   renderQueues(snapshot.queues ?? {});
   renderCache(snapshot.cache);
+  renderSpend(snapshot.llm_costs, snapshot.llm_routing);
   renderKafka(snapshot.kafka);
+}
+
+/** The LLM spend table: one row per provider, model, task type and tenant, most expensive first. */
+function renderSpend(costs, routing) {
+  if (!costs) return;
+  setMetric("llm-total-usd", formatUsd(costs.total_usd));
+  setMetric("llm-fallbacks", integer(routing?.fallbacks ?? 0));
+  const rows = [...costs.by].sort((a, b) => b.cost_usd - a.cost_usd || b.calls - a.calls);
+  const keyOf = (r) => [r.provider, r.model, r.task_type, r.tenant].join("|");
+  const body = $("#llm-costs tbody");
+  const wanted = rows.map(keyOf).join("\n");
+  if (body.dataset.keys !== wanted) {
+    body.dataset.keys = wanted;
+    body.replaceChildren(
+      ...rows.map((r) => {
+        const key = keyOf(r);
+        return tr(
+          cell(r.provider),
+          cell(r.model),
+          cell(r.task_type),
+          cell(r.tenant || "–"),
+          cell("–", { metric: `llm-calls:${key}` }),
+          cell("–", { metric: `llm-errors:${key}` }),
+          cell("–", { metric: `llm-fallback-answers:${key}` }),
+          cell("–", { metric: `llm-tokens:${key}` }),
+          cell("–", { metric: `llm-cost:${key}` }),
+        );
+      }),
+    );
+  }
+  for (const r of rows) {
+    const key = keyOf(r);
+    setMetric(`llm-calls:${key}`, integer(r.calls));
+    setMetric(`llm-errors:${key}`, integer(r.errors));
+    setMetric(`llm-fallback-answers:${key}`, integer(r.fallback_answers));
+    setMetric(`llm-tokens:${key}`, integer(r.prompt_tokens + r.completion_tokens));
+    setMetric(`llm-cost:${key}`, formatUsd(r.cost_usd));
+  }
 }
 
 /**
