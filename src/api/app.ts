@@ -15,7 +15,8 @@ import { clientIdentity, rateLimitGuard } from "./client-limits";
 import { dashboardRoutes } from "./dashboard/routes";
 import { errorHandler, errorResponse } from "./error-responses";
 import { type EventRoutesDeps, eventRoutes } from "./events";
-import { feedbackRoutes } from "./feedback";
+import { type FeedbackRoutesDeps, feedbackRoutes } from "./feedback";
+import { type FineTuneRoutesDeps, fineTuneRoutes } from "./fine-tunes";
 import { GRAPHQL_PATH, type GraphqlLimits, graphqlRoutes } from "./graphql/routes";
 import { healthRoutes } from "./health";
 import { createBroadcast, createMetricsBroadcast, metricsStreamRoutes, type WorkersTick } from "./metrics-stream";
@@ -54,6 +55,13 @@ export interface AppDeps {
   consoleAllowRemote?: boolean;
   /** GET /webhooks/secret, GET /task/:id/deliveries. */
   webhooks?: WebhookRoutesDeps;
+  /**
+   * /fine-tunes (operators only, audited like /admin/*), and the training examples that feedback feeds
+   * (POST /task/:id/feedback's positive ones).
+   */
+  fineTunes?: Omit<FineTuneRoutesDeps, "actorOf" | "logger"> & {
+    examples: NonNullable<FeedbackRoutesDeps["examples"]>;
+  };
   /** GraphQL at /graphql, over the tasks, events and operations above (all three needed). */
   graphql?: { resultTtlSeconds: number; limits?: GraphqlLimits };
   /**
@@ -206,6 +214,10 @@ export function createApp(deps: AppDeps) {
             { name: "operations", description: "Health, metrics and workers" },
             { name: "cache", description: "The semantic cache's entries" },
             { name: "webhooks", description: "Signed webhooks of task results: the signing secret, deliveries" },
+            {
+              name: "fine-tuning",
+              description: "Fine-tune a model on positively rated results and register it as an experiment variant",
+            },
           ],
         },
       }),
@@ -254,8 +266,14 @@ export function createApp(deps: AppDeps) {
             bus: deps.tasks.bus,
             logger: deps.logger,
             ...(deps.tasks.tenantOf ? { tenantOf: deps.tasks.tenantOf } : {}),
+            ...(deps.fineTunes ? { examples: deps.fineTunes.examples } : {}),
           })
         : new Elysia({ name: "feedback" }),
+    )
+    .use(
+      deps.fineTunes
+        ? fineTuneRoutes({ ...deps.fineTunes, logger: deps.logger.child({ component: "fine-tunes" }), actorOf })
+        : new Elysia({ name: "fine-tunes" }),
     )
     .use(
       deps.tasks && deps.events && deps.operations && deps.graphql

@@ -91,6 +91,11 @@ export function authGuard(keyring: Keyring, logger: Logger) {
 /** Routes whose answer spans every tenant: the deployment's volume, its processes; and every /admin/ route. */
 const ADMIN_PATHS = new Set(["/metrics", "/metrics/stream", "/metrics/prometheus", "/workers"]);
 
+/** The operator's routes: the /admin/ actions and the fine-tunes (api/fine-tunes.ts), which train on every task. */
+export function isOperatorPath(path: string): boolean {
+  return path.startsWith("/admin/") || path === "/fine-tunes" || path.startsWith("/fine-tunes/");
+}
+
 /**
  * With keys configured, the routes of ADMIN_PATHS answer only an admin key
  * (403 for another tenant's): one tenant must not read another's volume, or
@@ -101,7 +106,7 @@ export function adminGuard(keyring: Keyring, isAdmin: (request: Request) => bool
   if (!keyring.enabled) return plugin;
   return plugin.onRequest(({ request }) => {
     const path = new URL(request.url).pathname;
-    if (!(ADMIN_PATHS.has(path) || path.startsWith("/admin/")) || isAdmin(request)) return;
+    if (!(ADMIN_PATHS.has(path) || isOperatorPath(path)) || isAdmin(request)) return;
     logger.info(
       { route: `${request.method} ${path}`, tenant: keyring.tenantOf(request) },
       "request refused: not an admin",
@@ -117,8 +122,8 @@ export function isLoopback(address: string): boolean {
 }
 
 /**
- * Without API keys (local development) the operator console, /dashboard and
- * the /admin/ actions, answers only clients on this host, unless the
+ * Without API keys (local development) the operator console, /dashboard,
+ * the /admin/ actions and /fine-tunes, answers only clients on this host, unless the
  * operator says otherwise (CONSOLE_ALLOW_REMOTE, e.g. behind a proxy that
  * authenticates). With keys, the admin guard decides.
  */
@@ -132,9 +137,10 @@ export function consoleGuard(deps: {
   if (deps.keysOn || deps.allowRemote) return plugin;
   return plugin.onRequest(({ request }) => {
     // Every request passes here: a substring test spares POST /process a URL parse.
-    if (!request.url.includes("/dashboard") && !request.url.includes("/admin/")) return;
-    const path = new URL(request.url).pathname;
-    if (!(path === "/dashboard" || path.startsWith("/dashboard/") || path.startsWith("/admin/"))) return;
+    const { url } = request;
+    if (!url.includes("/dashboard") && !url.includes("/admin/") && !url.includes("/fine-tunes")) return;
+    const path = new URL(url).pathname;
+    if (!(path === "/dashboard" || path.startsWith("/dashboard/") || isOperatorPath(path))) return;
     const address = deps.addressOf(request);
     // No address: the request did not come over TCP (in-process app.handle(), a Unix socket): it is local.
     if (address === undefined || isLoopback(address)) return;
