@@ -1,7 +1,7 @@
 /**
  * What every mock provider server shares (issue 17 §7): the fault injection
  * (429 with Retry-After, 500, 400, a hang, a slow answer, a stream cut after
- * some tokens; for every request or only those whose text contains
+ * some tokens, a fine-tuning job that fails; for every request or only those whose text contains
  * `textIncludes`, `times` over), the latency, the counters, the streamed
  * answers' records, the answer a mock writes, the SSE body that streams it,
  * and the control routes under /__mock/. Each provider's file
@@ -18,7 +18,11 @@ import { type LatencyDistribution, latencySampler, parseLatency } from "../src/u
 /** What a fault may target: chat, embeddings, file uploads and fine-tuning jobs (OpenAI's), or any request. */
 export type MockEndpoint = "chat" | "embeddings" | "files" | "fine_tuning" | "any";
 
-/** Which requests a fault hits: an endpoint, and requests whose text (a chat's user message, an embedding input) contains textIncludes. */
+/**
+ * Which requests a fault hits: an endpoint, and requests whose text contains textIncludes (a chat's user
+ * message, an embedding input, an uploaded file's content or name, a fine-tuning job's model, suffix or
+ * training file).
+ */
 interface FaultTarget {
   times?: number;
   endpoint?: MockEndpoint;
