@@ -178,7 +178,8 @@ export function fineTuneRoutes(deps: FineTuneRoutesDeps) {
               t.String({ minLength: 1, maxLength: 128, description: "register the model in this experiment" }),
             ),
             weight: t.Number({
-              exclusiveMinimum: 0,
+              // Above 0 (a variant of weight 0 would never answer); OpenAPI 3.0 has no numeric exclusiveMinimum.
+              minimum: 0.001,
               maximum: 1,
               default: FINE_TUNE_DEFAULTS.weight,
               description: "the traffic share of the variant the fine-tuned model becomes",
@@ -193,18 +194,24 @@ export function fineTuneRoutes(deps: FineTuneRoutesDeps) {
         detail: {
           summary: "Fine-tune a model on a task type's positively rated results, and make it an experiment's variant",
           description:
-            "Builds a training file in OpenAI's chat JSONL format (the system prompt, the task's text, the answer) from the tasks whose feedback was positive (rating ≥ 4, or correct: true with no rating below 4) and never one with negative feedback, holds out a validation split, uploads both and starts a fine-tuning job. 202 with the fine-tune's record; GET /fine-tunes/{id} follows it until the fine-tuned model is registered as a new variant at `weight`. 409 FINETUNE_TOO_FEW_EXAMPLES under min_examples, 409 FINETUNE_IN_PROGRESS while one of the same task type (and tenant) runs, 422 FINETUNE_PROVIDER_UNSUPPORTED for a base model whose provider has no fine-tuning API (Anthropic, Cohere, simulated) or no key.",
+            "Builds a training file in OpenAI's chat JSONL format (the system prompt, the task's text, the answer) from the tasks whose feedback was positive (rating ≥ 4, or correct: true with no rating below 4) and never one with negative feedback, holds out a validation split, uploads both and starts a fine-tuning job. 202 with the fine-tune's record; GET /fine-tunes/{id} follows it until the fine-tuned model is registered as a new variant at `weight`. 409 FINETUNE_TOO_FEW_EXAMPLES under min_examples, 409 FINETUNE_IN_PROGRESS while one of the same task type (and tenant) runs, 409 FINETUNE_UNAVAILABLE when no OpenAI-compatible provider has a key here (or the task type is routed to a model of a provider without fine-tuning, and no base_model is named), 422 FINETUNE_PROVIDER_UNSUPPORTED for a base_model whose provider has no fine-tuning API (Anthropic, Cohere, simulated).",
           tags: TAGS,
         },
       },
     )
-    .get("/fine-tunes", async ({ query }) => ({ fine_tunes: (await tuner.list(query.limit)).map(fineTuneView) }), {
-      query: t.Object({
-        limit: t.Integer({ minimum: 1, maximum: 200, default: 50, description: "fine-tunes, newest first" }),
-      }),
-      response: { 200: t.Object({ fine_tunes: t.Array(FineTuneSchema) }), ...errorResponses(422, ...ADMIN_ERRORS) },
-      detail: { summary: "The fine-tunes, newest first", tags: TAGS },
-    })
+    .get(
+      "/fine-tunes",
+      async ({ query }) => ({ fine_tunes: (await tuner.list(query.limit ?? 50)).map(fineTuneView) }),
+      {
+        query: t.Object({
+          limit: t.Optional(
+            t.Integer({ minimum: 1, maximum: 200, default: 50, description: "fine-tunes, newest first" }),
+          ),
+        }),
+        response: { 200: t.Object({ fine_tunes: t.Array(FineTuneSchema) }), ...errorResponses(422, ...ADMIN_ERRORS) },
+        detail: { summary: "The fine-tunes, newest first", tags: TAGS },
+      },
+    )
     .get(
       "/fine-tunes/:id",
       async ({ params }) => {

@@ -100,7 +100,9 @@ export interface FineTunerDeps {
 export interface FineTuner {
   /**
    * Builds the files and records the fine-tune, then uploads, starts and follows it in the background.
-   * Throws 409 FINETUNE_TOO_FEW_EXAMPLES or FINETUNE_IN_PROGRESS, 422 FINETUNE_PROVIDER_UNSUPPORTED.
+   * Throws 409 FINETUNE_TOO_FEW_EXAMPLES, FINETUNE_IN_PROGRESS or FINETUNE_UNAVAILABLE (no fine-tuning
+   * provider here, or the task type's routed model has none), 422 FINETUNE_PROVIDER_UNSUPPORTED (a
+   * base_model whose provider has no fine-tuning API).
    */
   start(request: StartFineTune): Promise<FineTuneRecord>;
   get(id: string): Promise<FineTuneRecord | undefined>;
@@ -325,14 +327,27 @@ export function createFineTuner(deps: FineTunerDeps): FineTuner {
     async start(request) {
       const baseModel = request.baseModel ?? deps.routedModel(request.taskType);
       const target = deps.parseModel(baseModel);
-      if (!deps.fineTunable.has(target.provider) || !client) {
+      if (!client) {
+        // The deployment's state, not the request's: 409, as for a fine-tune already in progress.
         throw new AppError(
-          "FINETUNE_PROVIDER_UNSUPPORTED",
-          deps.fineTunable.has(target.provider)
-            ? `base_model: '${baseModel}' is ${target.provider}'s, which has no API key here`
-            : `base_model: '${baseModel}' is ${target.provider}'s, whose API has no fine-tuning; fine-tunes need an OpenAI-compatible provider (openai/...)`,
-          { status: 422, details: { field: "base_model" } },
+          "FINETUNE_UNAVAILABLE",
+          "no OpenAI-compatible provider has a key here (OPENAI_API_KEY): nothing can be fine-tuned",
+          { status: 409 },
         );
+      }
+      if (!deps.fineTunable.has(target.provider)) {
+        const why = `'${baseModel}' is ${target.provider}'s, whose API has no fine-tuning; fine-tunes need an OpenAI-compatible provider's model (openai/...)`;
+        if (request.baseModel === undefined) {
+          throw new AppError(
+            "FINETUNE_UNAVAILABLE",
+            `task type '${request.taskType}' is routed to ${why}: name a base_model`,
+            { status: 409 },
+          );
+        }
+        throw new AppError("FINETUNE_PROVIDER_UNSUPPORTED", `base_model: ${why}`, {
+          status: 422,
+          details: { field: "base_model" },
+        });
       }
       const scope: ExampleScope = {
         taskType: request.taskType,

@@ -55,14 +55,14 @@ const registrar: VariantRegistrar = {
   },
 };
 
-function tuner(options: { leaseMs?: number; withRegistrar?: boolean } = {}) {
+function tuner(options: { leaseMs?: number; withRegistrar?: boolean; noProvider?: boolean; routed?: string } = {}) {
   const created = createFineTuner({
     redis,
     records: createFineTuneRecords(redis),
     examples: createTrainingExamples({ redis, ttlSeconds: 3600 }),
-    client: createOpenAiFineTuning({ apiKey: "sk-test", baseUrl: mock.url }),
+    client: options.noProvider ? undefined : createOpenAiFineTuning({ apiKey: "sk-test", baseUrl: mock.url }),
     parseModel: (model) => parseModel(model, "openai"),
-    routedModel: () => "mock-model",
+    routedModel: () => options.routed ?? "mock-model",
     fineTunable: FINE_TUNING_PROVIDERS,
     systemPromptOf: (taskType) => promptFor(DEFAULT_PROMPTS, taskType),
     ...(options.withRegistrar === false ? {} : { registrar }),
@@ -377,6 +377,23 @@ describe("POST /fine-tunes refusals", () => {
     expect((await post(app, "/fine-tunes", { task_type: TASK_TYPE, weight: 0 })).status).toBe(422);
     expect((await post(app, "/fine-tunes", { task_type: TASK_TYPE, min_examples: 5 })).status).toBe(422);
     expect((await get(app, "/fine-tunes/ft-00000000-0000-7000-8000-000000000000")).status).toBe(404);
+  });
+
+  test("a deployment that cannot fine-tune, or a task type routed to a provider that cannot: 409 FINETUNE_UNAVAILABLE", async () => {
+    const codeOf = async (response: Response) => [
+      response.status,
+      (await json<{ error: { code: string } }>(response)).error.code,
+    ];
+    const none = appOf(tuner({ noProvider: true }));
+    expect(await codeOf(await post(none, "/fine-tunes", { task_type: TASK_TYPE }))).toEqual([
+      409,
+      "FINETUNE_UNAVAILABLE",
+    ]);
+    const routed = appOf(tuner({ routed: "anthropic/claude-3-5-haiku-latest" }));
+    const refused = await post(routed, "/fine-tunes", { task_type: TASK_TYPE });
+    expect(await codeOf(refused.clone())).toEqual([409, "FINETUNE_UNAVAILABLE"]);
+    expect((await json<{ error: { message: string } }>(refused)).error.message).toContain("name a base_model");
+    expect(mock.fineTuning.files()).toEqual([]);
   });
 
   test("one fine-tune per task type at a time: a second is 409 FINETUNE_IN_PROGRESS", async () => {
