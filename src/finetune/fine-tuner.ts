@@ -211,7 +211,10 @@ export function createFineTuner(deps: FineTunerDeps): FineTuner {
               message: job.error?.message ?? "the provider's job failed without a reason",
             },
           }
-        : { status: job.status as FineTuneStatus }),
+        : job.status === "cancelled"
+          ? { status: "cancelled" as const }
+          : // A state this code does not know (OpenAI's jobs can also be paused): still under way; provider_status says which.
+            { status: PROVIDER_STATUSES.has(job.status) ? (job.status as FineTuneStatus) : ("running" as const) }),
   });
 
   const register = async (record: FineTuneRecord) => {

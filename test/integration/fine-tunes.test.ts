@@ -434,31 +434,8 @@ describe("following survives its process", () => {
     const app = appOf(first);
     for (let n = 0; n < 10; n++) await rate(app, await answered(`question ${n}`), { rating: 5 });
     // A process that died between creating the job and recording it: the job exists, the record says preparing.
-    const records = createFineTuneRecords(redis);
     const id = "ft-0190b0c4-0000-7000-8000-00000000abcd";
-    const now = Date.now();
-    await records.create({
-      id,
-      status: "preparing",
-      task_type: TASK_TYPE,
-      base_model: "openai/mock-model",
-      provider: "openai",
-      provider_model: "mock-model",
-      validation_fraction: 0.1,
-      min_examples: 10,
-      weight: 0.1,
-      origin: "api",
-      created_by: "ops",
-      created_at: now,
-      updated_at: now,
-      counts: {
-        examples: 10,
-        training: 10,
-        validation: 0,
-        skipped: 0,
-        skipped_by_reason: { gone: 0, no_text: 0, not_positive: 0, empty: 0, duplicate: 0 },
-      },
-    });
+    await leftPreparing(id);
     const client = createOpenAiFineTuning({ apiKey: "sk-test", baseUrl: mock.url });
     const file = await client.uploadFile("orphan.jsonl", fileLines(10));
     const orphan = await client.createJob({
@@ -475,31 +452,8 @@ describe("following survives its process", () => {
   test("a fine-tune left preparing with no job is prepared again from its examples", async () => {
     const app = appOf(tuner());
     for (let n = 0; n < 11; n++) await rate(app, await answered(`question ${n}`), { rating: 5 });
-    const records = createFineTuneRecords(redis);
     const id = "ft-0190b0c4-0000-7000-8000-00000000beef";
-    const now = Date.now();
-    await records.create({
-      id,
-      status: "preparing",
-      task_type: TASK_TYPE,
-      base_model: "openai/mock-model",
-      provider: "openai",
-      provider_model: "mock-model",
-      validation_fraction: 0.1,
-      min_examples: 10,
-      weight: 0.1,
-      origin: "api",
-      created_by: "ops",
-      created_at: now,
-      updated_at: now,
-      counts: {
-        examples: 0,
-        training: 0,
-        validation: 0,
-        skipped: 0,
-        skipped_by_reason: { gone: 0, no_text: 0, not_positive: 0, empty: 0, duplicate: 0 },
-      },
-    });
+    await leftPreparing(id);
     const resumed = tuner();
     resumed.resume();
     const done = await ended(appOf(resumed), id);
@@ -507,6 +461,34 @@ describe("following survives its process", () => {
     expect(linesOf(fileOf(done.files?.training)?.content)).toHaveLength(10);
   });
 });
+
+/** The record a process leaves when it dies while preparing a fine-tune: no job recorded. */
+async function leftPreparing(id: string): Promise<void> {
+  const now = Date.now();
+  const created = await createFineTuneRecords(redis).create({
+    id,
+    status: "preparing",
+    task_type: TASK_TYPE,
+    base_model: "openai/mock-model",
+    provider: "openai",
+    provider_model: "mock-model",
+    validation_fraction: 0.1,
+    min_examples: 10,
+    weight: 0.1,
+    origin: "api",
+    created_by: "ops",
+    created_at: now,
+    updated_at: now,
+    counts: {
+      examples: 0,
+      training: 0,
+      validation: 0,
+      skipped: 0,
+      skipped_by_reason: { gone: 0, no_text: 0, not_positive: 0, empty: 0, duplicate: 0 },
+    },
+  });
+  expect(created).toEqual({ created: true });
+}
 
 function fileLines(count: number): string {
   return `${Array.from({ length: count }, (_, n) =>
