@@ -185,7 +185,8 @@ export function fineTuneRoutes(deps: FineTuneRoutesDeps) {
               description: "the traffic share of the variant the fine-tuned model becomes",
             }),
             suffix: t.Optional(
-              t.String({ pattern: "^[A-Za-z0-9_-]{1,64}$", description: "added to the fine-tuned model's name" }),
+              // OpenAI takes 64; 40 keeps `openai/ft:<base>:<org>:<suffix>:<id>` within a request's 128-character model.
+              t.String({ pattern: "^[A-Za-z0-9_-]{1,40}$", description: "added to the fine-tuned model's name" }),
             ),
           },
           { additionalProperties: false },

@@ -108,5 +108,22 @@ test("a fine-tune outlives its follower killed with -9: another process follows 
   expect(lines.map((line) => line.messages[1]?.content).sort()).toEqual([...good].sort());
   expect(lines.every((line) => line.messages[0]?.content === DEFAULT_PROMPTS[TASK_TYPE])).toBe(true);
   expect(uploaded).not.toContain(bad);
+
+  // A task routed to the fine-tuned model is answered by it, as a variant's tasks will be.
+  const routed = await call(second, TENANT, "/process", {
+    text: "The annual report shows steady growth.",
+    task_type: TASK_TYPE,
+    model: `openai/${done.fine_tuned_model}`,
+    use_cache: false,
+  });
+  expect(routed.status).toBe(202);
+  const { task_id } = await json<{ task_id: string }>(routed);
+  const answer = await json<{ status: string; result: { model: string; metadata: { provider: string } } }>(
+    await call(second, TENANT, `/task/${task_id}?wait=20000`),
+  );
+  expect(answer).toMatchObject({
+    status: "SUCCESS",
+    result: { model: done.fine_tuned_model as string, metadata: { provider: "openai" } },
+  });
   expect(await second.stop()).toBe(0);
 }, 90_000);
