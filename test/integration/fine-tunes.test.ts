@@ -289,6 +289,28 @@ describe("POST /fine-tunes end to end", () => {
     expect(registered[0]).toMatchObject({ experimentId: "exp-acme", weight: 0.05 });
   });
 
+  test("examples outlive their task's record; one whose copy expired is left out and counted", async () => {
+    const app = appOf(tuner());
+    const ids: string[] = [];
+    for (let n = 0; n < 12; n++) {
+      const id = await answered(`lasting question ${n}`);
+      await rate(app, id, { rating: 5 });
+      ids.push(id);
+    }
+    // RESULT_TTL_SECONDS passed for every task; FINETUNE_EXAMPLE_TTL_SECONDS for one example's copy.
+    await redis.del(...ids.map((id) => `result:${id}`));
+    await redis.del(`finetune:example:${ids[0]}`);
+    const started = await post(app, "/fine-tunes", { task_type: TASK_TYPE, validation_fraction: 0 });
+    expect(started.status).toBe(202);
+    const record = await json<FineTuneView>(started);
+    expect(record.counts).toMatchObject({ examples: 11, training: 11, skipped: 1, skipped_by_reason: { gone: 1 } });
+    const done = await ended(app, record.id);
+    expect(done.status).toBe("succeeded");
+    const asked = linesOf(fileOf(done.files?.training)?.content).map((line) => line.messages[1]?.content);
+    expect(asked).not.toContain("lasting question 0");
+    expect(asked).toContain("lasting question 11");
+  });
+
   test("a failing job ends failed with the provider's reason, and registers nothing", async () => {
     const app = appOf(tuner());
     for (let n = 0; n < 10; n++) await rate(app, await answered(`question ${n}`), { rating: 5 });
