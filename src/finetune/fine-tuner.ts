@@ -43,7 +43,11 @@ import {
 } from "./fine-tune-records";
 import { buildTrainingFiles, MIN_TRAINING_EXAMPLES, type SystemPromptOf, type TrainingFiles } from "./training-file";
 
-/** Registers a fine-tuned model as a new variant; the experiments store implements it (issue 17 §5). */
+/**
+ * Registers a fine-tuned model as a new variant; the experiments store implements it (issue 17 §5). It may be
+ * called again with the same fineTuneId (a follower that died between the registration and recording it):
+ * it must then answer the variant it registered the first time, not add a second.
+ */
 export interface VariantRegistrar {
   register(input: {
     taskType: string;
@@ -160,7 +164,7 @@ export function createFineTuner(deps: FineTunerDeps): FineTuner {
 
   /** Uploads the files and creates the job, unless a job with this fine-tune's id already exists. */
   const prepare = async (record: FineTuneRecord, built: TrainingFiles | undefined, signal: AbortSignal) => {
-    if (!client) throw new AppError("FINETUNE_PROVIDER_UNSUPPORTED", "no fine-tuning provider is configured", {});
+    if (!client) throw new AppError("FINETUNE_UNAVAILABLE", "no fine-tuning provider is configured any more", {});
     const existing = await client.findJob(JOB_METADATA_KEY, record.id, signal);
     if (existing) {
       logger.info({ fine_tune_id: record.id, job_id: existing.id }, "fine-tune job found after a restart");
@@ -218,6 +222,8 @@ export function createFineTuner(deps: FineTunerDeps): FineTuner {
   });
 
   const register = async (record: FineTuneRecord) => {
+    if (!record.fine_tuned_model)
+      return fail(record, "FINETUNE_NO_MODEL", "the provider's job succeeded without naming the fine-tuned model");
     const model = `${record.provider}/${record.fine_tuned_model}`;
     if (!registrar) {
       logger.warn({ fine_tune_id: record.id, model }, "fine-tune succeeded; no variant registrar: route to it by hand");
@@ -271,8 +277,8 @@ export function createFineTuner(deps: FineTunerDeps): FineTuner {
           } else {
             await fail(
               record,
-              "FINETUNE_PROVIDER_UNSUPPORTED",
-              "no fine-tuning provider is configured to follow the job",
+              "FINETUNE_UNAVAILABLE",
+              "no fine-tuning provider is configured any more to follow the job",
             );
           }
         } catch (error) {
