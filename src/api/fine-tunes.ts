@@ -65,7 +65,7 @@ export const FineTuneSchema = t.Object({
       >,
       {
         description:
-          "gone: the example expired (FINETUNE_EXAMPLE_TTL_SECONDS); no_text: its task kept no text (RESULT_KEEP_INPUT=false); not_positive; empty: an empty answer; duplicate: the same prompt, text and answer again",
+          "gone: the example expired (FINETUNE_EXAMPLE_TTL_DAYS); no_text: its task kept no text (RESULT_KEEP_INPUT=false); not_positive; empty: an empty answer; duplicate: the same prompt, text and answer again",
       },
     ),
   }),

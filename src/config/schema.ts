@@ -264,12 +264,7 @@ export const EnvSchema = T.Object({
     description:
       "keep a finished task's text in its record for RESULT_TTL_SECONDS (task detail, fine-tuning files); false: only while it is queued",
   }),
-  FINETUNE_EXAMPLE_TTL_SECONDS: integer(
-    3600,
-    315_360_000,
-    "seconds a positively rated task is kept as a fine-tuning example",
-    7_776_000,
-  ),
+  FINETUNE_EXAMPLE_TTL_DAYS: integer(1, 3650, "days a positively rated task is kept as a fine-tuning example", 90),
   FINETUNE_POLL_MIN_MS: integer(
     100,
     3_600_000,
@@ -289,7 +284,7 @@ export const EnvSchema = T.Object({
     "ms between two checks for task types with enough new positive examples to fine-tune; 0: off",
     0,
   ),
-  FINETUNE_AUTO_MIN_NEW_EXAMPLES: integer(
+  FINETUNE_AUTO_NEW_EXAMPLES: integer(
     10,
     10_000_000,
     "new positive examples since a task type's last fine-tune that start the next one",

@@ -1,7 +1,7 @@
 /**
  * The "automatic" of the roadmap (issue 17 §6): every
  * FINETUNE_AUTO_INTERVAL_MS, a fine-tune starts for each task type (and
- * tenant) that gathered FINETUNE_AUTO_MIN_NEW_EXAMPLES positive examples
+ * tenant) that gathered FINETUNE_AUTO_NEW_EXAMPLES positive examples
  * since its last fine-tune started, with the defaults of POST /fine-tunes.
  * Counting from the last start, not the last success, means a fine-tune that
  * failed is not retried every interval on the same data: it waits for new

@@ -7,7 +7,7 @@
  *
  * Each example is copied, at feedback time, into its own key
  * (`finetune:example:{task_id}`: the text, the result, the feedback), which
- * lives FINETUNE_EXAMPLE_TTL_SECONDS (90 days by default). The task's own
+ * lives FINETUNE_EXAMPLE_TTL_DAYS (90 days by default). The task's own
  * record expires after RESULT_TTL_SECONDS (an hour by default): indexing the
  * record alone, the training data an operator collected over weeks would be
  * an hour's worth when they asked for a fine-tune. The copy costs one key per

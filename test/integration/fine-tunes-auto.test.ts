@@ -1,7 +1,7 @@
 /**
  * Scheduled fine-tunes (FINETUNE_AUTO_INTERVAL_MS, issue 17 §6) against the
  * real Redis and the mock OpenAI server: a round starts a fine-tune for each
- * task type (and tenant) with FINETUNE_AUTO_MIN_NEW_EXAMPLES new positive
+ * task type (and tenant) with FINETUNE_AUTO_NEW_EXAMPLES new positive
  * examples since its last one, none for the others; one process runs a round
  * (its lease); the next fine-tune waits for new examples.
  */

@@ -297,7 +297,7 @@ describe("POST /fine-tunes end to end", () => {
       await rate(app, id, { rating: 5 });
       ids.push(id);
     }
-    // RESULT_TTL_SECONDS passed for every task; FINETUNE_EXAMPLE_TTL_SECONDS for one example's copy.
+    // RESULT_TTL_SECONDS passed for every task; FINETUNE_EXAMPLE_TTL_DAYS for one example's copy.
     await redis.del(...ids.map((id) => `result:${id}`));
     await redis.del(`finetune:example:${ids[0]}`);
     const started = await post(app, "/fine-tunes", { task_type: TASK_TYPE, validation_fraction: 0 });
