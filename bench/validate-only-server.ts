@@ -15,7 +15,9 @@ const port = Number(process.env.PORT ?? 8001);
 let accepted = 0;
 const app = createApp({ logger: createLogger({ level: "warn" }), probes: [], roles: ["api"] }).post(
   "/process",
-  ({ set }) => {
+  // createApp is typed as any Elysia: the context's type is stated here.
+  ({ set }: { [key: string]: unknown; set?: { status?: number | string } }) => {
+    if (!set) throw new Error("Elysia gives every handler its `set`");
     set.status = 202;
     accepted++;
     return { task_id: String(accepted), status: "PENDING" as const, message: "validated only" };

@@ -4,7 +4,9 @@
  * /v1/chat/completions (whole, or streamed with `stream: true` in OpenAI's
  * wire format: `data: {chat.completion.chunk}` events, a last usage chunk
  * with `stream_options.include_usage`, then `data: [DONE]`) and
- * /v1/embeddings (array input, float or base64). Faults, latency, counters
+ * /v1/embeddings (array input, float or base64), and the files and
+ * fine-tuning jobs endpoints (mock-openai-fine-tuning.ts; its chat answers a
+ * fine-tuned model's name like any other). Faults, latency, counters
  * and stream records are the kit's (mock-provider-kit.ts), shared with the
  * Anthropic and Cohere mocks, all reachable over HTTP under /__mock/ so that
  * another process (the bench) can drive it.
@@ -12,6 +14,7 @@
  *   bun tools/mock-openai-server.ts --port 8100 --latency 20-80 --embedding-dim 1536 --tokens 200 --token-latency 5
  */
 import { estimateTokens } from "../src/llm/provider";
+import { createFineTuningMock, type MockFineTuning, type MockFineTuningTimings } from "./mock-openai-fine-tuning";
 import {
   chatMessages,
   createMockServer,
@@ -24,6 +27,7 @@ import {
   textOf,
 } from "./mock-provider-kit";
 
+export type { MockFile, MockFineTuning, MockFineTuningTimings } from "./mock-openai-fine-tuning";
 export {
   epochMs,
   type MockCounters,
@@ -33,8 +37,14 @@ export {
   type MockStreamSettings,
 } from "./mock-provider-kit";
 
-export type MockOpenAiServerOptions = MockServerOptions;
-export type MockOpenAiServer = MockServer;
+export interface MockOpenAiServerOptions extends MockServerOptions {
+  /** How long a fine-tuning job stays validating, queued and running (ms); also POST /__mock/fine-tuning. */
+  fineTuning?: Partial<MockFineTuningTimings>;
+}
+export interface MockOpenAiServer extends MockServer {
+  /** The uploaded files and the fine-tuning jobs, and their timings. */
+  readonly fineTuning: MockFineTuning;
+}
 
 const ERROR_TYPES = {
   invalid: "invalid_request_error",
@@ -175,7 +185,15 @@ function routes(kit: MockKit) {
 }
 
 export function createMockOpenAiServer(options: MockOpenAiServerOptions = {}): MockOpenAiServer {
-  return createMockServer({ ...options, basePath: "/v1", error: openAiError, routes });
+  const fineTuning = createFineTuningMock(options.fineTuning);
+  const server = createMockServer({
+    ...options,
+    basePath: "/v1",
+    error: openAiError,
+    routes: (kit) => ({ ...routes(kit), ...fineTuning.routes(kit) }),
+    onReset: fineTuning.reset,
+  });
+  return Object.assign(server, { fineTuning: fineTuning.control });
 }
 
 if (import.meta.main) runMockFromCli("OpenAI", createMockOpenAiServer, 8100);

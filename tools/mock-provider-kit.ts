@@ -1,7 +1,7 @@
 /**
  * What every mock provider server shares (issue 17 §7): the fault injection
  * (429 with Retry-After, 500, 400, a hang, a slow answer, a stream cut after
- * some tokens; for every request or only those whose text contains
+ * some tokens, a fine-tuning job that fails; for every request or only those whose text contains
  * `textIncludes`, `times` over), the latency, the counters, the streamed
  * answers' records, the answer a mock writes, the SSE body that streams it,
  * and the control routes under /__mock/. Each provider's file
@@ -15,9 +15,14 @@ import { tokenPieces } from "../src/llm/simulated-provider";
 import { sleep } from "../src/util/backoff";
 import { type LatencyDistribution, latencySampler, parseLatency } from "../src/util/latency";
 
-export type MockEndpoint = "chat" | "embeddings" | "any";
+/** What a fault may target: chat, embeddings, file uploads and fine-tuning jobs (OpenAI's), or any request. */
+export type MockEndpoint = "chat" | "embeddings" | "files" | "fine_tuning" | "any";
 
-/** Which requests a fault hits: an endpoint, and requests whose text (a chat's user message, an embedding input) contains textIncludes. */
+/**
+ * Which requests a fault hits: an endpoint, and requests whose text contains textIncludes (a chat's user
+ * message, an embedding input, an uploaded file's content or name, a fine-tuning job's model, suffix or
+ * training file).
+ */
 interface FaultTarget {
   times?: number;
   endpoint?: MockEndpoint;
@@ -30,9 +35,14 @@ export type MockFault =
   | ({ kind: "500" | "400" | "hang" } & FaultTarget)
   | ({ kind: "slow"; slowMs: number } & FaultTarget)
   /** A streamed answer breaks off (the connection is cut) after `afterTokens` tokens; a whole answer at once. */
-  | ({ kind: "cut"; afterTokens?: number } & FaultTarget);
+  | ({ kind: "cut"; afterTokens?: number } & FaultTarget)
+  /**
+   * A fine-tuning job created while it is set fails once it runs, with this error (OpenAI's `error` of the
+   * job); only job creations take it, and `textIncludes` matches the job's model, suffix or training file.
+   */
+  | ({ kind: "job_failed"; code?: string; message?: string } & FaultTarget);
 
-const FAULT_KINDS = ["none", "429", "500", "400", "hang", "slow", "cut"] as const;
+const FAULT_KINDS = ["none", "429", "500", "400", "hang", "slow", "cut", "job_failed"] as const;
 
 /** How streamed answers are sent. */
 export interface MockStreamSettings {
@@ -102,7 +112,7 @@ export type MockErrorFormat = (
 
 type Handler = (request: Request) => Response | Promise<Response>;
 /** A provider route: one handler, or one per method. */
-export type MockRoute = Handler | { POST: Handler };
+export type MockRoute = Handler | { GET?: Handler; POST?: Handler; DELETE?: Handler };
 
 /** A mock's answer to one chat request, before its wire format. */
 export interface MockAnswer {
@@ -137,6 +147,15 @@ export interface MockKit {
   openChat<T>(request: Request, messagesOf: (body: T) => ChatMessage[] | string): Promise<Response | OpenedChat<T>>;
   /** The answer to a chat whose messages are `texts` (the user's last), within max_tokens `limit`; counted. */
   answer(texts: readonly string[], userText: string, limit: number, streamed: boolean): MockAnswer;
+  /**
+   * Serves the fault aimed at a request of `endpoint` whose texts are `texts`, then waits the latency: a
+   * Response to send as is (429, 500, 400, a hang), a job_failed fault for the caller to act on, or undefined.
+   */
+  serve(
+    request: Request,
+    endpoint: "files" | "fine_tuning",
+    texts: readonly string[],
+  ): Promise<Response | { jobFailed: { code?: string; message?: string } } | undefined>;
   /** Counts an embeddings call, serves its fault, waits the latency: a Response to send as is, else the vectors. */
   embed(request: Request, inputs: readonly string[], dim: number): Promise<Response | Float32Array[]>;
   /**
@@ -202,6 +221,8 @@ export function createMockServer(
     basePath?: string;
     error: MockErrorFormat;
     routes: (kit: MockKit) => Record<string, MockRoute>;
+    /** Runs on reset() (and POST /__mock/reset): a provider's own state (OpenAI's files and jobs) is cleared too. */
+    onReset?: () => void;
   },
 ): MockServer {
   const { hostname = "127.0.0.1", latencyMs = 0, embeddingDim = 1536, error } = options;
@@ -231,6 +252,7 @@ export function createMockServer(
     streamRecords = [];
     streamSettings = { ...initialStream };
     setFault({ kind: "none" });
+    options.onReset?.();
   };
 
   /** The fault this request gets, if any; counts it down. */
@@ -238,6 +260,8 @@ export function createMockServer(
     if (fault.kind === "none" || faultsLeft <= 0) return undefined;
     const target = fault.endpoint ?? "any";
     if (target !== "any" && target !== endpoint) return undefined;
+    // Only a job's creation can fail a job; the other requests leave the fault for it.
+    if (fault.kind === "job_failed" && endpoint !== "fine_tuning") return undefined;
     const needle = fault.textIncludes;
     if (needle !== undefined && !texts.some((text) => text.includes(needle))) return undefined;
     faultsLeft--;
@@ -250,7 +274,7 @@ export function createMockServer(
     request: Request,
     endpoint: Exclude<MockEndpoint, "any">,
     texts: readonly string[],
-  ): Promise<Response | { cutAfter: number } | undefined> => {
+  ): Promise<Response | { cutAfter: number } | { jobFailed: { code?: string; message?: string } } | undefined> => {
     const current = takeFault(endpoint, texts);
     if (!current) return undefined;
     switch (current.kind) {
@@ -278,6 +302,13 @@ export function createMockServer(
         return undefined;
       case "cut":
         return { cutAfter: current.afterTokens ?? 0 };
+      case "job_failed":
+        return {
+          jobFailed: {
+            ...(current.code ? { code: current.code } : {}),
+            ...(current.message ? { message: current.message } : {}),
+          },
+        };
       default:
         return undefined;
     }
@@ -322,7 +353,7 @@ export function createMockServer(
       const faulted = await serveFault(request, "chat", [userText]);
       if (faulted instanceof Response) return faulted;
       await wait(request);
-      return { body, messages, userText, cut: faulted?.cutAfter };
+      return { body, messages, userText, cut: faulted && "cutAfter" in faulted ? faulted.cutAfter : undefined };
     },
     answer(texts, userText, limit, streamed) {
       const words = userText.split(/\s+/).filter(Boolean);
@@ -339,6 +370,12 @@ export function createMockServer(
       counters.completion_tokens += completionTokens;
       if (streamed) counters.chat_streams++;
       return { text, pieces: tokenPieces(text), truncated, promptTokens, completionTokens };
+    },
+    async serve(request, endpoint, texts) {
+      const faulted = await serveFault(request, endpoint, texts);
+      if (faulted instanceof Response) return faulted;
+      await wait(request);
+      return faulted && "jobFailed" in faulted ? faulted : undefined;
     },
     async embed(request, inputs, dim) {
       counters.embedding_requests++;

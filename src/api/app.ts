@@ -1,6 +1,6 @@
 /** The Elysia application: route groups, request limits, the error shape and the OpenAPI document. */
 import { swagger } from "@elysiajs/swagger";
-import { Elysia, ParseError } from "elysia";
+import { type AnyElysia, Elysia, ParseError } from "elysia";
 import type Redis from "ioredis";
 import { AppError } from "../errors";
 import type { HealthProbe } from "../health-probe";
@@ -16,7 +16,8 @@ import { dashboardRoutes } from "./dashboard/routes";
 import { errorHandler, errorResponse } from "./error-responses";
 import { type EventRoutesDeps, eventRoutes } from "./events";
 import { type ExperimentRoutesDeps, experimentRoutes } from "./experiments";
-import { feedbackRoutes } from "./feedback";
+import { type FeedbackRoutesDeps, feedbackRoutes } from "./feedback";
+import { type FineTuneRoutesDeps, fineTuneRoutes } from "./fine-tunes";
 import { GRAPHQL_PATH, type GraphqlLimits, graphqlRoutes } from "./graphql/routes";
 import { healthRoutes } from "./health";
 import { createBroadcast, createMetricsBroadcast, metricsStreamRoutes, type WorkersTick } from "./metrics-stream";
@@ -57,6 +58,13 @@ export interface AppDeps {
   experiments?: Omit<ExperimentRoutesDeps, "actorOf" | "logger">;
   /** GET /webhooks/secret, GET /task/:id/deliveries. */
   webhooks?: WebhookRoutesDeps;
+  /**
+   * /fine-tunes (operators only, audited like /admin/*), and the training examples that feedback feeds
+   * (POST /task/:id/feedback's positive ones).
+   */
+  fineTunes?: Omit<FineTuneRoutesDeps, "actorOf" | "logger"> & {
+    examples: NonNullable<FeedbackRoutesDeps["examples"]>;
+  };
   /** GraphQL at /graphql, over the tasks, events and operations above (all three needed). */
   graphql?: { resultTtlSeconds: number; limits?: GraphqlLimits };
   /**
@@ -109,7 +117,11 @@ export function isJson(contentType: string): boolean {
   return (semicolon < 0 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase() === "application/json";
 }
 
-export function createApp(deps: AppDeps) {
+/**
+ * The app, typed as any Elysia: no caller uses its routes' inferred types (there is no Eden client), and
+ * with every route group that inference exceeds TypeScript's complexity limit where the type is compared.
+ */
+export function createApp(deps: AppDeps): AnyElysia {
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   // Bun's own limit answers a bare 413 and closes the connection, so it is only a distant backstop: declared
   // sizes are refused below in the JSON error shape before the body is read, and a chunked body is counted
@@ -209,6 +221,10 @@ export function createApp(deps: AppDeps) {
             { name: "operations", description: "Health, metrics and workers" },
             { name: "cache", description: "The semantic cache's entries" },
             { name: "webhooks", description: "Signed webhooks of task results: the signing secret, deliveries" },
+            {
+              name: "fine-tuning",
+              description: "Fine-tune a model on positively rated results and register it as an experiment variant",
+            },
           ],
         },
       }),
@@ -262,8 +278,14 @@ export function createApp(deps: AppDeps) {
             bus: deps.tasks.bus,
             logger: deps.logger,
             ...(deps.tasks.tenantOf ? { tenantOf: deps.tasks.tenantOf } : {}),
+            ...(deps.fineTunes ? { examples: deps.fineTunes.examples } : {}),
           })
         : new Elysia({ name: "feedback" }),
+    )
+    .use(
+      deps.fineTunes
+        ? fineTuneRoutes({ ...deps.fineTunes, logger: deps.logger.child({ component: "fine-tunes" }), actorOf })
+        : new Elysia({ name: "fine-tunes" }),
     )
     .use(
       deps.tasks && deps.events && deps.operations && deps.graphql
@@ -290,8 +312,6 @@ export function createApp(deps: AppDeps) {
   routeTable.exact = new Set(app.routes.filter((r) => !/[:*]/.test(r.path)).map((r) => `${r.method} ${r.path}`));
   return app;
 }
-
-export type App = ReturnType<typeof createApp>;
 
 /** GET /metrics/stream: needs the operations (what to read) and the events' SSE settings. */
 function metricsStream(deps: AppDeps) {

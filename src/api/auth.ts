@@ -90,12 +90,14 @@ export function authGuard(keyring: Keyring, logger: Logger) {
 
 /** Routes whose answer spans every tenant: the deployment's volume, its processes; and every /admin/ route. */
 const ADMIN_PATHS = new Set(["/metrics", "/metrics/stream", "/metrics/prometheus", "/workers"]);
-/** The operator's routes: they change (or show) how every tenant's tasks run. */
-const OPERATOR_PREFIXES = ["/admin/", "/experiments", "/prompts/"] as const;
+/** The operator's routes: they change (or show) how every tenant's tasks run, or train on every tenant's tasks. */
+const OPERATOR_ROOTS = ["/admin", "/experiments", "/prompts", "/fine-tunes"] as const;
 
-/** Whether a path is the operator's: /admin/*, prompt versions and experiments. */
+/** Whether a path is the operator's: /admin/*, prompt versions, experiments and fine-tunes (a root or below it). */
 export function isOperatorPath(path: string): boolean {
-  return OPERATOR_PREFIXES.some((prefix) => path.startsWith(prefix));
+  return OPERATOR_ROOTS.some(
+    (root) => path.startsWith(root) && (path.length === root.length || path[root.length] === "/"),
+  );
 }
 
 /**
@@ -124,8 +126,8 @@ export function isLoopback(address: string): boolean {
 }
 
 /**
- * Without API keys (local development) the operator console, /dashboard and
- * the /admin/ actions, answers only clients on this host, unless the
+ * Without API keys (local development) the operator console, /dashboard,
+ * the /admin/ actions and /fine-tunes, answers only clients on this host, unless the
  * operator says otherwise (CONSOLE_ALLOW_REMOTE, e.g. behind a proxy that
  * authenticates). With keys, the admin guard decides.
  */
@@ -139,12 +141,13 @@ export function consoleGuard(deps: {
   if (deps.keysOn || deps.allowRemote) return plugin;
   return plugin.onRequest(({ request }) => {
     // Every request passes here: a substring test spares POST /process a URL parse.
-    const url = request.url;
+    const { url } = request;
     if (
       !url.includes("/dashboard") &&
       !url.includes("/admin/") &&
       !url.includes("/experiments") &&
-      !url.includes("/prompts/")
+      !url.includes("/prompts/") &&
+      !url.includes("/fine-tunes")
     )
       return;
     const path = new URL(url).pathname;

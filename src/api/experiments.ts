@@ -15,7 +15,7 @@
  * unless CONSOLE_ALLOW_REMOTE. Every change writes an audit line as the
  * /admin/ actions do. Workers pick a change up within about a second.
  */
-import { Elysia, t } from "elysia";
+import { Elysia, ParseError, t } from "elysia";
 import type Redis from "ioredis";
 import { AppError } from "../errors";
 import type { Logger } from "../log";
@@ -406,6 +406,17 @@ export function experimentRoutes(deps: ExperimentRoutesDeps) {
       },
       {
         params: IdParams,
+        // The body is optional (`curl -X POST …/end`), and Elysia lets an optional body that does not parse
+        // through as none: read here, so that malformed JSON is the 400 it is everywhere else.
+        parse: async ({ request }: { request: Request }) => {
+          const text = await request.text();
+          if (text.trim() === "") return undefined;
+          try {
+            return JSON.parse(text) as unknown;
+          } catch {
+            throw new ParseError();
+          }
+        },
         body: t.Optional(
           t.Object(
             {

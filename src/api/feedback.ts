@@ -6,8 +6,10 @@
  * serving the mistake again (issue 14). Every feedback is counted in /metrics;
  * the task record keeps the latest one, and a task of a prompt experiment
  * counts it in its variant's feedback score (a later one replaces it there
- * too). Tenants only reach their own tasks,
- * and so only entries of their own cache scope.
+ * too). Tenants only reach their own tasks, and so only entries of their own
+ * cache scope. A positive one makes the task a training example for
+ * fine-tunes, any other takes it out (store/training-examples.ts), in the
+ * same MULTI as the record's.
  */
 import { Elysia, t } from "elysia";
 import type { CacheAdmin } from "../cache";
@@ -15,6 +17,7 @@ import { AppError } from "../errors";
 import type { EventBus } from "../events";
 import type { Logger } from "../log";
 import type { TaskStore } from "../store/task-store";
+import type { TrainingExamples } from "../store/training-examples";
 import { TASK_ID_PATTERN } from "../task/contract";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
 
@@ -24,10 +27,12 @@ export interface FeedbackRoutesDeps {
   bus: EventBus;
   logger: Logger;
   tenantOf?: (request: Request) => string | undefined;
+  /** The fine-tunes' examples; absent: feedback trains nothing. */
+  examples?: Pick<TrainingExamples, "queueFeedback">;
 }
 
 export function feedbackRoutes(deps: FeedbackRoutesDeps) {
-  const { store, cache, bus, logger, tenantOf = () => undefined } = deps;
+  const { store, cache, bus, logger, examples, tenantOf = () => undefined } = deps;
   return new Elysia({ name: "feedback" }).post(
     "/task/:id/feedback",
     async ({ params, body, request }) => {
@@ -40,7 +45,12 @@ export function feedbackRoutes(deps: FeedbackRoutesDeps) {
       }
       const cacheId = state.result.cache_id;
       const invalidated = body.correct === false && cacheId !== undefined ? await cache.remove(cacheId) : false;
-      await store.recordFeedback(params.id, { ...body, at: Date.now() });
+      const at = Date.now();
+      await store.recordFeedback(
+        params.id,
+        { ...body, at },
+        examples ? (tx) => examples.queueFeedback(tx, state, body, at) : undefined,
+      );
       const experiment = state.result.metadata.experiment;
       const previous = state.feedback;
       bus.emit("task.feedback", {

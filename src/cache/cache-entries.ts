@@ -12,6 +12,7 @@
  */
 import type Redis from "ioredis";
 import type { ChatResult } from "../llm/provider";
+import { RELEASE_LEASE, releaseLease, renewLease } from "../redis/lease";
 import { execChecked } from "../redis/script";
 import type { CacheKeys } from "./cache-key";
 import type { KnnMatch } from "./vector-index";
@@ -41,19 +42,6 @@ export interface StoredEntry extends CachedAnswer {
 }
 
 const FIELDS = ["query", "response", "model", "metadata"] as const;
-
-/**
- * Deletes the lock only if it still holds our token: a leader that outlived
- * its lock must not release the next leader's.
- * KEYS[1] lock   ARGV[1] token
- */
-const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
-
-/**
- * Extends the lock's lease only if it still holds our token.
- * KEYS[1] lock   ARGV[1] token   ARGV[2] lease ms
- */
-const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
 
 /** A fresh LLM answer in the cache's shape (what a follower in the same process is served). */
 export function answerOf(query: string, answer: ChatResult): CachedAnswer {
@@ -177,16 +165,17 @@ export function createCacheEntries(options: { redis: Redis; keys: CacheKeys; ttl
       }
       // DEL first: a refresh replaces the whole entry, never leaves a field of the old one.
       const pipeline = redis.multi().del(key).hset(key, fields).expire(key, ttlSeconds);
-      if (unlock) pipeline.eval(UNLOCK, 1, unlock.lock, unlock.token);
+      // The lock is released only if it is still ours (redis/lease.ts).
+      if (unlock) RELEASE_LEASE.queue(redis, pipeline, [unlock.lock], [unlock.token]);
       await execChecked(pipeline);
     },
 
     async unlock(lock, token) {
-      await redis.eval(UNLOCK, 1, lock, token);
+      await releaseLease(redis, lock, token);
     },
 
     async renew(lock, token, leaseMs) {
-      return (await redis.eval(RENEW, 1, lock, token, leaseMs)) === 1;
+      return renewLease(redis, lock, token, leaseMs);
     },
 
     async touch(key) {

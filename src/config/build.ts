@@ -200,6 +200,15 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
     },
     resultTtlSeconds: env.RESULT_TTL_SECONDS,
     resultKeepInput: isTrue(env.RESULT_KEEP_INPUT),
+    fineTune: {
+      exampleTtlSeconds: env.FINETUNE_EXAMPLE_TTL_DAYS * 86_400,
+      pollMinMs: env.FINETUNE_POLL_MIN_MS,
+      // A maximum below the minimum would shorten the waits it bounds: the minimum wins.
+      pollMaxMs: Math.max(env.FINETUNE_POLL_MAX_MS, env.FINETUNE_POLL_MIN_MS),
+      leaseMs: env.FINETUNE_LEASE_MS,
+      autoIntervalMs: env.FINETUNE_AUTO_INTERVAL_MS,
+      autoMinNewExamples: env.FINETUNE_AUTO_NEW_EXAMPLES,
+    },
     events: {
       streamMaxLen: env.EVENTS_STREAM_MAXLEN,
       heartbeatMs: env.SSE_HEARTBEAT_MS,

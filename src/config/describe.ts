@@ -49,6 +49,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     },
     resultTtlSeconds: config.resultTtlSeconds,
     resultKeepInput: config.resultKeepInput,
+    fineTune: config.fineTune,
     events: config.events,
     apiKeys: config.apiKeys.map((k) => k.name),
     apiAdmins: [...config.apiAdmins],

@@ -264,6 +264,32 @@ export const EnvSchema = T.Object({
     description:
       "keep a finished task's text in its record for RESULT_TTL_SECONDS (task detail, fine-tuning files); false: only while it is queued",
   }),
+  FINETUNE_EXAMPLE_TTL_DAYS: integer(1, 3650, "days a positively rated task is kept as a fine-tuning example", 90),
+  FINETUNE_POLL_MIN_MS: integer(
+    100,
+    3_600_000,
+    "ms before the first poll of a fine-tuning job; doubles while it waits",
+    5000,
+  ),
+  FINETUNE_POLL_MAX_MS: integer(100, 86_400_000, "the longest ms between two polls of a fine-tuning job", 60_000),
+  FINETUNE_LEASE_MS: integer(
+    1000,
+    600_000,
+    "ms a process holds a fine-tune it follows; another takes over that long after it dies",
+    30_000,
+  ),
+  FINETUNE_AUTO_INTERVAL_MS: integer(
+    0,
+    2_592_000_000,
+    "ms between two checks for task types with enough new positive examples to fine-tune; 0: off",
+    0,
+  ),
+  FINETUNE_AUTO_NEW_EXAMPLES: integer(
+    10,
+    10_000_000,
+    "new positive examples since a task type's last fine-tune that start the next one",
+    200,
+  ),
   EVENTS_STREAM_MAXLEN: integer(
     100,
     100_000_000,

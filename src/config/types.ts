@@ -157,6 +157,19 @@ export interface Config {
   readonly resultTtlSeconds: number;
   /** Whether a finished task's record keeps its text (RESULT_KEEP_INPUT): the task detail and fine-tuning read it. */
   readonly resultKeepInput: boolean;
+  /** The feedback → fine-tuning loop (issue 17 §6). */
+  readonly fineTune: {
+    /** How long a positively rated task stays a training example (its copy outlives the task's record). */
+    readonly exampleTtlSeconds: number;
+    /** A job is polled pollMinMs after a change, the wait doubling to pollMaxMs while nothing changes. */
+    readonly pollMinMs: number;
+    readonly pollMaxMs: number;
+    /** A follower's lease: how long after a process dies another one takes its fine-tunes over. */
+    readonly leaseMs: number;
+    /** The scheduled mode's period; 0: off. */
+    readonly autoIntervalMs: number;
+    readonly autoMinNewExamples: number;
+  };
   /** The event log and the push channels (SSE, WebSocket, GraphQL subscriptions). */
   readonly events: {
     /** Completions kept in each tenant's stream: how far back a reconnecting client can catch up. */

@@ -6,23 +6,30 @@
 import { createApp } from "../api/app";
 import { createKeyring } from "../api/auth";
 import { createPendingCap } from "../api/client-limits";
+import { FINE_TUNE_DEFAULTS } from "../api/fine-tunes";
 import { createStreamTokens, loadStreamTokenKey } from "../api/stream-tokens";
 import type { CacheAdmin } from "../cache";
 import type { Config } from "../config";
 import type { EventBus } from "../events";
+import { startAutoFineTune } from "../finetune/auto-fine-tune";
+import { createFineTuneRecords } from "../finetune/fine-tune-records";
+import { createFineTuner, type VariantRegistrar } from "../finetune/fine-tuner";
+import type { SystemPromptOf } from "../finetune/training-file";
 import type { HealthProbe } from "../health-probe";
 import type { Lifecycle } from "../lifecycle";
-import { createModelRoutes, providerCheck } from "../llm/model-routes";
-import { loadPrompts } from "../llm/prompts";
+import { createOpenAiFineTuning, FINE_TUNING_PROVIDERS } from "../llm/fine-tuning";
+import { createModelRoutes, parseModel, providerCheck } from "../llm/model-routes";
+import { loadPrompts, promptFor } from "../llm/prompts";
 import type { Logger } from "../log";
 import { JITTER_BACKOFF, queuedJobs, queueKeys } from "../queue/bee-queue-layout";
 import { createEnqueuer } from "../queue/enqueuer";
 import { createTaskControl } from "../queue/task-control";
 import type { RedisClient } from "../redis/client";
 import { createEventHub } from "../store/event-hub";
-import { createExperimentStore } from "../store/experiments";
+import { createExperimentStore, registerModelVariant, watchExperiments } from "../store/experiments";
 import { createTaskStore } from "../store/task-store";
 import { createTaskWaiter } from "../store/task-waiter";
+import { createTrainingExamples } from "../store/training-examples";
 import { producerQueues } from "../task/routing";
 import { resolveCallback } from "../webhooks/callback-url";
 import { createDeliveryStore } from "../webhooks/delivery-store";
@@ -39,6 +46,10 @@ export async function startApiRole(deps: {
   /** Recycling counts of this node's worker processes, when it runs the worker role. */
   supervisor?: () => { recycled: number; restarted: number };
   startedAt: number;
+  /** Registers a fine-tuned model as an experiment's variant; absent: a fine-tune ends without one. */
+  fineTuneRegistrar?: VariantRegistrar;
+  /** The system prompt of a training example; absent: its task type's current prompt. */
+  systemPromptOf?: SystemPromptOf;
 }): Promise<{ listen(): void }> {
   const { config, redis, bus, logger, lifecycle } = deps;
   // Producers add to every queue a route can name; workers consume config.worker.queues.
@@ -75,6 +86,40 @@ export async function startApiRole(deps: {
   const scope = { tenants: config.apiKeys.map((key) => key.name), tenantOf: keyring.tenantOf, isAdmin };
   const deliveries = createDeliveryStore({ redis });
   const { secret: webhookSecret, allowPrivate } = config.webhooks;
+  const modelRoutes = createModelRoutes(config.llm);
+  // Experiments: the API reads prompt versions for training files, and a fine-tuned model joins an experiment.
+  const experimentStore = createExperimentStore(redis);
+  const experimentWatch = watchExperiments({ redis, logger });
+  await experimentWatch.refresh();
+  lifecycle.onShutdown("experiments", () => experimentWatch.stop());
+  const fineTunes = startFineTunes(
+    {
+      ...deps,
+      fineTuneRegistrar: deps.fineTuneRegistrar ?? {
+        register: (input) =>
+          registerModelVariant(experimentStore, {
+            taskType: input.taskType,
+            // A fine-tuned model lives at the provider that trained it, whatever LLM_PROVIDER is.
+            model: input.model.startsWith("openai/") ? input.model : `openai/${input.model}`,
+            share: input.weight,
+            source: `fine-tune:${input.fineTuneId}`,
+            name: `ft-${input.fineTuneId.slice(-8)}`,
+            by: "fine-tunes",
+            ...(input.experimentId ? { experimentId: input.experimentId } : {}),
+          }),
+      },
+      // An example is trained with the prompt version its answer was made with (0: the deployment's own).
+      systemPromptOf:
+        deps.systemPromptOf ??
+        ((taskType, result) => {
+          const version = result.metadata.prompt_version ?? 0;
+          const text = version > 0 ? experimentWatch.current().prompts.get(`${taskType}:${version}`) : undefined;
+          return text ?? promptFor(prompts, taskType);
+        }),
+    },
+    prompts,
+    modelRoutes,
+  );
   // The push channels (task events, token streams) share the event hub and the SSE limits.
   const eventDeps = {
     hub,
@@ -103,7 +148,7 @@ export async function startApiRole(deps: {
       bus,
       routes: config.routes,
       taskTypes: new Set(Object.keys(prompts)),
-      checkModel: createModelRoutes(config.llm).checkRequested,
+      checkModel: modelRoutes.checkRequested,
       tenantOf: keyring.tenantOf,
       logger,
       pendingCap: createPendingCap({
@@ -152,11 +197,12 @@ export async function startApiRole(deps: {
     consoleAllowRemote: config.consoleAllowRemote,
     experiments: {
       redis,
-      store: createExperimentStore(redis),
+      store: experimentStore,
       basePrompts: prompts,
       checkModel: providerCheck(config.llm),
       metricsPrefix: "metrics",
     },
+    fineTunes: { ...fineTunes, taskTypes: new Set(Object.keys(prompts)) },
     cache: {
       admin: deps.cacheAdmin,
       logger: logger.child({ component: "cache" }),
@@ -172,4 +218,64 @@ export async function startApiRole(deps: {
       logger.info({ port: config.port, docs: `http://127.0.0.1:${config.port}/swagger` }, "api listening");
     },
   };
+}
+
+/**
+ * The feedback → fine-tuning loop in this process: the training examples
+ * that feedback feeds, the fine-tuner (following every fine-tune nobody
+ * follows, resumed after a restart), and the scheduled mode when
+ * FINETUNE_AUTO_INTERVAL_MS is set.
+ */
+function startFineTunes(
+  deps: Parameters<typeof startApiRole>[0],
+  prompts: ReturnType<typeof loadPrompts>,
+  modelRoutes: ReturnType<typeof createModelRoutes>,
+) {
+  const { config, redis, lifecycle } = deps;
+  const logger = deps.logger.child({ component: "fine-tunes" });
+  const settings = config.fineTune;
+  const examples = createTrainingExamples({ redis, ttlSeconds: settings.exampleTtlSeconds });
+  const records = createFineTuneRecords(redis);
+  const apiKey = config.llm.apiKey;
+  const tuner = createFineTuner({
+    redis,
+    records,
+    examples,
+    // Uploads take longer than a chat call: at least two minutes each.
+    client: apiKey
+      ? createOpenAiFineTuning({
+          apiKey,
+          baseUrl: config.llm.baseUrl,
+          timeoutMs: Math.max(config.llm.requestTimeoutMs, 120_000),
+        })
+      : undefined,
+    parseModel: (model) => parseModel(model, config.llm.provider),
+    routedModel: (taskType) => modelRoutes.modelFor(taskType, undefined, undefined),
+    fineTunable: FINE_TUNING_PROVIDERS,
+    systemPromptOf: deps.systemPromptOf ?? ((taskType) => promptFor(prompts, taskType)),
+    ...(deps.fineTuneRegistrar ? { registrar: deps.fineTuneRegistrar } : {}),
+    logger,
+    timings: {
+      pollMinMs: settings.pollMinMs,
+      pollMaxMs: settings.pollMaxMs,
+      leaseMs: settings.leaseMs,
+      scanIntervalMs: settings.leaseMs,
+    },
+  });
+  tuner.resume();
+  lifecycle.onShutdown("fine-tunes", () => tuner.close());
+  if (settings.autoIntervalMs > 0) {
+    const auto = startAutoFineTune({
+      redis,
+      tuner,
+      records,
+      examples,
+      intervalMs: settings.autoIntervalMs,
+      minNewExamples: settings.autoMinNewExamples,
+      defaults: FINE_TUNE_DEFAULTS,
+      logger,
+    });
+    lifecycle.onShutdown("fine-tune scheduler", () => auto.stop());
+  }
+  return { tuner, examples };
 }

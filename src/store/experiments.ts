@@ -410,12 +410,28 @@ export function variantName(text: string): string {
  * small `share` (0..1) of its task type: as a new variant of the running or
  * paused experiment (or of `experimentId`), weighted so that it gets that
  * share, or else in a new experiment against the task type's default. It
- * becomes the default only if it wins that experiment.
+ * becomes the default only if it wins that experiment. Idempotent per
+ * `source`: a second call returns the first registration.
  */
 export async function registerModelVariant(
   store: ExperimentStore,
-  input: { taskType: string; model: string; share: number; source: string; by: string; experimentId?: string },
+  input: {
+    taskType: string;
+    model: string;
+    share: number;
+    /** Where the model comes from (`fine-tune:{id}`): kept on the variant, and what makes a second call a no-op. */
+    source: string;
+    /** The variant's name; absent: made from the source. */
+    name?: string;
+    by: string;
+    experimentId?: string;
+  },
 ): Promise<{ experiment_id: string; variant: string }> {
+  // Called again for the same source (a follower that died after registering): the first registration stands.
+  for (const e of await store.list()) {
+    const done = e.variants.find((v) => v.source === input.source);
+    if (done) return { experiment_id: e.id, variant: done.name };
+  }
   const share = Math.min(0.9, Math.max(0.001, input.share));
   const now = Date.now();
   const fallback = (await store.defaults()).get(input.taskType);
@@ -429,8 +445,10 @@ export async function registerModelVariant(
       { status: 422 },
     );
   if (existing && existing.status !== "ended") {
-    let name = variantName(input.source);
-    for (let i = 2; existing.variants.some((v) => v.name === name); i++) name = variantName(`${input.source}-${i}`);
+    const base = variantName(input.name ?? input.source);
+    let name = base;
+    for (let i = 2; existing.variants.some((v) => v.name === name); i++)
+      name = variantName(`${base.slice(0, 28)}-${i}`);
     const chosen = name;
     await store.update(existing.id, (e) => {
       const total = e.variants.reduce((sum, v) => sum + v.weight, 0);
@@ -453,7 +471,7 @@ export async function registerModelVariant(
     return { experiment_id: existing.id, variant: chosen };
   }
   const id = variantName(`${input.taskType.replaceAll("_", "-")}-${now.toString(36)}`);
-  const variant = variantName(input.source);
+  const variant = variantName(input.name ?? input.source);
   await store.create({
     id,
     task_type: input.taskType,

@@ -203,8 +203,16 @@ export interface TaskStore {
   cancel(task: TaskJob, queue: QueueJobKeys, error: TaskError, now?: number): Promise<boolean>;
   /** The task's state, or undefined when no such task exists (or it belongs to another tenant). */
   get(taskId: string, tenant?: string): Promise<TaskState | undefined>;
-  /** Keeps a client's latest feedback on a finished task's answer (`feedback` of its record). */
-  recordFeedback(taskId: string, feedback: Record<string, unknown>): Promise<void>;
+  /**
+   * Keeps a client's latest feedback on a finished task's answer (`feedback` of its record). `also` adds
+   * commands to the same MULTI (the training examples' index, store/training-examples.ts), so that the
+   * index and the record never disagree about the latest feedback.
+   */
+  recordFeedback(
+    taskId: string,
+    feedback: Record<string, unknown>,
+    also?: (tx: ChainableCommander) => void,
+  ): Promise<void>;
 }
 
 export function resultKey(taskId: string): string {
@@ -333,8 +341,14 @@ export function createTaskStore(deps: {
       const task = ended({ task_id: taskId, status: "FAILURE", error, finished_at: now }, tenant, callbackUrl);
       return finish(task, JSON.stringify(error));
     },
-    async recordFeedback(taskId, feedback) {
-      await redis.hset(resultKey(taskId), "feedback", JSON.stringify(feedback));
+    async recordFeedback(taskId, feedback, also) {
+      if (!also) {
+        await redis.hset(resultKey(taskId), "feedback", JSON.stringify(feedback));
+        return;
+      }
+      const tx = redis.multi().hset(resultKey(taskId), "feedback", JSON.stringify(feedback));
+      also(tx);
+      await execChecked(tx);
     },
     async get(taskId, tenant) {
       // One MULTI: the result and the queued jobs seen at the same instant. Read one after the other, a task

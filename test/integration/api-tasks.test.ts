@@ -288,7 +288,7 @@ describe("POST /process", () => {
     const before = await waitingCount();
     // Each client reads its task the moment it is answered, as a client that polls would.
     const reads: number[] = [];
-    const responses = await Promise.all(
+    const responses: Response[] = await Promise.all(
       Array.from({ length: 20 }, async () => {
         const response = await post({ text: "refund order 7" }, { "idempotency-key": key }, slowApp);
         if (response.status === 202) {

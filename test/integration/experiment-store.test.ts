@@ -80,6 +80,17 @@ describe("experiment store", () => {
     const share = users.filter((u) => assignVariant(running, u)?.name === joined.variant).length / users.length;
     expect(Math.abs(share - 0.1)).toBeLessThan(0.01);
 
+    // Registered again (a follower that died after registering): the first registration stands.
+    const again = await registerModelVariant(store, {
+      taskType: "summarization",
+      model: "openai/ft:gpt-4o-mini:aies::abc123",
+      share: 0.1,
+      source: "fine-tune:ftjob-abc123",
+      by: "fine-tunes",
+    });
+    expect(again).toEqual(joined);
+    expect((await store.get("running"))?.variants).toHaveLength(3);
+
     const fresh = await registerModelVariant(store, {
       taskType: "question_answering",
       model: "openai/ft:gpt-4o-mini:aies::def456",

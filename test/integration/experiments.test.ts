@@ -252,6 +252,13 @@ describe("prompt experiments (issue 17 §5)", () => {
     const resumed = await result(url, await submit(url, { text: "After resume." }));
     expect(resumed.metadata.experiment?.id).toBe("ab");
 
+    // Malformed JSON is refused, as everywhere: the optional body does not make it "no body".
+    const malformed = await fetch(`${url}/experiments/ab/end`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "\u0000",
+    });
+    expect(malformed.status).toBe(400);
     // Ended with no significant difference, the control stays; a named winner would replace it.
     const ended = await json<{ winner: string; outcome: string }>(await post(url, "/experiments/ab/end", {}));
     expect(ended.winner).toBe("a");

@@ -17,6 +17,9 @@ function app(options: { keysOn?: boolean; allowRemote?: boolean; address: string
     )
     .get("/dashboard", () => "page")
     .get("/admin/control", () => "state")
+    .get("/fine-tunes", () => "fine-tunes")
+    .get("/fine-tunes/:id", () => "fine-tune")
+    .get("/fine-tunesque", () => "not an operator route")
     .get("/metrics", () => "metrics");
 }
 
@@ -29,6 +32,7 @@ describe("the operator console without API keys", () => {
       expect(isLoopback(address)).toBe(true);
       expect(await status(app({ address }), "/dashboard")).toBe(200);
       expect(await status(app({ address }), "/admin/control")).toBe(200);
+      expect(await status(app({ address }), "/fine-tunes")).toBe(200);
     }
   });
 
@@ -42,6 +46,10 @@ describe("the operator console without API keys", () => {
       expect(body.error.code).toBe("FORBIDDEN");
       expect(body.error.message).toContain("CONSOLE_ALLOW_REMOTE");
       expect(await status(server, "/dashboard")).toBe(403);
+      // Fine-tunes train on every tenant's tasks: operators only, like /admin/*.
+      expect(await status(server, "/fine-tunes")).toBe(403);
+      expect(await status(server, "/fine-tunes/ft-1")).toBe(403);
+      expect(await status(server, "/fine-tunesque")).toBe(200);
       expect(await status(server, "/metrics")).toBe(200);
     }
   });

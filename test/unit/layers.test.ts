@@ -15,6 +15,7 @@ const SRC = join(import.meta.dir, "..", "..", "src");
 export const LAYERS: readonly (readonly string[])[] = [
   ["main.ts", "roles"],
   ["api"],
+  ["finetune"],
   ["ingest"],
   ["queue"],
   ["pipeline"],
