@@ -15,7 +15,7 @@
  * unless CONSOLE_ALLOW_REMOTE. Every change writes an audit line as the
  * /admin/ actions do. Workers pick a change up within about a second.
  */
-import { Elysia, ParseError, t } from "elysia";
+import { Elysia, t } from "elysia";
 import type Redis from "ioredis";
 import { AppError } from "../errors";
 import type { Logger } from "../log";
@@ -31,6 +31,7 @@ import {
 import { TASK_TYPE_PATTERN } from "../task/contract";
 import { errorResponses } from "./error-responses";
 import { buildReport, ReportSchema } from "./experiment-report";
+import { strictJsonBody } from "./strict-body";
 
 export interface ExperimentRoutesDeps {
   redis: Redis;
@@ -216,6 +217,7 @@ export function experimentRoutes(deps: ExperimentRoutesDeps) {
       },
       {
         params: TaskTypeParams,
+        parse: strictJsonBody(["prompt", "note"]),
         body: t.Object(
           {
             prompt: t.String({ minLength: 1, maxLength: 20_000, description: "the system prompt's text" }),
@@ -296,6 +298,7 @@ export function experimentRoutes(deps: ExperimentRoutesDeps) {
         return viewOf(experiment);
       },
       {
+        parse: strictJsonBody(["id", "task_type", "variants", "significance_level", "primary_metric", "description"]),
         body: t.Object(
           {
             id: t.Optional(t.String({ pattern: NAME, description: "absent: made from the task type and the time" })),
@@ -406,17 +409,8 @@ export function experimentRoutes(deps: ExperimentRoutesDeps) {
       },
       {
         params: IdParams,
-        // The body is optional (`curl -X POST …/end`), and Elysia lets an optional body that does not parse
-        // through as none: read here, so that malformed JSON is the 400 it is everywhere else.
-        parse: async ({ request }: { request: Request }) => {
-          const text = await request.text();
-          if (text.trim() === "") return undefined;
-          try {
-            return JSON.parse(text) as unknown;
-          } catch {
-            throw new ParseError();
-          }
-        },
+        // Optional (`curl -X POST …/end`): an empty body is none, malformed JSON still a 400.
+        parse: strictJsonBody(["winner", "set_default"]),
         body: t.Optional(
           t.Object(
             {
@@ -457,6 +451,7 @@ export function experimentRoutes(deps: ExperimentRoutesDeps) {
       },
       {
         params: IdParams,
+        parse: strictJsonBody(["name", "weight", "prompt_version", "model"]),
         body: VariantInput,
         response: { 201: ExperimentSchema, ...errorResponses(400, 404, 409, 413, 415, 422, ...ERRORS) },
         detail: {

@@ -20,6 +20,7 @@ import type { TaskStore } from "../store/task-store";
 import type { TrainingExamples } from "../store/training-examples";
 import { TASK_ID_PATTERN } from "../task/contract";
 import { COMMON_ERRORS, errorResponses } from "./error-responses";
+import { strictJsonBody } from "./strict-body";
 
 export interface FeedbackRoutesDeps {
   store: Pick<TaskStore, "get" | "recordFeedback">;
@@ -71,6 +72,8 @@ export function feedbackRoutes(deps: FeedbackRoutesDeps) {
     },
     {
       params: t.Object({ id: t.String({ pattern: TASK_ID_PATTERN }) }),
+      // A misspelt field is a 422 that names it, never dropped in silence.
+      parse: strictJsonBody(["correct", "rating"]),
       body: t.Object(
         {
           correct: t.Optional(t.Boolean({ description: "false: the answer was wrong; its cache entry is deleted" })),

@@ -15,6 +15,7 @@ import type { FineTuner } from "../finetune/fine-tuner";
 import { SKIP_REASONS } from "../finetune/training-file";
 import type { Logger } from "../log";
 import { errorResponses } from "./error-responses";
+import { strictJsonBody } from "./strict-body";
 
 export interface FineTuneRoutesDeps {
   tuner: Pick<FineTuner, "start" | "get" | "list" | "cancel">;
@@ -146,6 +147,16 @@ export function fineTuneRoutes(deps: FineTuneRoutesDeps) {
         return fineTuneView(record);
       },
       {
+        parse: strictJsonBody([
+          "task_type",
+          "tenant",
+          "base_model",
+          "validation_fraction",
+          "min_examples",
+          "experiment_id",
+          "weight",
+          "suffix",
+        ]),
         body: t.Object(
           {
             task_type: t.String({ pattern: "^[a-z_]+$", maxLength: 64, description: "whose results train the model" }),
