@@ -24,7 +24,7 @@ import { AppError, errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { LlmProvider } from "../llm/provider";
 import type { RateLimiter } from "../llm/rate-limiter";
-import type { Logger } from "../log";
+import { type Logger, lazyChild } from "../log";
 import { isRedisUnavailable } from "../redis/client";
 import type { TaskStore } from "../store/task-store";
 import type { TokenLog, TokenWriter } from "../store/task-tokens";
@@ -269,7 +269,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
 
   return async (job, queue) => {
     const task = job.data;
-    const log = logger.child({ task_id: task.task_id, queue });
+    const log = lazyChild(logger, { task_id: task.task_id, queue });
     const startedAt = Date.now();
     // One per attempt: it knows whether this attempt's timeout cut the call.
     const llm = createLlmCall(llmDeps);

@@ -20,6 +20,7 @@ import type { RedisClient } from "../redis/client";
 import { logConnectionErrors } from "../redis/client";
 import type { TaskJob } from "../task/contract";
 import { retryDelay } from "../util/backoff";
+import { coalesceStallRenewals } from "./bee-queue-hooks";
 import type { FailedJobRetention } from "./failed-jobs";
 import { createWorkerQueue } from "./queues";
 import type { Lane, TakeGate } from "./take-gate";
@@ -124,6 +125,7 @@ export function createWorkerRunner(deps: {
 
   const startQueue = async (name: string) => {
     const queue = createWorkerQueue(name, { redis, stallIntervalMs, backoff: backoffOf });
+    coalesceStallRenewals(queue as BeeQueue<unknown>);
     logConnectionErrors(queue, logger.warn.bind(logger), `queue ${name}`);
     const lane = gate?.openLane(name);
     if (gate && lane) {
