@@ -209,7 +209,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     // failure or a second LLM call.
     for (const delay of [...recordRetryDelaysMs, undefined]) {
       try {
-        await store.succeed(task.task_id, result, finishedAt, task.tenant, task.callback_url, task.text);
+        await store.succeed(task.task_id, result, finishedAt, task.tenant, task.callback_url, task.text, queue);
         break;
       } catch (error) {
         if (delay === undefined || !isRedisUnavailable(error)) throw error;

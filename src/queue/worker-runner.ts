@@ -20,7 +20,7 @@ import type { RedisClient } from "../redis/client";
 import { logConnectionErrors } from "../redis/client";
 import type { TaskJob } from "../task/contract";
 import { retryDelay } from "../util/backoff";
-import { coalesceStallRenewals } from "./bee-queue-hooks";
+import { batchTakes, coalesceStallRenewals, skipReleasedFinishes } from "./bee-queue-hooks";
 import type { FailedJobRetention } from "./failed-jobs";
 import { createWorkerQueue } from "./queues";
 import type { Lane, TakeGate } from "./take-gate";
@@ -42,7 +42,7 @@ export interface StallCheckTiming {
   requeued: number;
 }
 
-/** Bee-Queue's internal take (BRPOPLPUSH waiting → active, then the job's HGET). */
+/** Bee-Queue's internal take, batched by bee-queue-hooks.ts (one script for the takes of a loop turn). */
 type WithTake = { _getNextJob: () => Promise<BeeQueue.Job<TaskJob> | null>; paused: boolean };
 
 export interface WorkerRunner {
@@ -59,6 +59,11 @@ export interface WorkerRunner {
   stats(): WorkerRunnerStats;
   /** Stall checks' timing since the previous call (their largest gap resets). */
   stallTiming(): StallCheckTiming;
+  /**
+   * The task store's finish removed this job from its queue with the result (store/task-store.ts FINISH_JOB):
+   * Bee-Queue must not finish it again. The store's `onJobReleased`.
+   */
+  jobReleased(queue: string, jobId: string): void;
 }
 
 export function createWorkerRunner(deps: {
@@ -98,6 +103,8 @@ export function createWorkerRunner(deps: {
 
   /** The Bee-Queue worker of each queue this process takes jobs from now (a paused queue has none). */
   const running = new Map<string, BeeQueue<TaskJob>>();
+  /** Each running queue's way to skip Bee-Queue's finish of a job the store finished. */
+  const releasers = new Map<string, (jobId: string) => void>();
   /** Closes in flight, so a resume waits for its queue's pause to finish. */
   const closing = new Map<string, Promise<void>>();
   let stopped = false;
@@ -125,7 +132,11 @@ export function createWorkerRunner(deps: {
 
   const startQueue = async (name: string) => {
     const queue = createWorkerQueue(name, { redis, stallIntervalMs, backoff: backoffOf });
-    coalesceStallRenewals(queue as BeeQueue<unknown>);
+    // Fewer round trips per job (issue 18): bee-queue-hooks.ts says what each hook changes.
+    const hooked = queue as BeeQueue<unknown>;
+    coalesceStallRenewals(hooked);
+    batchTakes(hooked);
+    releasers.set(name, skipReleasedFinishes(hooked));
     logConnectionErrors(queue, logger.warn.bind(logger), `queue ${name}`);
     const lane = gate?.openLane(name);
     if (gate && lane) {
@@ -179,6 +190,7 @@ export function createWorkerRunner(deps: {
     if (!queue) return closing.get(name) ?? Promise.resolve();
     running.delete(name);
     stall.last.delete(name);
+    releasers.delete(name);
     const lane = lanes.get(queue);
     lanes.delete(queue);
     // Ticks waiting for a permit stop now; Bee-Queue's close, below, aborts the takes in flight.
@@ -221,6 +233,9 @@ export function createWorkerRunner(deps: {
       await Promise.all([...queues.map((name) => closeQueue(name, timeoutMs)), ...closing.values()]);
     },
     stats: () => ({ ...stats }),
+    jobReleased(queue, jobId) {
+      releasers.get(queue)?.(jobId);
+    },
     stallTiming() {
       const timing = {
         checks: stall.checks,

@@ -19,7 +19,7 @@ import { createLogger } from "../log";
 import { createMetricsRecorder } from "../metrics/recorder";
 import { createTaskProcessor } from "../pipeline/process-task";
 import { createAdaptiveConcurrency, fixedConcurrencyStatus } from "../queue/adaptive-concurrency";
-import { queuedJobs } from "../queue/bee-queue-layout";
+import { queuedJobs, queueKeys } from "../queue/bee-queue-layout";
 import { createFailedJobRetention } from "../queue/failed-jobs";
 import { TakeGate } from "../queue/take-gate";
 import type { FromWorker, ToWorker } from "../queue/worker-protocol";
@@ -85,6 +85,10 @@ try {
     eventsMaxLen: config.events.streamMaxLen,
     onFinish: deliveries.onFinish,
     keepInput: config.resultKeepInput,
+    // A success takes its job out of the queue in the same script (issue 18 §2); the runner then skips
+    // Bee-Queue's own finish of it.
+    runningJobs: (queue) => queueKeys(queue),
+    onJobReleased: (queue, taskId) => runner.jobReleased(queue, taskId),
   });
   // Without WEBHOOK_SECRET nothing can be signed: deliveries wait in Redis for a worker that has it.
   const webhookSecret = config.webhooks.secret;

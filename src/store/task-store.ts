@@ -8,7 +8,9 @@
  *
  * Round trips per job on the worker side: 1 to start (a Lua script that also
  * refuses to restart a finished task), 1 to finish (one script: result,
- * expiry, the notification, the tenant's pending set). Each state change is
+ * expiry, the notification, the tenant's pending set and, for a success, the
+ * queue's own finish: the job leaves Bee-Queue's active list, stalling set
+ * and job hash in the same script, issue 18 §2). Each state change is
  * appended to the task's event stream, and each end to the tenant's, inside
  * the same script (task-events.ts): the push channels cost no round trip.
  */
@@ -126,6 +128,27 @@ return finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARG
 );
 
 /*
+ * FINISH, and the queue's finish of the job that ran it, in one script: the job leaves the queue's active list
+ * (from its oldest end, where a job that ran its course usually is: LREM with a count of -1 stops at the first
+ * match instead of scanning every job in flight), its stalling set and its job hash, as Bee-Queue's own finish
+ * of a succeeded job does with removeOnSuccess (bee-queue 2.0.0 lib/queue.js, Queue#_finishJob). Written with
+ * the result, a crash can no longer leave a recorded success whose job stall detection runs again.
+ * KEYS[1..4] as FINISH's (KEYS[4] "" without a tenant)   KEYS[5] the queue's active list   KEYS[6] its stalling set
+ * KEYS[7] its job hash   ARGV[1..10] as FINISH's
+ */
+const FINISH_JOB = defineScript<string>(
+  "taskFinishJob",
+  `${FINISH_LUA}
+redis.call("LREM", KEYS[5], -1, ARGV[5])
+redis.call("SREM", KEYS[6], ARGV[5])
+redis.call("HDEL", KEYS[7], ARGV[5])
+local pending = nil
+if KEYS[4] ~= "" then pending = KEYS[4] end
+return finish(KEYS[1], KEYS[2], KEYS[3], pending, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+`,
+);
+
+/*
  * Ends a task that has not started, atomically with taking its job out of the queue, so no worker can
  * start it in between.
  * KEYS[1] the queue's waiting list   KEYS[2] its delayed set   KEYS[3] its job hash
@@ -181,7 +204,8 @@ export interface TaskStore {
   ): Promise<{ status: "STARTED"; attempt: number } | { status: TaskStatus }>;
   /**
    * Records the result; with a tenant, the task also leaves the tenant's pending set (API_MAX_PENDING_TASKS).
-   * `input`, the task's text, is kept in the record when the store keeps inputs.
+   * `input`, the task's text, is kept in the record when the store keeps inputs. With the `queue` whose job ran
+   * the task (and `runningJobs` given), the job leaves that queue in the same script, and `onJobReleased` says so.
    */
   succeed(
     taskId: string,
@@ -190,6 +214,7 @@ export interface TaskStore {
     tenant?: string,
     callbackUrl?: string,
     input?: string,
+    queue?: string,
   ): Promise<void>;
   /** A failed attempt that will be retried. */
   retry(taskId: string, error: TaskError): Promise<void>;
@@ -233,6 +258,13 @@ export interface QueuedJobs {
   read(record: string): { job: TaskJob; failed: boolean };
 }
 
+/** Where a running job sits in its queue: what a success takes it out of (queue/bee-queue-layout.ts has them). */
+export interface RunningJobKeys {
+  readonly active: string;
+  readonly stalling: string;
+  readonly jobs: string;
+}
+
 /** One queue's keys that hold a job before it starts (queue/bee-queue-layout.ts has them). */
 export interface QueueJobKeys {
   readonly name: string;
@@ -254,6 +286,10 @@ export function createTaskStore(deps: {
   onFinish?: FinishHook;
   /** Keep a finished task's text in its record (RESULT_KEEP_INPUT); absent: true. */
   keepInput?: boolean;
+  /** A queue's keys of running jobs, for a success that also ends its job (worker processes). */
+  runningJobs?: (queue: string) => RunningJobKeys;
+  /** A success ended the job of `taskId` in `queue`: the queue must not finish it again. */
+  onJobReleased?: (queue: string, taskId: string) => void;
 }): TaskStore {
   const { redis, resultTtlSeconds, queued, eventsMaxLen = DEFAULT_EVENTS_MAXLEN, keepInput = true } = deps;
   const channels = channelPrefix(redis);
@@ -276,13 +312,21 @@ export function createTaskStore(deps: {
     DONE_CHANNEL,
     channels,
   ];
-  const finish = async (task: FinishedTask, outcome: string) => {
+  const finish = async (task: FinishedTask, outcome: string, queue?: string) => {
     const keys = endKeys(task.task_id, task.tenant);
+    const args = [
+      ...endArgs(task.task_id, task.status, outcome, task.finished_at),
+      keepInput ? (task.input ?? "") : "",
+    ];
+    const job = queue === undefined ? undefined : deps.runningJobs?.(queue);
     const pipeline = redis.pipeline();
-    const input = keepInput ? (task.input ?? "") : "";
-    FINISH.queue(redis, pipeline, keys, [...endArgs(task.task_id, task.status, outcome, task.finished_at), input]);
+    if (job) {
+      if (keys.length === 3) keys.push("");
+      FINISH_JOB.queue(redis, pipeline, [...keys, job.active, job.stalling, job.jobs], args);
+    } else FINISH.queue(redis, pipeline, keys, args);
     deps.onFinish?.(pipeline, task);
     await execChecked(pipeline);
+    if (job && queue !== undefined) deps.onJobReleased?.(queue, task.task_id);
   };
   const ended = (task: FinishedTask, tenant?: string, callbackUrl?: string): FinishedTask => ({
     ...task,
@@ -309,10 +353,10 @@ export function createTaskStore(deps: {
       );
       return status === "STARTED" ? { status: "STARTED", attempt } : { status: status as TaskStatus };
     },
-    succeed(taskId, result, now = Date.now(), tenant = undefined, callbackUrl = undefined, input = undefined) {
+    succeed(taskId, result, now = Date.now(), tenant = undefined, callbackUrl = undefined, input = undefined, queue) {
       const finished: FinishedTask = { task_id: taskId, status: "SUCCESS", result, finished_at: now };
       const task = ended(input === undefined ? finished : { ...finished, input }, tenant, callbackUrl);
-      return finish(task, JSON.stringify(result));
+      return finish(task, JSON.stringify(result), queue);
     },
     async cancel(task, queue, error, now = Date.now()) {
       const keys = [queue.waiting, queue.delayed, queue.jobs, ...endKeys(task.task_id, task.tenant)];
