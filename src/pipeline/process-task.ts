@@ -26,7 +26,7 @@ import type { LlmProvider } from "../llm/provider";
 import type { RateLimiter } from "../llm/rate-limiter";
 import { type Logger, lazyChild } from "../log";
 import { isRedisUnavailable } from "../redis/client";
-import type { TaskStore } from "../store/task-store";
+import type { StartOutcome, TaskStore } from "../store/task-store";
 import type { TokenLog, TokenWriter } from "../store/task-tokens";
 import type { TaskError, TaskJob, TaskResult } from "../task/contract";
 import { sleep } from "../util/backoff";
@@ -73,6 +73,8 @@ export interface TaskJobOptions {
 export interface QueuedTask {
   readonly data: TaskJob;
   readonly options: object;
+  /** The task's start, when the queue's take already did it in the same script (queue/bee-queue-hooks.ts). */
+  readonly started?: StartOutcome;
 }
 
 /**
@@ -167,8 +169,8 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
   const llmDeps = { provider: deps.provider, limiter: deps.limiter, bus, timeoutMs: deps.jobTimeoutMs };
 
   /** The attempt's number, or undefined when an earlier run already finished the task. */
-  const startTask = async (task: TaskJob, queue: string, now: number, log: Logger) => {
-    const start = await store.start(task, queue, now);
+  const startTask = async (task: TaskJob, queue: string, now: number, log: Logger, started?: StartOutcome) => {
+    const start = started ?? (await store.start(task, queue, now));
     if (start.status !== "STARTED") {
       // A worker died after finishing this task but before Bee-Queue recorded it: do not run it twice.
       log.info({ status: start.status }, "task already finished by an earlier run; not running it again");
@@ -277,7 +279,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     try {
       // Inside the try: a start that cannot reach Redis is retried like any step, never a job that fails
       // with no result and reads PENDING for ever.
-      const attempt = await startTask(task, queue, startedAt, log);
+      const attempt = await startTask(task, queue, startedAt, log, job.started);
       if (attempt === undefined) {
         // Its worker may have died between recording the end and the token stream's end: written again.
         await endTokens(task, log);

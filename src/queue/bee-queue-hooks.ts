@@ -2,33 +2,42 @@
  * Where the product changes what Bee-Queue 2.0.0 (pinned in package.json)
  * does inside a worker, in one place. Each hook replaces one of its internal
  * methods on one queue object, keeps what the method promises to the rest of
- * Bee-Queue, and sends fewer Redis requests (issue 18):
+ * Bee-Queue, and sends fewer Redis requests (issue 18 §2; before, a job cost
+ * the worker 6 requests, 5 of them waited for one after the other):
  *
+ * - `_getNextJob()`: Bee-Queue takes a job in two round trips (BRPOPLPUSH
+ *   waiting → active, then HGET of its record), and the task's start is a
+ *   third (task-store.ts START). Here the takes asked in one turn of the event
+ *   loop go out as one script that moves up to that many jobs, returns their
+ *   records and starts their tasks (start_task, the same Lua as START): one
+ *   round trip for the lot while the queue has a backlog. When it comes back
+ *   short (the queue is empty), takes block in BRPOPLPUSH, as Bee-Queue's do,
+ *   and the job that comes is loaded and started by the same script: two
+ *   round trips. The take gate (take-gate.ts) wraps the result, in
+ *   worker-runner.ts; the pipeline reads the start from the job (`started`).
  * - `_preventStall(jobId)`: Bee-Queue renews each running job's stall lock
  *   with an SREM of its own, at the job's start and then every half stall
  *   interval: with 2,400 jobs in flight, about 2,000 requests a second. The
- *   calls made in one turn of the event loop share one SREM.
- * - `_getNextJob()`: Bee-Queue takes a job in two round trips (BRPOPLPUSH
- *   waiting → active, then HGET of its record). The takes asked in one turn
- *   of the event loop go out as one script that moves up to that many jobs
- *   and returns their records: one round trip for the lot while the queue has
- *   a backlog. When it comes back short (the queue is empty), takes go back
- *   to Bee-Queue's own blocking take until a short while has passed. The
- *   take gate (take-gate.ts) wraps the result, in worker-runner.ts.
+ *   take script already removed a taken job from the stalling set, so the
+ *   first renewal is skipped; the later ones of one turn of the event loop
+ *   share one SREM.
  * - `_finishJob(error, data, job)`: a succeeded job is removed from the queue
  *   by the task store's finish script, with the result (task-store.ts,
  *   FINISH_JOB); Bee-Queue's own MULTI for it is skipped. Failures and
  *   retries still go through Bee-Queue, whose record of the job they update.
  *
- * test/integration/bee-queue.test.ts fails when these methods change shape,
- * and checks that Bee-Queue's own workers still interoperate with ours;
- * test/fault/worker-kill.test.ts that stall detection still re-runs the jobs
- * of a killed worker.
+ * Stall detection is Bee-Queue's, unchanged: its check moves the jobs of the
+ * stalling set back to waiting, and a job is in active from its take to its
+ * finish, as with Bee-Queue's own take. test/integration/bee-queue.test.ts
+ * fails when these methods change shape, and checks that Bee-Queue's own
+ * workers still interoperate with ours; test/fault/worker-kill.test.ts that
+ * stall detection still re-runs the jobs of a killed worker.
  */
 import { createRequire } from "node:module";
 import type BeeQueue from "bee-queue";
 import type { RedisClient } from "../redis/client";
 import { defineScript } from "../redis/script";
+import { START_TASK_LUA, type StartOutcome, type StartScriptArgs, startOutcome } from "../store/task-store";
 
 type Job = BeeQueue.Job<unknown>;
 
@@ -36,13 +45,16 @@ type Job = BeeQueue.Job<unknown>;
 interface QueueInternals {
   client: RedisClient;
   paused: boolean;
+  settings: { initialRedisFailureRetryDelay: number };
   toKey(name: string): string;
+  emit(event: "error", error: unknown): boolean;
+  _commandable(requireBlocking: boolean): Promise<RedisClient>;
   _preventStall(jobId: string): Promise<unknown>;
   _getNextJob(): Promise<Job | null>;
   _finishJob(error: unknown, data: unknown, job: Job): Promise<[string, unknown]>;
 }
 
-const METHODS = ["toKey", "_preventStall", "_getNextJob", "_finishJob"] as const;
+const METHODS = ["toKey", "emit", "_commandable", "_preventStall", "_getNextJob", "_finishJob"] as const;
 
 function internalsOf(queue: BeeQueue<unknown>): QueueInternals {
   const internal = queue as unknown as QueueInternals;
@@ -57,88 +69,129 @@ const BeeQueueJob = createRequire(import.meta.url)("bee-queue/lib/job.js") as {
   fromData(queue: BeeQueue<unknown>, jobId: string, record: string): Job;
 };
 
-/** Ids in one SREM at most (a command's arguments are held in Redis's memory while it runs). */
-const MAX_IDS_PER_SREM = 1000;
-
-/**
- * The stall-lock renewals of one turn of the event loop (the jobs started in
- * it, the timers that fired in it) go out as one SREM of all their ids. Each
- * caller still gets its own promise, settled by that SREM: Bee-Queue chains
- * the job's next renewal on it, so the timing of each job's renewals is
- * unchanged (the batch goes out before the next turn's timers).
- */
-export function coalesceStallRenewals(queue: BeeQueue<unknown>): void {
-  const internal = internalsOf(queue);
-  const stalling = internal.toKey("stalling");
-  let batch: { id: string; settle: (error?: unknown) => void }[] = [];
-
-  const flush = () => {
-    const renewals = batch;
-    batch = [];
-    for (let from = 0; from < renewals.length; from += MAX_IDS_PER_SREM) {
-      const part = renewals.slice(from, from + MAX_IDS_PER_SREM);
-      internal.client.srem(stalling, ...part.map((r) => r.id)).then(
-        () => {
-          for (const r of part) r.settle();
-        },
-        (error: unknown) => {
-          for (const r of part) r.settle(error);
-        },
-      );
-    }
-  };
-
-  internal._preventStall = (jobId) =>
-    new Promise<void>((resolve, reject) => {
-      if (batch.length === 0) setImmediate(flush);
-      batch.push({ id: String(jobId), settle: (error) => (error === undefined ? resolve() : reject(error)) });
-    });
-}
+/** A job taken by the hooks: its task already started, or found already finished. */
+export type TakenJob = Job & { started?: StartOutcome };
 
 /*
- * KEYS[1] the queue's waiting list   KEYS[2] its active list   KEYS[3] its job hash
- * ARGV[1] most jobs to take
- * Moves up to ARGV[1] job ids from waiting to active, from the same ends as Bee-Queue's BRPOPLPUSH, and returns
- * {id, record, id, record, ..., jobs still waiting}. An id whose record is gone (its task was cancelled between
- * two commands) leaves active at once, as no worker will run it.
+ * KEYS[1] the queue's waiting list   KEYS[2] its active list   KEYS[3] its job hash   KEYS[4] its stalling set
+ * ARGV[1] "take": move up to ARGV[2] jobs from waiting to active, from the same ends as Bee-Queue's BRPOPLPUSH;
+ *         "load": the ids ARGV[10..], already moved to active by a BRPOPLPUSH
+ * ARGV[3] the queue's name   ARGV[4] now (epoch ms)   ARGV[5] "1": start the tasks, "0": only take
+ * ARGV[6] result key prefix   ARGV[7] task events key prefix   ARGV[8] ttl of an unfinished record
+ * ARGV[9] entries kept in a task's stream   ARGV[10] channel prefix   ARGV[11..] ids ("load")
+ * Returns {id, record, status, attempt, ...} then the jobs still waiting. Each job leaves the stalling set (its
+ * first stall-lock renewal). An id whose record is gone (its task was cancelled between two commands) leaves
+ * active at once, as no worker will run it. The task keys are built here from their prefixes, as they are only
+ * known once the job is taken (Bee-Queue and this product run on one Redis, not a cluster).
  */
 const TAKE = defineScript<(string | number)[]>(
   "queueTakeJobs",
-  `local taken = {}
-for _ = 1, tonumber(ARGV[1]) do
-  local id = redis.call("RPOPLPUSH", KEYS[1], KEYS[2])
-  if not id then break end
+  `${START_TASK_LUA}
+local taken = {}
+local function str(v)
+  if type(v) == "string" or type(v) == "number" then return v end
+  return ""
+end
+local function take(id)
   local record = redis.call("HGET", KEYS[3], id)
-  if record then
-    taken[#taken + 1] = id
-    taken[#taken + 1] = record
-  else
+  if not record then
     redis.call("LREM", KEYS[2], 1, id)
+    return
   end
+  redis.call("SREM", KEYS[4], id)
+  local started = {"", 0}
+  if ARGV[5] == "1" then
+    local task = cjson.decode(record).data
+    started = start_task(ARGV[6] .. id, ARGV[7] .. id, ARGV[4], ARGV[3], str(task.task_type), str(task.tenant),
+      str(task.accepted_at), ARGV[8], id, ARGV[9], ARGV[10])
+  end
+  taken[#taken + 1] = id
+  taken[#taken + 1] = record
+  taken[#taken + 1] = started[1]
+  taken[#taken + 1] = started[2]
+end
+if ARGV[1] == "take" then
+  for _ = 1, tonumber(ARGV[2]) do
+    local id = redis.call("RPOPLPUSH", KEYS[1], KEYS[2])
+    if not id then break end
+    take(id)
+  end
+else
+  for i = 11, #ARGV do take(ARGV[i]) end
 end
 taken[#taken + 1] = redis.call("LLEN", KEYS[1])
 return taken
 `,
 );
 
-/** Jobs one take script moves at most (it holds Redis for about 1 µs a job). */
+/** Jobs one take script moves at most (it holds Redis for a few µs a job). */
 const MAX_JOBS_PER_TAKE = 256;
-/** After a take script found the queue empty, takes block in Bee-Queue's own take for this long. */
+/** After a take script found the queue empty, takes block in BRPOPLPUSH for this long before trying it again. */
 const EMPTY_QUEUE_BACKOFF_MS = 50;
+/** Ids in one SREM at most (a command's arguments are held in Redis's memory while it runs). */
+const MAX_IDS_PER_SREM = 1000;
+
+export interface HookedQueue {
+  /** The task store's finish removed this job from the queue (its `onJobReleased`): Bee-Queue must not finish it. */
+  jobReleased(jobId: string): void;
+  /** Whether the last take script left jobs waiting: takes then return at once, none blocks (take-gate.ts). */
+  backlog(): boolean;
+}
 
 /**
- * Replaces `_getNextJob` with the batched take, and returns Bee-Queue's own
- * (blocking) take for whoever wraps the new one. Every caller still gets one
- * job or null, as from Bee-Queue's; a job is moved to active only for a caller
- * that asked for one.
+ * Applies the three hooks to a worker queue. With `start`, the take script
+ * also starts each job's task, and the job carries the outcome (`started`).
  */
-export function batchTakes(queue: BeeQueue<unknown>): () => Promise<Job | null> {
+export function hookBeeQueue(queue: BeeQueue<unknown>, options: { start?: StartScriptArgs } = {}): HookedQueue {
   const internal = internalsOf(queue);
-  const blockingTake = internal._getNextJob.bind(queue);
-  const keys = [internal.toKey("waiting"), internal.toKey("active"), internal.toKey("jobs")];
+  const keys = ["waiting", "active", "jobs", "stalling"].map((name) => internal.toKey(name));
+  const [waiting, active, , stalling] = keys as [string, string, string, string];
+  const { start } = options;
+  /** Taken jobs whose first stall-lock renewal the take script did. */
+  const fresh = new Set<string>();
+
+  // ---- the take
+  const run = async (mode: "take" | "load", count: number, ids: readonly string[]) => {
+    const args = [mode, count, queue.name, Date.now(), start ? 1 : 0];
+    if (start) args.push(start.resultKeyPrefix, start.eventsKeyPrefix, start.ttlSeconds, start.streamMaxLen);
+    else args.push("", "", 0, 0);
+    args.push(start?.channelPrefix ?? "", ...ids);
+    const reply = await TAKE.run(internal.client, keys, args);
+    const jobs: TakenJob[] = [];
+    for (let i = 0; i + 3 < reply.length; i += 4) {
+      const id = String(reply[i]);
+      const job = BeeQueueJob.fromData(queue, id, String(reply[i + 1])) as TakenJob;
+      if (start) job.started = startOutcome(String(reply[i + 2]), Number(reply[i + 3]));
+      fresh.add(id);
+      jobs.push(job);
+    }
+    return { jobs, waiting: Number(reply[reply.length - 1]) };
+  };
+
+  let failureDelayMs = 0;
+  /** Bee-Queue's _waitForJob, with the job loaded (and started) by the take script instead of an HGET. */
+  const blockingTake = async (): Promise<Job | null> => {
+    let id: string | null;
+    try {
+      const bclient = await internal._commandable(true);
+      id = await bclient.brpoplpush(waiting, active, 0);
+      failureDelayMs = 0;
+    } catch (error) {
+      // Closing: Bee-Queue's close aborts the blocked command.
+      if (internal.paused) return null;
+      internal.emit("error", error);
+      failureDelayMs = failureDelayMs ? failureDelayMs * 2 : internal.settings.initialRedisFailureRetryDelay;
+      await Bun.sleep(failureDelayMs);
+      return blockingTake();
+    }
+    if (!id) return null;
+    const { jobs } = await run("load", 0, [id]);
+    return jobs[0] ?? null;
+  };
+
   const takers: ((job: Job | null | "none") => void)[] = [];
   let emptyAt: number | undefined;
-
+  let lastWaiting = 0;
   const flush = async () => {
     const batch = takers.splice(0, MAX_JOBS_PER_TAKE);
     if (takers.length > 0) setImmediate(flush);
@@ -146,17 +199,16 @@ export function batchTakes(queue: BeeQueue<unknown>): () => Promise<Job | null> 
       for (const give of batch) give(null);
       return;
     }
-    let reply: (string | number)[] = [];
+    let jobs: TakenJob[] = [];
+    let left = 0;
     try {
-      reply = await TAKE.run(internal.client, keys, [batch.length]);
+      ({ jobs, waiting: left } = await run("take", batch.length, []));
     } catch {
-      // Bee-Queue's own take reports the error and retries with its delays.
+      // The blocking take reports the error and retries with Bee-Queue's delays.
     }
-    const taken = Math.floor(reply.length / 2);
-    emptyAt =
-      reply.length > 0 && taken === batch.length && Number(reply[reply.length - 1]) > 0 ? undefined : Date.now();
-    for (const [i, give] of batch.entries())
-      give(i < taken ? BeeQueueJob.fromData(queue, String(reply[2 * i]), String(reply[2 * i + 1])) : "none");
+    emptyAt = jobs.length === batch.length && left > 0 ? undefined : Date.now();
+    lastWaiting = left;
+    for (const [i, give] of batch.entries()) give(jobs[i] ?? "none");
   };
 
   internal._getNextJob = async () => {
@@ -167,27 +219,50 @@ export function batchTakes(queue: BeeQueue<unknown>): () => Promise<Job | null> 
     });
     return job === "none" ? blockingTake() : job;
   };
-  return internal._getNextJob.bind(queue);
-}
 
-/**
- * Skips Bee-Queue's finish of a succeeded job that the task store already
- * removed from the queue (task-store.ts FINISH_JOB); returns what the store
- * calls when it did (`onJobReleased`). Bee-Queue still counts the job and
- * emits 'succeeded' for it.
- */
-export function skipReleasedFinishes(queue: BeeQueue<unknown>): (jobId: string) => void {
-  const internal = internalsOf(queue);
+  // ---- stall-lock renewals
+  let renewals: { id: string; settle: (error?: unknown) => void }[] = [];
+  const renew = () => {
+    const batch = renewals;
+    renewals = [];
+    for (let from = 0; from < batch.length; from += MAX_IDS_PER_SREM) {
+      const part = batch.slice(from, from + MAX_IDS_PER_SREM);
+      internal.client.srem(stalling, ...part.map((r) => r.id)).then(
+        () => {
+          for (const r of part) r.settle();
+        },
+        (error: unknown) => {
+          for (const r of part) r.settle(error);
+        },
+      );
+    }
+  };
+  internal._preventStall = (jobId) => {
+    // The take script removed it from the stalling set in the same step that moved it to active.
+    if (fresh.delete(String(jobId))) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      if (renewals.length === 0) setImmediate(renew);
+      renewals.push({ id: String(jobId), settle: (error) => (error === undefined ? resolve() : reject(error)) });
+    });
+  };
+
+  // ---- the finish of a success
   const finish = internal._finishJob.bind(queue);
   const released = new Set<string>();
   internal._finishJob = (error, data, job) => {
-    if (released.delete(String(job.id)) && !error) {
+    const id = String(job.id);
+    fresh.delete(id);
+    if (released.delete(id) && !error) {
       job.status = "succeeded";
       return Promise.resolve(["succeeded", data]);
     }
     return finish(error, data, job);
   };
-  return (jobId) => {
-    released.add(jobId);
+
+  return {
+    jobReleased(jobId) {
+      released.add(jobId);
+    },
+    backlog: () => emptyAt === undefined && lastWaiting > 0,
   };
 }

@@ -18,9 +18,10 @@ import { errorMessage } from "../errors";
 import type { Logger } from "../log";
 import type { RedisClient } from "../redis/client";
 import { logConnectionErrors } from "../redis/client";
+import type { StartScriptArgs } from "../store/task-store";
 import type { TaskJob } from "../task/contract";
 import { retryDelay } from "../util/backoff";
-import { batchTakes, coalesceStallRenewals, skipReleasedFinishes } from "./bee-queue-hooks";
+import { hookBeeQueue } from "./bee-queue-hooks";
 import type { FailedJobRetention } from "./failed-jobs";
 import { createWorkerQueue } from "./queues";
 import type { Lane, TakeGate } from "./take-gate";
@@ -86,10 +87,15 @@ export function createWorkerRunner(deps: {
    */
   gate?: TakeGate;
   onJobEnd?: (slotMs: number) => void;
+  /**
+   * The task store's start, run by the take script for each job it takes (queue/bee-queue-hooks.ts); the job
+   * then carries its outcome (`started`) and the pipeline does not start it again. Absent: jobs only taken.
+   */
+  taskStart?: StartScriptArgs;
 }): WorkerRunner {
   const { redis, queues, concurrency, processTask, backoff, stallIntervalMs, logger, onJobDone, failedJobs } = deps;
   const { pauseTimeoutMs = 300_000 } = deps;
-  const { gate, onJobEnd } = deps;
+  const { gate, onJobEnd, taskStart } = deps;
   const stats: WorkerRunnerStats = { active: 0, processed: 0, failed: 0 };
   const stallCheckIntervalMs = Math.max(250, Math.floor(stallIntervalMs / 2));
   const stall = { checks: 0, maxGapMs: 0, requeued: 0, last: new Map<string, number>() };
@@ -113,7 +119,7 @@ export function createWorkerRunner(deps: {
   const lanes = new Map<BeeQueue<TaskJob>, Lane>();
 
   /** A tick takes a job only with a permit; a take that brings none, or a job Bee-Queue will not run, gives it back. */
-  const gateTakes = (queue: BeeQueue<TaskJob>, lane: Lane, gate: TakeGate) => {
+  const gateTakes = (queue: BeeQueue<TaskJob>, lane: Lane, gate: TakeGate, backlog: () => boolean) => {
     const internal = queue as unknown as WithTake;
     const take = internal._getNextJob.bind(queue);
     if (typeof take !== "function") throw new Error("bee-queue has no _getNextJob: the take gate cannot be applied");
@@ -124,7 +130,7 @@ export function createWorkerRunner(deps: {
         job = await take();
       } finally {
         // Closing: Bee-Queue drops a job it took now; stall detection gives it back to the queue.
-        gate.taken(lane, job && !internal.paused ? String(job.id) : undefined);
+        gate.taken(lane, job && !internal.paused ? String(job.id) : undefined, backlog());
       }
       return job;
     };
@@ -133,14 +139,12 @@ export function createWorkerRunner(deps: {
   const startQueue = async (name: string) => {
     const queue = createWorkerQueue(name, { redis, stallIntervalMs, backoff: backoffOf });
     // Fewer round trips per job (issue 18): bee-queue-hooks.ts says what each hook changes.
-    const hooked = queue as BeeQueue<unknown>;
-    coalesceStallRenewals(hooked);
-    batchTakes(hooked);
-    releasers.set(name, skipReleasedFinishes(hooked));
+    const hooked = hookBeeQueue(queue as BeeQueue<unknown>, taskStart ? { start: taskStart } : {});
+    releasers.set(name, (jobId) => hooked.jobReleased(jobId));
     logConnectionErrors(queue, logger.warn.bind(logger), `queue ${name}`);
     const lane = gate?.openLane(name);
     if (gate && lane) {
-      gateTakes(queue, lane, gate);
+      gateTakes(queue, lane, gate, hooked.backlog);
       lanes.set(queue, lane);
     }
     queue.process(concurrency, async (job) => {

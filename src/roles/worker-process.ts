@@ -27,7 +27,7 @@ import { createWorkerHeartbeat, listWorkers } from "../queue/worker-registry";
 import { createWorkerRunner } from "../queue/worker-runner";
 import { connectRedis, logConnectionErrors } from "../redis/client";
 import { type ControlState, control, watchControl } from "../store/control";
-import { createTaskStore } from "../store/task-store";
+import { createTaskStore, startScriptArgs } from "../store/task-store";
 import { createTokenLog } from "../store/task-tokens";
 import { APP_NAME, APP_VERSION } from "../version";
 import { createDeliverer } from "../webhooks/deliverer";
@@ -184,6 +184,8 @@ try {
     // Auto: Bee-Queue runs at the ceiling per queue, and the gate decides how many are taken.
     concurrency: jobsPerProcess === "auto" ? config.worker.maxJobsPerProcess : jobsPerProcess,
     ...(gate && adaptive ? { gate, onJobEnd: adaptive.onJobEnd } : {}),
+    // Each task starts in the script that takes its job (issue 18 §2).
+    taskStart: startScriptArgs(redis),
     processTask: publisher ? withResultsOut(processTask, { publisher, store, bus, logger }) : processTask,
     backoff: { baseMs: config.worker.backoffMs, maxMs: Math.max(config.worker.backoffMs, 60_000) },
     stallIntervalMs: config.worker.stallIntervalMs,

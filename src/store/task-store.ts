@@ -18,7 +18,14 @@ import type Redis from "ioredis";
 import type { ChainableCommander } from "ioredis";
 import { defineScript, execChecked } from "../redis/script";
 import type { TaskError, TaskJob, TaskResult, TaskStatus } from "../task/contract";
-import { APPEND_EVENT_LUA, channelPrefix, TASK_STREAM_MAXLEN, taskEventsKey, tenantEventsKey } from "./task-events";
+import {
+  APPEND_EVENT_LUA,
+  channelPrefix,
+  TASK_EVENTS_KEY_PREFIX,
+  TASK_STREAM_MAXLEN,
+  taskEventsKey,
+  tenantEventsKey,
+} from "./task-events";
 
 export interface TaskState {
   task_id: string;
@@ -50,27 +57,59 @@ const JOB_FAILED_UNRECORDED: TaskError = {
 /** Channel on which a finished task's id is published, so waiting requests wake without polling. */
 export const DONE_CHANNEL = "tasks:done";
 /** How long a started task's record lives if its worker dies and nobody finishes it. */
-const IN_FLIGHT_TTL_SECONDS = 7 * 24 * 3600;
+export const IN_FLIGHT_TTL_SECONDS = 7 * 24 * 3600;
+
+/*
+ * Lua shared by START and the queue's take (queue/bee-queue-hooks.ts), which starts the tasks of the jobs it
+ * takes in the same script (issue 18 §2):
+ * start_task(k_result, k_task_events, started_at, queue, task_type, tenant ("" for none), accepted_at,
+ *            ttl of an unfinished record, task_id, entries kept in the task's stream, channel prefix)
+ * Returns the status the task had when it is already finished (SUCCESS or FAILURE: the job must not run
+ * again) and 0, else "STARTED" and the attempt number.
+ */
+export const START_TASK_LUA = `${APPEND_EVENT_LUA}
+local function start_task(k_result, k_events, started_at, queue, task_type, tenant, accepted_at, ttl, task_id, maxlen, prefix)
+  local status = redis.call("HGET", k_result, "status")
+  if status == "SUCCESS" or status == "FAILURE" then return {status, 0} end
+  local attempts = redis.call("HINCRBY", k_result, "attempts", 1)
+  redis.call("HSET", k_result, "status", "STARTED", "started_at", started_at, "queue", queue, "task_type", task_type, "accepted_at", accepted_at)
+  if tenant ~= "" then redis.call("HSET", k_result, "tenant", tenant) end
+  redis.call("EXPIRE", k_result, ttl)
+  append_event(prefix, k_events, maxlen, '{"task_id":' .. cjson.encode(task_id) .. ',"status":"STARTED","at":' .. started_at .. ',"attempt":' .. attempts .. '}', ttl)
+  return {"STARTED", attempts}
+end
+`;
+
+/** What a script that starts tasks with START_TASK_LUA needs besides each task: key prefixes, fixed arguments. */
+export interface StartScriptArgs {
+  resultKeyPrefix: string;
+  eventsKeyPrefix: string;
+  ttlSeconds: number;
+  streamMaxLen: number;
+  channelPrefix: string;
+}
+
+/** START's fixed arguments on this client's database, for the queue's take script. */
+export function startScriptArgs(redis: Redis): StartScriptArgs {
+  return {
+    resultKeyPrefix: RESULT_KEY_PREFIX,
+    eventsKeyPrefix: TASK_EVENTS_KEY_PREFIX,
+    ttlSeconds: IN_FLIGHT_TTL_SECONDS,
+    streamMaxLen: TASK_STREAM_MAXLEN,
+    channelPrefix: channelPrefix(redis),
+  };
+}
 
 /*
  * KEYS[1] result:{task_id}   KEYS[2] events:task:{task_id}
  * ARGV[1] started_at (epoch ms)   ARGV[2] queue   ARGV[3] task_type   ARGV[4] tenant ("" for none)
  * ARGV[5] accepted_at             ARGV[6] ttl seconds of an unfinished record
  * ARGV[7] task_id                 ARGV[8] entries kept in the task's stream   ARGV[9] channel prefix
- * Returns the status the task had when it is already finished (SUCCESS or
- * FAILURE: the job must not run again), else "STARTED" and the attempt number.
  */
 const START = defineScript<[string, number]>(
   "taskStart",
-  `${APPEND_EVENT_LUA}
-local status = redis.call("HGET", KEYS[1], "status")
-if status == "SUCCESS" or status == "FAILURE" then return {status, 0} end
-local attempts = redis.call("HINCRBY", KEYS[1], "attempts", 1)
-redis.call("HSET", KEYS[1], "status", "STARTED", "started_at", ARGV[1], "queue", ARGV[2], "task_type", ARGV[3], "accepted_at", ARGV[5])
-if ARGV[4] ~= "" then redis.call("HSET", KEYS[1], "tenant", ARGV[4]) end
-redis.call("EXPIRE", KEYS[1], ARGV[6])
-append_event(ARGV[9], KEYS[2], ARGV[8], '{"task_id":' .. cjson.encode(ARGV[7]) .. ',"status":"STARTED","at":' .. ARGV[1] .. ',"attempt":' .. attempts .. '}', ARGV[6])
-return {"STARTED", attempts}
+  `${START_TASK_LUA}
+return start_task(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 `,
 );
 
@@ -195,13 +234,17 @@ export interface FinishedTask {
  */
 export type FinishHook = (pipeline: ChainableCommander, task: FinishedTask) => void;
 
+/** What a task's start answers: its attempt, or the status it already ended with (it must not run again). */
+export type StartOutcome = { status: "STARTED"; attempt: number } | { status: TaskStatus };
+
+/** A start_task reply as a StartOutcome. */
+export function startOutcome(status: string, attempt: number): StartOutcome {
+  return status === "STARTED" ? { status: "STARTED", attempt } : { status: status as TaskStatus };
+}
+
 export interface TaskStore {
   /** Marks the task STARTED; answers the terminal status instead when it already ended (a re-run after a crash). */
-  start(
-    job: TaskJob,
-    queue: string,
-    now?: number,
-  ): Promise<{ status: "STARTED"; attempt: number } | { status: TaskStatus }>;
+  start(job: TaskJob, queue: string, now?: number): Promise<StartOutcome>;
   /**
    * Records the result; with a tenant, the task also leaves the tenant's pending set (API_MAX_PENDING_TASKS).
    * `input`, the task's text, is kept in the record when the store keeps inputs. With the `queue` whose job ran
@@ -230,8 +273,11 @@ export interface TaskStore {
   recordFeedback(taskId: string, feedback: Record<string, unknown>): Promise<void>;
 }
 
+/** Key prefix of the task records: `result:{task_id}`. */
+export const RESULT_KEY_PREFIX = "result:";
+
 export function resultKey(taskId: string): string {
-  return `result:${taskId}`;
+  return `${RESULT_KEY_PREFIX}${taskId}`;
 }
 
 /** Sorted set of a tenant's accepted, unfinished task ids, scored by acceptance time. */
@@ -351,7 +397,7 @@ export function createTaskStore(deps: {
           channels,
         ],
       );
-      return status === "STARTED" ? { status: "STARTED", attempt } : { status: status as TaskStatus };
+      return startOutcome(status, attempt);
     },
     succeed(taskId, result, now = Date.now(), tenant = undefined, callbackUrl = undefined, input = undefined, queue) {
       const finished: FinishedTask = { task_id: taskId, status: "SUCCESS", result, finished_at: now };

@@ -4,11 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import BeeQueue from "bee-queue";
-import { batchTakes, coalesceStallRenewals, skipReleasedFinishes } from "../../src/queue/bee-queue-hooks";
+import { hookBeeQueue, type TakenJob } from "../../src/queue/bee-queue-hooks";
 import { queuedJobs, queueKeys } from "../../src/queue/bee-queue-layout";
 import type { RedisClient } from "../../src/redis/client";
 import { taskEventsKey } from "../../src/store/task-events";
-import { createTaskStore, resultKey } from "../../src/store/task-store";
+import { createTaskStore, resultKey, startScriptArgs } from "../../src/store/task-store";
 import type { TaskResult } from "../../src/task/contract";
 import { collectErrors, deleteByPrefix, requireRedis, uniquePrefix, waitFor } from "../helpers/services";
 
@@ -44,15 +44,13 @@ afterAll(async () => {
 /** A worker queue with the product's hooks (src/queue/bee-queue-hooks.ts), as the worker runner makes it. */
 function hookedWorker(name: string) {
   const worker = queue(name, { getEvents: false });
-  coalesceStallRenewals(worker as BeeQueue<unknown>);
-  batchTakes(worker as BeeQueue<unknown>);
-  const release = skipReleasedFinishes(worker as BeeQueue<unknown>);
+  const hooks = hookBeeQueue(worker as BeeQueue<unknown>, { start: startScriptArgs(redis) });
   const store = createTaskStore({
     redis,
     resultTtlSeconds: 60,
     queued: queuedJobs([name], prefix),
     runningJobs: (q) => queueKeys(q, prefix),
-    onJobReleased: (_queue, taskId) => release(taskId),
+    onJobReleased: (_queue, taskId) => hooks.jobReleased(taskId),
   });
   return { worker, store };
 }
@@ -161,7 +159,9 @@ describe("Bee-Queue with the product's hooks (issue 18: fewer round trips per jo
     await worker.ready();
     const blocking = countCalls((worker as unknown as { bclient: object }).bclient, "brpoplpush");
     const seen = new Map<number, number>();
-    const jobs = Array.from({ length: 300 }, (_, n) => producer.createJob({ text: `event ${n}`, n }));
+    const jobs = Array.from({ length: 300 }, (_, n) =>
+      producer.createJob({ text: `event ${n}`, n }).setId(`${prefix}-t-${n}`),
+    );
     expect((await producer.saveAll(jobs)).size).toBe(0);
     worker.process(20, async (job) => {
       seen.set(job.data.n, (seen.get(job.data.n) ?? 0) + 1);
@@ -185,7 +185,7 @@ describe("Bee-Queue with the product's hooks (issue 18: fewer round trips per jo
     const done = new Promise<number>((resolve) => worker.on("succeeded", (_job, result) => resolve(result)));
     worker.process(4, async (job) => job.data.n * 3);
     await Bun.sleep(200);
-    await producer.createJob({ text: "late", n: 5 }).save();
+    await producer.createJob({ text: "late", n: 5 }).setId(`${prefix}-late`).save();
     expect(await done).toBe(15);
   });
 
@@ -197,7 +197,9 @@ describe("Bee-Queue with the product's hooks (issue 18: fewer round trips per jo
     const multis = countCalls((worker as unknown as { client: object }).client, "multi");
     const succeeded: string[] = [];
     worker.on("succeeded", (job) => succeeded.push(String(job.id)));
+    const starts: unknown[] = [];
     worker.process(10, async (job) => {
+      starts.push((job as TakenJob).started);
       if (job.data.n < 0) throw new Error("provider said no");
       await store.succeed(String(job.id), answer(job.data.n), Date.now(), undefined, undefined, job.data.text, name);
       return job.data.n;
@@ -212,6 +214,11 @@ describe("Bee-Queue with the product's hooks (issue 18: fewer round trips per jo
     expect(await redis.scard(keys.stalling)).toBe(0);
     expect(await redis.hlen(keys.jobs)).toBe(0);
     expect(multis.calls).toBe(0);
+    // Each task was started by the script that took its job: the job carries its attempt.
+    expect(starts).toHaveLength(50);
+    expect(starts.every((s) => JSON.stringify(s) === JSON.stringify({ status: "STARTED", attempt: 1 }))).toBe(true);
+    expect(await redis.hget(resultKey(ids[7] as string), "attempts")).toBe("1");
+    expect(await redis.hget(resultKey(ids[7] as string), "queue")).toBe(name);
     expect(await redis.hget(resultKey(ids[7] as string), "status")).toBe("SUCCESS");
     expect(await redis.hget(resultKey(ids[7] as string), "input")).toBe("event 7");
 
@@ -220,6 +227,14 @@ describe("Bee-Queue with the product's hooks (issue 18: fewer round trips per jo
     await waitFor(async () => (await redis.sismember(keys.failed, failing.id)) === 1, "the job in the failed set");
     expect(multis.calls).toBe(1);
     expect(await redis.llen(keys.active)).toBe(0);
+
+    // A job whose task already ended (a worker died between the two finishes) is taken with that status.
+    await producer
+      .createJob({ text: "again", n: 7 })
+      .setId(ids[7] as string)
+      .save();
+    await waitFor(() => starts.length === 52, "the finished task's job taken again");
+    expect(starts[51]).toEqual({ status: "SUCCESS" });
     expect(errors).toEqual([]);
   });
 
