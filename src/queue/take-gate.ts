@@ -21,7 +21,10 @@
  * queue whose last take left a backlog (`taken(…, backlog)`) has no cap: its
  * takes return at once, in batches (bee-queue-hooks.ts), and with short jobs
  * (a 0 ms LLM) the takes in flight, not the jobs running, hold most permits:
- * capped, they kept a process at ~1,200 jobs/s with 10 jobs running.
+ * capped, they kept a process at ~1,200 jobs/s with 10 jobs running. When
+ * such a queue runs dry, the takes of its last batch that found no job block
+ * in BRPOPLPUSH with their permits until jobs come: at most one batch's worth,
+ * as the jobs of that batch bring back the cap for every later take.
  *
  * Lowering the limit never cuts a job: it only stops new takes until enough
  * jobs end.
