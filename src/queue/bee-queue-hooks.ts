@@ -13,7 +13,8 @@
  *   round trip for the lot while the queue has a backlog. When it comes back
  *   short (the queue is empty), takes block in BRPOPLPUSH, as Bee-Queue's do,
  *   and the job that comes is loaded and started by the same script: two
- *   round trips. The take gate (take-gate.ts) wraps the result, in
+ *   round trips. The script says how many jobs are still waiting; the takes
+ *   go back to it as soon as one says some are. The take gate (take-gate.ts) wraps the result, in
  *   worker-runner.ts; the pipeline reads the start from the job (`started`).
  * - `_preventStall(jobId)`: Bee-Queue renews each running job's stall lock
  *   with an SREM of its own, at the job's start and then every half stall
@@ -126,8 +127,6 @@ return taken
 
 /** Jobs one take script moves at most (it holds Redis for a few µs a job). */
 const MAX_JOBS_PER_TAKE = 256;
-/** After a take script found the queue empty, takes block in BRPOPLPUSH for this long before trying it again. */
-const EMPTY_QUEUE_BACKOFF_MS = 50;
 /** Ids in one SREM at most (a command's arguments are held in Redis's memory while it runs). */
 const MAX_IDS_PER_SREM = 1000;
 
@@ -185,7 +184,10 @@ export function hookBeeQueue(queue: BeeQueue<unknown>, options: { start?: StartS
       return blockingTake();
     }
     if (!id) return null;
-    const { jobs } = await run("load", 0, [id]);
+    const { jobs, waiting: left } = await run("load", 0, [id]);
+    // Jobs behind this one: the next takes go to the take script again, else they block here too.
+    emptyAt = left > 0 ? undefined : Date.now();
+    lastWaiting = left;
     return jobs[0] ?? null;
   };
 
@@ -212,7 +214,7 @@ export function hookBeeQueue(queue: BeeQueue<unknown>, options: { start?: StartS
   };
 
   internal._getNextJob = async () => {
-    if (emptyAt !== undefined && Date.now() - emptyAt < EMPTY_QUEUE_BACKOFF_MS) return blockingTake();
+    if (emptyAt !== undefined) return blockingTake();
     const job = await new Promise<Job | null | "none">((resolve) => {
       if (takers.length === 0) setImmediate(flush);
       takers.push(resolve);
