@@ -7,7 +7,8 @@
  * besides the job itself.
  *
  * Round trips per job on the worker side: 1 to start (a Lua script that also
- * refuses to restart a finished task), 1 to finish (one script: result,
+ * refuses to restart a finished task; a worker process runs the same Lua in
+ * the script that takes the job, queue/bee-queue-hooks.ts), 1 to finish (one script: result,
  * expiry, the notification, the tenant's pending set and, for a success, the
  * queue's own finish: the job leaves Bee-Queue's active list, stalling set
  * and job hash in the same script, issue 18 §2). Each state change is
