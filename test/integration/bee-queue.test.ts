@@ -189,6 +189,27 @@ describe("Bee-Queue with the product's hooks (issue 18: fewer round trips per jo
     expect(await done).toBe(15);
   });
 
+  test("a job whose record is gone (cancelled between two commands) leaves active at once and never runs", async () => {
+    const name = "hooked-orphan";
+    const producer = queue(name, { isWorker: false, getEvents: false });
+    const keys = queueKeys(name, prefix);
+    await producer.createJob({ text: "cancelled", n: 1 }).setId(`${prefix}-orphan`).save();
+    await redis.hdel(keys.jobs, `${prefix}-orphan`);
+    await producer.createJob({ text: "kept", n: 2 }).setId(`${prefix}-kept`).save();
+    const { worker } = hookedWorker(name);
+    const ran: string[] = [];
+    const done = new Promise<void>((resolve) => worker.on("succeeded", () => resolve()));
+    worker.process(4, async (job) => {
+      ran.push(String(job.id));
+      return job.data.n;
+    });
+    await done;
+    expect(ran).toEqual([`${prefix}-kept`]);
+    await waitFor(async () => (await redis.llen(keys.active)) === 0, "the active list empty");
+    expect(await redis.llen(keys.waiting)).toBe(0);
+    expect(await redis.exists(resultKey(`${prefix}-orphan`))).toBe(0);
+  });
+
   test("a success the task store records takes its job out of the queue in the same script; Bee-Queue sends no finish of its own", async () => {
     const name = "hooked-finish";
     const producer = queue(name, { isWorker: false, getEvents: false });
