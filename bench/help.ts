@@ -58,6 +58,8 @@ Target (default: the harness starts the app: bun src/main.ts):
   --redis-stats             http, e2e, kafka: Redis commands (per name), round trips and CPU per task over the
                             measured part, from INFO stats/cpu/commandstats of --redis-url's server (server-wide:
                             other clients of that server inflate it)
+  --cpu-prof DIR            the app the harness starts, and each of its worker processes, write a CPU profile
+                            (.cpuprofile and .md, Bun's --cpu-prof through BUN_OPTIONS) into DIR when they exit
 
 Output:
   --out DIR                 JSON + HTML report [${DEFAULTS.out}]

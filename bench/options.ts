@@ -79,6 +79,8 @@ export interface BenchOptions {
   slowEvents: number;
   /** Redis commands, round trips (reads) and CPU per task over the measured part, from INFO (http, e2e, kafka). */
   redisStats: boolean;
+  /** Directory where the app the harness starts (and each of its worker processes) writes a CPU profile on exit. */
+  cpuProf: string | undefined;
   outDir: string;
   name: string | undefined;
   quiet: boolean;
@@ -158,6 +160,7 @@ const FLAGS = {
   "slow-seconds": { type: "string", default: DEFAULTS["slow-seconds"] },
   "slow-events": { type: "string", default: DEFAULTS["slow-events"] },
   "redis-stats": { type: "boolean", default: false },
+  "cpu-prof": { type: "string" },
   out: { type: "string", default: DEFAULTS.out },
   name: { type: "string" },
   quiet: { type: "boolean", default: false },
@@ -253,6 +256,8 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
   if (!/^[a-z_]+$/.test(v["task-type"]))
     throw new UsageError(`--task-type "${v["task-type"]}": expected lowercase letters and _`);
   if (v.text.length === 0) throw new UsageError("--text: must not be empty");
+  if (v["cpu-prof"] !== undefined && (v["cpu-prof"] === "" || url !== undefined))
+    throw new UsageError(`--cpu-prof: expected a directory, and the app the harness starts (not --url)`);
   const brokers = v.brokers.split(",");
   if (!brokers.every((b) => /^[\w.-]+:\d{1,5}$/.test(b)))
     throw new UsageError(`--brokers "${v.brokers}": expected host:port[,host:port]`);
@@ -293,6 +298,7 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
       slowSeconds: parseInteger("slow-seconds", v["slow-seconds"], 3600),
       slowEvents: parseInteger("slow-events", v["slow-events"], 10_000_000),
       redisStats: v["redis-stats"],
+      cpuProf: v["cpu-prof"],
       outDir: v.out,
       name: v.name,
       quiet: v.quiet,

@@ -4,7 +4,7 @@
  * src/main.ts`) on an emptied Redis database, with the simulated LLM or the
  * project's mock OpenAI server (its own process) at the chosen latency.
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import Redis from "ioredis";
 import { emptyDatabase as emptyKeys } from "../../tools/redis-admin";
 import type { BenchOptions } from "../options";
@@ -63,6 +63,8 @@ export async function resolveTarget(
     WORKER_CONCURRENCY: options.workers,
     ...(options.rateLimit ? { LLM_RATE_LIMIT: options.rateLimit } : {}),
     ...(options.jobsPerProcess ? { WORKER_JOBS_PER_PROCESS: options.jobsPerProcess } : {}),
+    // BUN_OPTIONS reaches the worker processes too: the supervisor passes its environment on.
+    ...(options.cpuProf ? { BUN_OPTIONS: `--cpu-prof --cpu-prof-md --cpu-prof-dir=${resolve(options.cpuProf)}` } : {}),
     ...app.env,
   };
   let llm = `simulated LLM ${options.latency} ms`;

@@ -24,10 +24,10 @@ import { AppError, errorMessage } from "../errors";
 import type { EventBus } from "../events";
 import type { LlmProvider } from "../llm/provider";
 import type { RateLimiter } from "../llm/rate-limiter";
-import type { Logger } from "../log";
+import { type Logger, lazyChild } from "../log";
 import { isRedisUnavailable } from "../redis/client";
 import type { TaskPlan } from "../store/experiments";
-import type { TaskStore } from "../store/task-store";
+import type { StartOutcome, TaskStore } from "../store/task-store";
 import type { TokenLog, TokenWriter } from "../store/task-tokens";
 import type { TaskError, TaskJob, TaskResult } from "../task/contract";
 import { sleep } from "../util/backoff";
@@ -79,6 +79,8 @@ export interface TaskJobOptions {
 export interface QueuedTask {
   readonly data: TaskJob;
   readonly options: object;
+  /** The task's start, when the queue's take already did it in the same script (queue/bee-queue-hooks.ts). */
+  readonly started?: StartOutcome;
 }
 
 /**
@@ -175,8 +177,8 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
   const llmDeps = { provider: deps.provider, limiter: deps.limiter, bus, timeoutMs: deps.jobTimeoutMs };
 
   /** The attempt's number, or undefined when an earlier run already finished the task. */
-  const startTask = async (task: TaskJob, queue: string, now: number, log: Logger) => {
-    const start = await store.start(task, queue, now);
+  const startTask = async (task: TaskJob, queue: string, now: number, log: Logger, started?: StartOutcome) => {
+    const start = started ?? (await store.start(task, queue, now));
     if (start.status !== "STARTED") {
       // A worker died after finishing this task but before Bee-Queue recorded it: do not run it twice.
       log.info({ status: start.status }, "task already finished by an earlier run; not running it again");
@@ -223,7 +225,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     // failure or a second LLM call.
     for (const delay of [...recordRetryDelaysMs, undefined]) {
       try {
-        await store.succeed(task.task_id, result, finishedAt, task.tenant, task.callback_url, task.text);
+        await store.succeed(task.task_id, result, finishedAt, task.tenant, task.callback_url, task.text, queue);
         break;
       } catch (error) {
         if (delay === undefined || !isRedisUnavailable(error)) throw error;
@@ -296,7 +298,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
 
   return async (job, queue) => {
     const task = job.data;
-    const log = logger.child({ task_id: task.task_id, queue });
+    const log = lazyChild(logger, { task_id: task.task_id, queue });
     const startedAt = Date.now();
     // One per attempt: it knows whether this attempt's timeout cut the call.
     const llm = createLlmCall(llmDeps);
@@ -305,7 +307,7 @@ export function createTaskProcessor(deps: TaskProcessorDeps): TaskProcessor {
     try {
       // Inside the try: a start that cannot reach Redis is retried like any step, never a job that fails
       // with no result and reads PENDING for ever.
-      const attempt = await startTask(task, queue, startedAt, log);
+      const attempt = await startTask(task, queue, startedAt, log, job.started);
       if (attempt === undefined) {
         // Its worker may have died between recording the end and the token stream's end: written again.
         await endTokens(task, log);

@@ -77,7 +77,9 @@ export function createAdaptiveConcurrency(deps: {
     const before: ControllerState = controller.current();
     const state = controller.update({
       inFlight: gate.inFlight,
-      peakInFlight: Math.max(window.peak, gate.inFlight),
+      // Permits in use, not only jobs running: with short jobs the takes in flight hold most of them, and a
+      // limit they use up is a limit with demand (issue 18: 10 jobs running at 0 ms, the limit never grew).
+      peakInFlight: Math.max(window.peak, gate.used),
       completed: window.completed,
       // Slot time minus the rate limiter's waits: the wait is what too many slots cause, not the work.
       busyMs: Math.max(0, window.slotMs - window.waitedMs),
@@ -87,7 +89,7 @@ export function createAdaptiveConcurrency(deps: {
       ratePerSecond: rate ? (rate.calls * 1000) / rate.periodMs : undefined,
       workers: workers(),
     });
-    Object.assign(window, { completed: 0, slotMs: 0, waitedMs: 0, throttled: 0, peak: gate.inFlight });
+    Object.assign(window, { completed: 0, slotMs: 0, waitedMs: 0, throttled: 0, peak: gate.used });
     gate.setLimit(state.limit);
     if (
       state.reason !== lastReason &&
@@ -120,7 +122,7 @@ export function createAdaptiveConcurrency(deps: {
     onJobEnd(slotMs) {
       window.completed++;
       window.slotMs += slotMs;
-      window.peak = Math.max(window.peak, gate.inFlight + 1);
+      window.peak = Math.max(window.peak, gate.used + 1);
     },
     onRateLimitWait(ms) {
       window.waitedMs += ms;

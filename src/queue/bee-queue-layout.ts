@@ -21,7 +21,10 @@ export interface QueueKeys {
   readonly jobs: string;
   /** List of job ids not taken yet. */
   readonly waiting: string;
+  /** List of job ids taken by a worker and not finished. */
   readonly active: string;
+  /** Set of active job ids whose worker has not renewed their stall lock since the last stall check. */
+  readonly stalling: string;
   /** Sorted set of jobs waiting for their retry time. */
   readonly delayed: string;
   /** Set of jobs that failed for good. */
@@ -35,6 +38,7 @@ export function queueKeys(name: string, prefix: string = QUEUE_KEY_PREFIX): Queu
     jobs: `${base}:jobs`,
     waiting: `${base}:waiting`,
     active: `${base}:active`,
+    stalling: `${base}:stalling`,
     delayed: `${base}:delayed`,
     failed: `${base}:failed`,
   };

@@ -97,7 +97,7 @@ export const DEFAULT_CONTROLLER_SETTINGS: ControllerSettings = {
 export interface ControllerSample {
   /** Jobs running now. */
   inFlight: number;
-  /** The most jobs running at once in the window. */
+  /** The most permits in use at once in the window: jobs running, and takes in flight (the take gate's `used`). */
   peakInFlight: number;
   /** Jobs that ended in the window. */
   completed: number;

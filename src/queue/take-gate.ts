@@ -17,7 +17,14 @@
  * `takesPerLane` takes in flight: on an empty queue a BRPOPLPUSH blocks until a
  * job comes, and those blocked takes must not use up the permits of the
  * process's other queues; the cap is a share of the limit (a quarter of it
- * over the queues), at least 1, so a low limit still serves every queue.
+ * over the queues), at least 1, so a low limit still serves every queue. A
+ * queue whose last take left a backlog (`taken(…, backlog)`) has no cap: its
+ * takes return at once, in batches (bee-queue-hooks.ts), and with short jobs
+ * (a 0 ms LLM) the takes in flight, not the jobs running, hold most permits:
+ * capped, they kept a process at ~1,200 jobs/s with 10 jobs running. When
+ * such a queue runs dry, the takes of its last batch that found no job block
+ * in BRPOPLPUSH with their permits until jobs come: at most one batch's worth,
+ * as the jobs of that batch bring back the cap for every later take.
  *
  * Lowering the limit never cuts a job: it only stops new takes until enough
  * jobs end.
@@ -32,6 +39,8 @@ export interface Lane {
   /** Ticks waiting for a permit, oldest first. */
   readonly waiters: ((granted: boolean) => void)[];
   closed: boolean;
+  /** The queue's last take left jobs waiting: its takes do not block, and are not capped. */
+  backlog: boolean;
 }
 
 /**
@@ -74,7 +83,7 @@ export class TakeGate {
 
   /** A queue's share of the gate; closed when its Bee-Queue worker closes. */
   openLane(name: string): Lane {
-    const lane: Lane = { name, taking: 0, pending: new Set(), waiters: [], closed: false };
+    const lane: Lane = { name, taking: 0, pending: new Set(), waiters: [], closed: false, backlog: false };
     this.lanes.push(lane);
     return lane;
   }
@@ -102,10 +111,11 @@ export class TakeGate {
     });
   }
 
-  /** The take of a granted permit returned: a job id (its handler will start), or none. */
-  taken(lane: Lane, jobId: string | undefined): void {
+  /** The take of a granted permit returned: a job id (its handler will start), or none; and whether jobs wait. */
+  taken(lane: Lane, jobId: string | undefined, backlog = false): void {
     this.taking--;
     lane.taking--;
+    lane.backlog = backlog;
     if (jobId !== undefined && !lane.closed && !lane.pending.has(jobId)) {
       lane.pending.add(jobId);
       this.pendingCount++;
@@ -138,7 +148,7 @@ export class TakeGate {
   }
 
   private canTake(lane: Lane): boolean {
-    return this.used < this.limitValue && lane.taking < this.takesPerLane();
+    return this.used < this.limitValue && (lane.backlog || lane.taking < this.takesPerLane());
   }
 
   private grant(lane: Lane): void {

@@ -18,8 +18,10 @@ import { errorMessage } from "../errors";
 import type { Logger } from "../log";
 import type { RedisClient } from "../redis/client";
 import { logConnectionErrors } from "../redis/client";
+import type { StartScriptArgs } from "../store/task-store";
 import type { TaskJob } from "../task/contract";
 import { retryDelay } from "../util/backoff";
+import { hookBeeQueue } from "./bee-queue-hooks";
 import type { FailedJobRetention } from "./failed-jobs";
 import { createWorkerQueue } from "./queues";
 import type { Lane, TakeGate } from "./take-gate";
@@ -41,7 +43,7 @@ export interface StallCheckTiming {
   requeued: number;
 }
 
-/** Bee-Queue's internal take (BRPOPLPUSH waiting → active, then the job's HGET). */
+/** Bee-Queue's internal take, batched by bee-queue-hooks.ts (one script for the takes of a loop turn). */
 type WithTake = { _getNextJob: () => Promise<BeeQueue.Job<TaskJob> | null>; paused: boolean };
 
 export interface WorkerRunner {
@@ -58,6 +60,11 @@ export interface WorkerRunner {
   stats(): WorkerRunnerStats;
   /** Stall checks' timing since the previous call (their largest gap resets). */
   stallTiming(): StallCheckTiming;
+  /**
+   * The task store's finish removed this job from its queue with the result (store/task-store.ts FINISH_JOB):
+   * Bee-Queue must not finish it again. The store's `onJobReleased`.
+   */
+  jobReleased(queue: string, jobId: string): void;
 }
 
 export function createWorkerRunner(deps: {
@@ -80,10 +87,15 @@ export function createWorkerRunner(deps: {
    */
   gate?: TakeGate;
   onJobEnd?: (slotMs: number) => void;
+  /**
+   * The task store's start, run by the take script for each job it takes (queue/bee-queue-hooks.ts); the job
+   * then carries its outcome (`started`) and the pipeline does not start it again. Absent: jobs only taken.
+   */
+  taskStart?: StartScriptArgs;
 }): WorkerRunner {
   const { redis, queues, concurrency, processTask, backoff, stallIntervalMs, logger, onJobDone, failedJobs } = deps;
   const { pauseTimeoutMs = 300_000 } = deps;
-  const { gate, onJobEnd } = deps;
+  const { gate, onJobEnd, taskStart } = deps;
   const stats: WorkerRunnerStats = { active: 0, processed: 0, failed: 0 };
   const stallCheckIntervalMs = Math.max(250, Math.floor(stallIntervalMs / 2));
   const stall = { checks: 0, maxGapMs: 0, requeued: 0, last: new Map<string, number>() };
@@ -97,6 +109,8 @@ export function createWorkerRunner(deps: {
 
   /** The Bee-Queue worker of each queue this process takes jobs from now (a paused queue has none). */
   const running = new Map<string, BeeQueue<TaskJob>>();
+  /** Each running queue's way to skip Bee-Queue's finish of a job the store finished. */
+  const releasers = new Map<string, (jobId: string) => void>();
   /** Closes in flight, so a resume waits for its queue's pause to finish. */
   const closing = new Map<string, Promise<void>>();
   let stopped = false;
@@ -105,7 +119,7 @@ export function createWorkerRunner(deps: {
   const lanes = new Map<BeeQueue<TaskJob>, Lane>();
 
   /** A tick takes a job only with a permit; a take that brings none, or a job Bee-Queue will not run, gives it back. */
-  const gateTakes = (queue: BeeQueue<TaskJob>, lane: Lane, gate: TakeGate) => {
+  const gateTakes = (queue: BeeQueue<TaskJob>, lane: Lane, gate: TakeGate, backlog: () => boolean) => {
     const internal = queue as unknown as WithTake;
     const take = internal._getNextJob.bind(queue);
     if (typeof take !== "function") throw new Error("bee-queue has no _getNextJob: the take gate cannot be applied");
@@ -116,7 +130,7 @@ export function createWorkerRunner(deps: {
         job = await take();
       } finally {
         // Closing: Bee-Queue drops a job it took now; stall detection gives it back to the queue.
-        gate.taken(lane, job && !internal.paused ? String(job.id) : undefined);
+        gate.taken(lane, job && !internal.paused ? String(job.id) : undefined, backlog());
       }
       return job;
     };
@@ -124,10 +138,13 @@ export function createWorkerRunner(deps: {
 
   const startQueue = async (name: string) => {
     const queue = createWorkerQueue(name, { redis, stallIntervalMs, backoff: backoffOf });
+    // Fewer round trips per job (issue 18): bee-queue-hooks.ts says what each hook changes.
+    const hooked = hookBeeQueue(queue as BeeQueue<unknown>, taskStart ? { start: taskStart } : {});
+    releasers.set(name, (jobId) => hooked.jobReleased(jobId));
     logConnectionErrors(queue, logger.warn.bind(logger), `queue ${name}`);
     const lane = gate?.openLane(name);
     if (gate && lane) {
-      gateTakes(queue, lane, gate);
+      gateTakes(queue, lane, gate, hooked.backlog);
       lanes.set(queue, lane);
     }
     queue.process(concurrency, async (job) => {
@@ -177,6 +194,7 @@ export function createWorkerRunner(deps: {
     if (!queue) return closing.get(name) ?? Promise.resolve();
     running.delete(name);
     stall.last.delete(name);
+    releasers.delete(name);
     const lane = lanes.get(queue);
     lanes.delete(queue);
     // Ticks waiting for a permit stop now; Bee-Queue's close, below, aborts the takes in flight.
@@ -219,6 +237,9 @@ export function createWorkerRunner(deps: {
       await Promise.all([...queues.map((name) => closeQueue(name, timeoutMs)), ...closing.values()]);
     },
     stats: () => ({ ...stats }),
+    jobReleased(queue, jobId) {
+      releasers.get(queue)?.(jobId);
+    },
     stallTiming() {
       const timing = {
         checks: stall.checks,

@@ -11,6 +11,8 @@ import Redis, { type RedisOptions } from "ioredis";
 import { errorMessage, UnavailableError } from "../errors";
 import type { HealthProbe } from "../health-probe";
 import { redactUrl } from "../util/redact-url";
+// Before any command: ioredis asks each time whether anyone traces it (tracing-channel.ts).
+import "./tracing-channel";
 
 export class RedisClient extends Redis {
   /** node_redis's name for an un-transacted pipeline, which Bee-Queue's saveAll uses. */

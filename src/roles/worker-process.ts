@@ -19,7 +19,7 @@ import { createLogger } from "../log";
 import { createMetricsRecorder } from "../metrics/recorder";
 import { createTaskProcessor } from "../pipeline/process-task";
 import { createAdaptiveConcurrency, fixedConcurrencyStatus } from "../queue/adaptive-concurrency";
-import { queuedJobs } from "../queue/bee-queue-layout";
+import { queuedJobs, queueKeys } from "../queue/bee-queue-layout";
 import { createFailedJobRetention } from "../queue/failed-jobs";
 import { TakeGate } from "../queue/take-gate";
 import type { FromWorker, ToWorker } from "../queue/worker-protocol";
@@ -28,7 +28,7 @@ import { createWorkerRunner } from "../queue/worker-runner";
 import { connectRedis, logConnectionErrors } from "../redis/client";
 import { type ControlState, control, watchControl } from "../store/control";
 import { planTask, watchExperiments } from "../store/experiments";
-import { createTaskStore } from "../store/task-store";
+import { createTaskStore, startScriptArgs } from "../store/task-store";
 import { createTokenLog } from "../store/task-tokens";
 import { APP_NAME, APP_VERSION } from "../version";
 import { createDeliverer } from "../webhooks/deliverer";
@@ -89,6 +89,10 @@ try {
     eventsMaxLen: config.events.streamMaxLen,
     onFinish: deliveries.onFinish,
     keepInput: config.resultKeepInput,
+    // A success takes its job out of the queue in the same script (issue 18 §2); the runner then skips
+    // Bee-Queue's own finish of it.
+    runningJobs: (queue) => queueKeys(queue),
+    onJobReleased: (queue, taskId) => runner.jobReleased(queue, taskId),
   });
   // Without WEBHOOK_SECRET nothing can be signed: deliveries wait in Redis for a worker that has it.
   const webhookSecret = config.webhooks.secret;
@@ -185,6 +189,8 @@ try {
     // Auto: Bee-Queue runs at the ceiling per queue, and the gate decides how many are taken.
     concurrency: jobsPerProcess === "auto" ? config.worker.maxJobsPerProcess : jobsPerProcess,
     ...(gate && adaptive ? { gate, onJobEnd: adaptive.onJobEnd } : {}),
+    // Each task starts in the script that takes its job (issue 18 §2).
+    taskStart: startScriptArgs(redis),
     processTask: publisher ? withResultsOut(processTask, { publisher, store, bus, logger }) : processTask,
     backoff: { baseMs: config.worker.backoffMs, maxMs: Math.max(config.worker.backoffMs, 60_000) },
     stallIntervalMs: config.worker.stallIntervalMs,

@@ -23,8 +23,11 @@
  */
 import type { TaskStatus } from "../task/contract";
 
+/** Key prefix of the tasks' own event streams: `events:task:{task_id}`. */
+export const TASK_EVENTS_KEY_PREFIX = "events:task:";
+
 export function taskEventsKey(taskId: string): string {
-  return `events:task:${taskId}`;
+  return `${TASK_EVENTS_KEY_PREFIX}${taskId}`;
 }
 
 export function tenantEventsKey(tenant: string | undefined): string {

@@ -7,8 +7,11 @@
  * besides the job itself.
  *
  * Round trips per job on the worker side: 1 to start (a Lua script that also
- * refuses to restart a finished task), 1 to finish (one script: result,
- * expiry, the notification, the tenant's pending set). Each state change is
+ * refuses to restart a finished task; a worker process runs the same Lua in
+ * the script that takes the job, queue/bee-queue-hooks.ts), 1 to finish (one script: result,
+ * expiry, the notification, the tenant's pending set and, for a success, the
+ * queue's own finish: the job leaves Bee-Queue's active list, stalling set
+ * and job hash in the same script, issue 18 §2). Each state change is
  * appended to the task's event stream, and each end to the tenant's, inside
  * the same script (task-events.ts): the push channels cost no round trip.
  */
@@ -16,7 +19,14 @@ import type Redis from "ioredis";
 import type { ChainableCommander } from "ioredis";
 import { defineScript, execChecked } from "../redis/script";
 import type { TaskError, TaskJob, TaskResult, TaskStatus } from "../task/contract";
-import { APPEND_EVENT_LUA, channelPrefix, TASK_STREAM_MAXLEN, taskEventsKey, tenantEventsKey } from "./task-events";
+import {
+  APPEND_EVENT_LUA,
+  channelPrefix,
+  TASK_EVENTS_KEY_PREFIX,
+  TASK_STREAM_MAXLEN,
+  taskEventsKey,
+  tenantEventsKey,
+} from "./task-events";
 
 export interface TaskState {
   task_id: string;
@@ -50,27 +60,59 @@ const JOB_FAILED_UNRECORDED: TaskError = {
 /** Channel on which a finished task's id is published, so waiting requests wake without polling. */
 export const DONE_CHANNEL = "tasks:done";
 /** How long a started task's record lives if its worker dies and nobody finishes it. */
-const IN_FLIGHT_TTL_SECONDS = 7 * 24 * 3600;
+export const IN_FLIGHT_TTL_SECONDS = 7 * 24 * 3600;
+
+/*
+ * Lua shared by START and the queue's take (queue/bee-queue-hooks.ts), which starts the tasks of the jobs it
+ * takes in the same script (issue 18 §2):
+ * start_task(k_result, k_task_events, started_at, queue, task_type, tenant ("" for none), accepted_at,
+ *            ttl of an unfinished record, task_id, entries kept in the task's stream, channel prefix)
+ * Returns the status the task had when it is already finished (SUCCESS or FAILURE: the job must not run
+ * again) and 0, else "STARTED" and the attempt number.
+ */
+export const START_TASK_LUA = `${APPEND_EVENT_LUA}
+local function start_task(k_result, k_events, started_at, queue, task_type, tenant, accepted_at, ttl, task_id, maxlen, prefix)
+  local status = redis.call("HGET", k_result, "status")
+  if status == "SUCCESS" or status == "FAILURE" then return {status, 0} end
+  local attempts = redis.call("HINCRBY", k_result, "attempts", 1)
+  redis.call("HSET", k_result, "status", "STARTED", "started_at", started_at, "queue", queue, "task_type", task_type, "accepted_at", accepted_at)
+  if tenant ~= "" then redis.call("HSET", k_result, "tenant", tenant) end
+  redis.call("EXPIRE", k_result, ttl)
+  append_event(prefix, k_events, maxlen, '{"task_id":' .. cjson.encode(task_id) .. ',"status":"STARTED","at":' .. started_at .. ',"attempt":' .. attempts .. '}', ttl)
+  return {"STARTED", attempts}
+end
+`;
+
+/** What a script that starts tasks with START_TASK_LUA needs besides each task: key prefixes, fixed arguments. */
+export interface StartScriptArgs {
+  resultKeyPrefix: string;
+  eventsKeyPrefix: string;
+  ttlSeconds: number;
+  streamMaxLen: number;
+  channelPrefix: string;
+}
+
+/** START's fixed arguments on this client's database, for the queue's take script. */
+export function startScriptArgs(redis: Redis): StartScriptArgs {
+  return {
+    resultKeyPrefix: RESULT_KEY_PREFIX,
+    eventsKeyPrefix: TASK_EVENTS_KEY_PREFIX,
+    ttlSeconds: IN_FLIGHT_TTL_SECONDS,
+    streamMaxLen: TASK_STREAM_MAXLEN,
+    channelPrefix: channelPrefix(redis),
+  };
+}
 
 /*
  * KEYS[1] result:{task_id}   KEYS[2] events:task:{task_id}
  * ARGV[1] started_at (epoch ms)   ARGV[2] queue   ARGV[3] task_type   ARGV[4] tenant ("" for none)
  * ARGV[5] accepted_at             ARGV[6] ttl seconds of an unfinished record
  * ARGV[7] task_id                 ARGV[8] entries kept in the task's stream   ARGV[9] channel prefix
- * Returns the status the task had when it is already finished (SUCCESS or
- * FAILURE: the job must not run again), else "STARTED" and the attempt number.
  */
 const START = defineScript<[string, number]>(
   "taskStart",
-  `${APPEND_EVENT_LUA}
-local status = redis.call("HGET", KEYS[1], "status")
-if status == "SUCCESS" or status == "FAILURE" then return {status, 0} end
-local attempts = redis.call("HINCRBY", KEYS[1], "attempts", 1)
-redis.call("HSET", KEYS[1], "status", "STARTED", "started_at", ARGV[1], "queue", ARGV[2], "task_type", ARGV[3], "accepted_at", ARGV[5])
-if ARGV[4] ~= "" then redis.call("HSET", KEYS[1], "tenant", ARGV[4]) end
-redis.call("EXPIRE", KEYS[1], ARGV[6])
-append_event(ARGV[9], KEYS[2], ARGV[8], '{"task_id":' .. cjson.encode(ARGV[7]) .. ',"status":"STARTED","at":' .. ARGV[1] .. ',"attempt":' .. attempts .. '}', ARGV[6])
-return {"STARTED", attempts}
+  `${START_TASK_LUA}
+return start_task(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 `,
 );
 
@@ -128,6 +170,27 @@ return finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARG
 );
 
 /*
+ * FINISH, and the queue's finish of the job that ran it, in one script: the job leaves the queue's active list
+ * (from its oldest end, where a job that ran its course usually is: LREM with a count of -1 stops at the first
+ * match instead of scanning every job in flight), its stalling set and its job hash, as Bee-Queue's own finish
+ * of a succeeded job does with removeOnSuccess (bee-queue 2.0.0 lib/queue.js, Queue#_finishJob). Written with
+ * the result, a crash can no longer leave a recorded success whose job stall detection runs again.
+ * KEYS[1..4] as FINISH's (KEYS[4] "" without a tenant)   KEYS[5] the queue's active list   KEYS[6] its stalling set
+ * KEYS[7] its job hash   ARGV[1..10] as FINISH's
+ */
+const FINISH_JOB = defineScript<string>(
+  "taskFinishJob",
+  `${FINISH_LUA}
+redis.call("LREM", KEYS[5], -1, ARGV[5])
+redis.call("SREM", KEYS[6], ARGV[5])
+redis.call("HDEL", KEYS[7], ARGV[5])
+local pending = nil
+if KEYS[4] ~= "" then pending = KEYS[4] end
+return finish(KEYS[1], KEYS[2], KEYS[3], pending, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+`,
+);
+
+/*
  * Ends a task that has not started, atomically with taking its job out of the queue, so no worker can
  * start it in between.
  * KEYS[1] the queue's waiting list   KEYS[2] its delayed set   KEYS[3] its job hash
@@ -174,16 +237,21 @@ export interface FinishedTask {
  */
 export type FinishHook = (pipeline: ChainableCommander, task: FinishedTask) => void;
 
+/** What a task's start answers: its attempt, or the status it already ended with (it must not run again). */
+export type StartOutcome = { status: "STARTED"; attempt: number } | { status: TaskStatus };
+
+/** A start_task reply as a StartOutcome. */
+export function startOutcome(status: string, attempt: number): StartOutcome {
+  return status === "STARTED" ? { status: "STARTED", attempt } : { status: status as TaskStatus };
+}
+
 export interface TaskStore {
   /** Marks the task STARTED; answers the terminal status instead when it already ended (a re-run after a crash). */
-  start(
-    job: TaskJob,
-    queue: string,
-    now?: number,
-  ): Promise<{ status: "STARTED"; attempt: number } | { status: TaskStatus }>;
+  start(job: TaskJob, queue: string, now?: number): Promise<StartOutcome>;
   /**
    * Records the result; with a tenant, the task also leaves the tenant's pending set (API_MAX_PENDING_TASKS).
-   * `input`, the task's text, is kept in the record when the store keeps inputs.
+   * `input`, the task's text, is kept in the record when the store keeps inputs. With the `queue` whose job ran
+   * the task (and `runningJobs` given), the job leaves that queue in the same script, and `onJobReleased` says so.
    */
   succeed(
     taskId: string,
@@ -192,6 +260,7 @@ export interface TaskStore {
     tenant?: string,
     callbackUrl?: string,
     input?: string,
+    queue?: string,
   ): Promise<void>;
   /** A failed attempt that will be retried. */
   retry(taskId: string, error: TaskError): Promise<void>;
@@ -215,8 +284,11 @@ export interface TaskStore {
   ): Promise<void>;
 }
 
+/** Key prefix of the task records: `result:{task_id}`. */
+export const RESULT_KEY_PREFIX = "result:";
+
 export function resultKey(taskId: string): string {
-  return `result:${taskId}`;
+  return `${RESULT_KEY_PREFIX}${taskId}`;
 }
 
 /** Sorted set of a tenant's accepted, unfinished task ids, scored by acceptance time. */
@@ -243,6 +315,13 @@ export interface QueuedJobs {
   read(record: string): { job: TaskJob; failed: boolean };
 }
 
+/** Where a running job sits in its queue: what a success takes it out of (queue/bee-queue-layout.ts has them). */
+export interface RunningJobKeys {
+  readonly active: string;
+  readonly stalling: string;
+  readonly jobs: string;
+}
+
 /** One queue's keys that hold a job before it starts (queue/bee-queue-layout.ts has them). */
 export interface QueueJobKeys {
   readonly name: string;
@@ -264,6 +343,10 @@ export function createTaskStore(deps: {
   onFinish?: FinishHook;
   /** Keep a finished task's text in its record (RESULT_KEEP_INPUT); absent: true. */
   keepInput?: boolean;
+  /** A queue's keys of running jobs, for a success that also ends its job (worker processes). */
+  runningJobs?: (queue: string) => RunningJobKeys;
+  /** A success ended the job of `taskId` in `queue`: the queue must not finish it again. */
+  onJobReleased?: (queue: string, taskId: string) => void;
 }): TaskStore {
   const { redis, resultTtlSeconds, queued, eventsMaxLen = DEFAULT_EVENTS_MAXLEN, keepInput = true } = deps;
   const channels = channelPrefix(redis);
@@ -286,13 +369,21 @@ export function createTaskStore(deps: {
     DONE_CHANNEL,
     channels,
   ];
-  const finish = async (task: FinishedTask, outcome: string) => {
+  const finish = async (task: FinishedTask, outcome: string, queue?: string) => {
     const keys = endKeys(task.task_id, task.tenant);
+    const args = [
+      ...endArgs(task.task_id, task.status, outcome, task.finished_at),
+      keepInput ? (task.input ?? "") : "",
+    ];
+    const job = queue === undefined ? undefined : deps.runningJobs?.(queue);
     const pipeline = redis.pipeline();
-    const input = keepInput ? (task.input ?? "") : "";
-    FINISH.queue(redis, pipeline, keys, [...endArgs(task.task_id, task.status, outcome, task.finished_at), input]);
+    if (job) {
+      if (keys.length === 3) keys.push("");
+      FINISH_JOB.queue(redis, pipeline, [...keys, job.active, job.stalling, job.jobs], args);
+    } else FINISH.queue(redis, pipeline, keys, args);
     deps.onFinish?.(pipeline, task);
     await execChecked(pipeline);
+    if (job && queue !== undefined) deps.onJobReleased?.(queue, task.task_id);
   };
   const ended = (task: FinishedTask, tenant?: string, callbackUrl?: string): FinishedTask => ({
     ...task,
@@ -317,12 +408,12 @@ export function createTaskStore(deps: {
           channels,
         ],
       );
-      return status === "STARTED" ? { status: "STARTED", attempt } : { status: status as TaskStatus };
+      return startOutcome(status, attempt);
     },
-    succeed(taskId, result, now = Date.now(), tenant = undefined, callbackUrl = undefined, input = undefined) {
+    succeed(taskId, result, now = Date.now(), tenant = undefined, callbackUrl = undefined, input = undefined, queue) {
       const finished: FinishedTask = { task_id: taskId, status: "SUCCESS", result, finished_at: now };
       const task = ended(input === undefined ? finished : { ...finished, input }, tenant, callbackUrl);
-      return finish(task, JSON.stringify(result));
+      return finish(task, JSON.stringify(result), queue);
     },
     async cancel(task, queue, error, now = Date.now()) {
       const keys = [queue.waiting, queue.delayed, queue.jobs, ...endKeys(task.task_id, task.tenant)];

@@ -262,7 +262,9 @@ describe("prompt experiments (issue 17 §5)", () => {
     // A misspelt field is refused by name, not dropped in silence (Elysia would strip it).
     const misspelt = await post(url, "/experiments/ab/end", { winnner: "b" });
     expect(misspelt.status).toBe(422);
-    expect(await misspelt.json()).toMatchObject({ error: { code: "VALIDATION_FAILED", details: { field: "winnner" } } });
+    expect(await misspelt.json()).toMatchObject({
+      error: { code: "VALIDATION_FAILED", details: { field: "winnner" } },
+    });
     // Ended with no significant difference, the control stays; a named winner would replace it.
     const ended = await json<{ winner: string; outcome: string }>(await post(url, "/experiments/ab/end", {}));
     expect(ended.winner).toBe("a");

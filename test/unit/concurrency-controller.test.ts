@@ -239,6 +239,26 @@ describe("TakeGate", () => {
     expect(started).toBe(56); // the limit minus the empty queue's blocked takes
   });
 
+  test("a queue whose last take left a backlog takes with every free permit; once empty, it is capped again", async () => {
+    const gate = new TakeGate(64);
+    const q = lane(gate);
+    let granted = 0;
+    const ask = (n: number) => {
+      for (let i = 0; i < n; i++) void gate.acquire(q).then((ok) => ok && granted++);
+    };
+    ask(64);
+    await Bun.sleep(0);
+    expect(granted).toBe(16); // 64 / (4 × 1 lane): as if the queue were empty
+    gate.taken(q, "j0", true); // that take found more jobs waiting
+    await Bun.sleep(0);
+    expect(granted).toBe(64); // no cap: every permit but the one taken
+    expect(gate.used).toBe(64);
+    for (let i = 1; i < 64; i++) gate.taken(q, undefined, false); // the queue ran dry
+    ask(64);
+    await Bun.sleep(0);
+    expect(gate.used).toBe(1 + 16);
+  });
+
   test("closing a lane refuses its waiting ticks and forgets its taken-not-started jobs", async () => {
     const gate = new TakeGate(4);
     const q = lane(gate);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Writable } from "node:stream";
-import { createLogger } from "../../src/log";
+import { createLogger, lazyChild } from "../../src/log";
 
 function capture() {
   const lines: string[] = [];
@@ -14,6 +14,29 @@ function capture() {
 }
 
 describe("log", () => {
+  test("a lazy child writes its bindings like a child, and is made only when a line is written", () => {
+    const { lines, destination } = capture();
+    const parent = createLogger({ destination, level: "warn" });
+    let made = 0;
+    const child = parent.child.bind(parent);
+    parent.child = ((bindings: Record<string, unknown>) => {
+      made++;
+      return child(bindings);
+    }) as typeof parent.child;
+    const log = lazyChild(parent, { task_id: "t-9", queue: "default" });
+    log.info({ n: 1 }, "below the level");
+    log.debug("below the level");
+    expect(made).toBe(0);
+    expect(lines).toEqual([]);
+    log.warn({ token: "secret-333" }, "written");
+    log.error("written too");
+    expect(made).toBe(1);
+    expect(lines.map((line) => JSON.parse(line))).toMatchObject([
+      { level: "warn", task_id: "t-9", queue: "default", token: "[REDACTED]", msg: "written" },
+      { level: "error", task_id: "t-9", msg: "written too" },
+    ]);
+  });
+
   test("secrets are redacted wherever a log call carries them", () => {
     const { lines, destination } = capture();
     const logger = createLogger({ destination, level: "debug" }).child({ component: "api" });
