@@ -233,8 +233,17 @@ describe("prompt experiments (issue 17 §5)", () => {
       ).status,
     ).toBe(201);
     await Bun.sleep(1500);
-    const enrolled = await result(url, await submit(url, { text: "Enrolled while running." }));
+    const enrolledId = await submit(url, { text: "Enrolled while running." });
+    const enrolled = await result(url, enrolledId);
     expect(enrolled.metadata.experiment?.id).toBe("ab");
+    // GraphQL shows the same assignment.
+    const graphql = await post(url, "/graphql", {
+      query: "query ($id: ID!) { task(id: $id) { result { metadata { prompt_version experiment { id variant } } } } }",
+      variables: { id: enrolledId },
+    });
+    expect(await graphql.json()).toEqual({
+      data: { task: { result: { metadata: { prompt_version: 0, experiment: enrolled.metadata.experiment } } } },
+    });
     // A task that names its model is kept out: it would blur a comparison of models.
     const own = await result(url, await submit(url, { text: "My own model.", model: "mock-model" }));
     expect(own.metadata.experiment).toBeUndefined();

@@ -75,7 +75,8 @@ function withoutNulls(value: unknown): unknown {
 
 const TASK_FIELDS = `task_id status
   result { response task_type model processing_time from_cache similarity cache_tier cache_id
-           metadata { tokens_used prompt_tokens completion_tokens provider fallback cost_usd cached_prompt_tokens } }
+           metadata { tokens_used prompt_tokens completion_tokens provider fallback cost_usd cached_prompt_tokens
+                      prompt_version experiment { id variant } } }
   error { code message retriable }`;
 
 const PROCESS = `mutation ($input: ProcessInput!, $key: String) {
@@ -411,7 +412,7 @@ describe("limits on a document", () => {
     const refused: [string, string, RegExp][] = [
       ["depth", `{ __type(name: "Task") { ${deep} } }`, /depth limit of 15/i],
       ["aliases", `{ ${aliases} }`, /aliases limit of 10/i],
-      ["cost", costly, /cost limit of 20000/i],
+      ["cost", costly, /cost limit of 30000/i],
       ["tokens", long, /token limit of 1000/i],
     ];
     for (const [what, query, message] of refused) {

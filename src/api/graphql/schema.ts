@@ -52,6 +52,15 @@ export const typeDefs = /* GraphQL */ `
     cost_usd: Float
     "Of prompt_tokens, those the provider read from its prompt cache."
     cached_prompt_tokens: Float
+    "The task type's prompt version the answer was made with (0: the deployment's own prompt)."
+    prompt_version: Int
+    "The prompt experiment, and its variant, the task was assigned to."
+    experiment: ExperimentAssignment
+  }
+
+  type ExperimentAssignment {
+    id: String!
+    variant: String!
   }
 
   type TaskError {
