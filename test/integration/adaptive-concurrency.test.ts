@@ -5,27 +5,14 @@
  * off (AIMD) and says so in /workers and /metrics/prometheus; with a rate
  * limit, it holds about rate × latency; and no task is lost on the way.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import type { JobsInFlightStatus } from "../../src/queue/adaptive-concurrency";
-import { createMockOpenAiServer, type MockOpenAiServer } from "../../tools/mock-openai-server";
 import { outcomes, submitMany } from "../fault/fault-helpers";
-import { type AppProcess, launchWithMock } from "../helpers/app-process";
+import { mockAppPerTest } from "../helpers/app-process";
 import { json, waitFor } from "../helpers/services";
 
-let mock: MockOpenAiServer;
-let app: AppProcess | undefined;
-
-beforeAll(() => {
-  mock = createMockOpenAiServer({ port: 0, latencyMs: 500 });
-});
-afterEach(async () => {
-  const running = app;
-  app = undefined;
-  if (running) expect(await running.stop()).toBe(0);
-  mock.setFault({ kind: "none" });
-  mock.reset();
-});
-afterAll(() => mock.stop());
+// One mock for the file (500 ms a call), an app per test, stopped after it with the mock's faults reset.
+const harness = mockAppPerTest({ latencyMs: 500 });
 
 type Workers = { workers: { id: string; concurrency: number; jobs_in_flight?: JobsInFlightStatus }[] };
 
@@ -53,7 +40,7 @@ async function sampled<T>(base: string, during: Promise<T>): Promise<{ value: T;
 }
 
 test("a slow LLM and a backlog: jobs in flight grow far past 32; 429s make them back off", async () => {
-  app = await launchWithMock(mock, 14, { WORKER_CONCURRENCY: "1" });
+  const app = await harness.launch(14, { WORKER_CONCURRENCY: "1" });
   const base = app.url;
   await waitFor(async () => (await status(base)).mode === "auto", "the worker's first heartbeat");
   expect((await status(base)).limit).toBeLessThanOrEqual(64);
@@ -76,7 +63,7 @@ test("a slow LLM and a backlog: jobs in flight grow far past 32; 429s make them 
   expect(grown?.latency_ms).toBeGreaterThan(400);
 
   // A storm of 429s: the limit drops, and /workers says why.
-  mock.setFault({ kind: "429", endpoint: "chat", retryAfterSeconds: 1 });
+  harness.mock.setFault({ kind: "429", endpoint: "chat", retryAfterSeconds: 1 });
   // The backlog may have drained by now: more tasks, so that calls meet the 429s.
   const more = await submitMany(base, 500, { label: "throttled", useCache: false, concurrency: 100 });
   accepted.push(...more.accepted);
@@ -86,7 +73,7 @@ test("a slow LLM and a backlog: jobs in flight grow far past 32; 429s make them 
     if (s.reason === "429 backoff") backedOff = s;
     return backedOff !== undefined;
   }, "a 429 backoff");
-  mock.setFault({ kind: "none" });
+  harness.mock.setFault({ kind: "none" });
   expect(backedOff?.limit).toBeLessThan((grown?.limit ?? 0) * 0.75);
   expect(backedOff?.throttled).toBeGreaterThan(0);
 
@@ -103,7 +90,7 @@ test("a slow LLM and a backlog: jobs in flight grow far past 32; 429s make them 
 }, 180_000);
 
 test("with a rate limit: about rate × latency in flight, not more", async () => {
-  app = await launchWithMock(mock, 15, { WORKER_CONCURRENCY: "1", LLM_RATE_LIMIT: "200/1s" });
+  const app = await harness.launch(15, { WORKER_CONCURRENCY: "1", LLM_RATE_LIMIT: "200/1s" });
   const base = app.url;
   await waitFor(async () => (await status(base)).mode === "auto", "the worker's first heartbeat");
   const { value, samples } = await sampled(
