@@ -40,7 +40,9 @@ async function sampled<T>(base: string, during: Promise<T>): Promise<{ value: T;
 }
 
 test("a slow LLM and a backlog: jobs in flight grow far past 32; 429s make them back off", async () => {
-  const app = await harness.launch(14, { WORKER_CONCURRENCY: "1" });
+  // No circuit breaker: 429s beyond the wait budget count as its failures, and an open circuit would end the
+  // storm this test is about (the calls would skip the mock) before a heartbeat shows the backoff.
+  const app = await harness.launch(14, { WORKER_CONCURRENCY: "1", LLM_BREAKER_FAILURES: "0" });
   const base = app.url;
   await waitFor(async () => (await status(base)).mode === "auto", "the worker's first heartbeat");
   expect((await status(base)).limit).toBeLessThanOrEqual(64);
@@ -68,11 +70,15 @@ test("a slow LLM and a backlog: jobs in flight grow far past 32; 429s make them 
   const more = await submitMany(base, 500, { label: "throttled", useCache: false, concurrency: 100 });
   accepted.push(...more.accepted);
   let backedOff: JobsInFlightStatus | undefined;
-  await waitFor(async () => {
-    const s = await status(base);
-    if (s.reason === "429 backoff") backedOff = s;
-    return backedOff !== undefined;
-  }, "a 429 backoff");
+  await waitFor(
+    async () => {
+      const s = await status(base);
+      if (s.reason === "429 backoff") backedOff = s;
+      return backedOff !== undefined;
+    },
+    "a 429 backoff",
+    20_000,
+  );
   harness.mock.setFault({ kind: "none" });
   expect(backedOff?.limit).toBeLessThan((grown?.limit ?? 0) * 0.75);
   expect(backedOff?.throttled).toBeGreaterThan(0);
