@@ -7,8 +7,17 @@
  *
  * A request that finds every connection busy waits in a FIFO queue: in an
  * open-loop run that wait is part of the latency, as it is for a real client.
+ *
+ * A connection idle for IDLE_CLOSE_MS is closed by the pool, before the
+ * server's own keep-alive timeout (Bun.serve: 10 s) can close it under a
+ * request just written to it, a race that surfaced as ~90 "reset" tasks in a
+ * 60 s run whose connections in use went up and down. HTTP clients do the same
+ * (undici's keepAliveTimeout: 4 s).
  */
 import { parseResponse } from "./response-parser";
+
+/** Idle connections older than this are closed by the pool (below every common server keep-alive timeout). */
+export const IDLE_CLOSE_MS = 4000;
 
 export interface HttpResult {
   status: number;
@@ -61,6 +70,8 @@ interface Connection {
   buffer: Uint8Array;
   unsent: Uint8Array | undefined;
   dead: boolean;
+  /** now() when it last went idle. */
+  idleSince: number;
 }
 
 /** Builds the bytes of one request; the body is sent as is, with its Content-Length. */
@@ -131,7 +142,10 @@ export function createHttpPool(options: HttpPoolOptions): HttpPool {
     connection.current = undefined;
     const next = takeQueued();
     if (next) send(connection, next);
-    else idle.push(connection);
+    else {
+      connection.idleSince = now();
+      idle.push(connection);
+    }
   };
 
   const fail = (connection: Connection, kind: TransportErrorKind, message: string) => {
@@ -166,6 +180,7 @@ export function createHttpPool(options: HttpPoolOptions): HttpPool {
       buffer: new Uint8Array(),
       unsent: undefined,
       dead: false,
+      idleSince: 0,
     };
     all.add(connection);
     Bun.connect({
@@ -216,6 +231,15 @@ export function createHttpPool(options: HttpPoolOptions): HttpPool {
   // One sweep for every request's deadline: a timer per request would cost more than the request at 20k/s.
   const sweep = setInterval(
     () => {
+      // Idle connections are a LIFO stack: the longest idle are at its bottom.
+      const idleBefore = now() - IDLE_CLOSE_MS;
+      let stale = 0;
+      while (stale < idle.length && (idle[stale] as Connection).idleSince < idleBefore) stale++;
+      for (const connection of idle.splice(0, stale)) {
+        connection.dead = true;
+        all.delete(connection);
+        connection.socket?.end();
+      }
       const deadline = now() - timeoutMs;
       for (const connection of all) {
         if (connection.current && connection.current.sentAt < deadline) {

@@ -26,7 +26,16 @@ export interface MeasureRequest {
   afterMeasure?: () => Promise<Record<string, number | string>>;
   /** Units of work one operation does (a pipeline of 100 writes: 100); throughput is multiplied by it. */
   unitsPerOperation?: number;
+  /**
+   * How long the open loop waits for the measured operations still running after the last send, before
+   * counting them "unfinished" (default: --timeout + 1 s). An operation that waits for a task's end is bounded
+   * by --wait + --timeout: a shorter drain counts the LLM's own slow tail as the app's failures.
+   */
+  drainMs?: number;
 }
+
+/** The drain of operations that wait for a task's end (GET /task/:id?wait=): their own bound, and a second. */
+export const taskDrainMs = (options: BenchOptions) => options.waitMs + options.timeoutMs + 1000;
 
 export interface MeasureOutcome {
   parts: PartResult[];
@@ -82,7 +91,7 @@ export async function measurePart(
             recorder,
             signal,
             onTick,
-            drainMs: options.timeoutMs + 1000,
+            drainMs: request.drainMs ?? options.timeoutMs + 1000,
           })
         : await runClosedLoop({
             concurrency,

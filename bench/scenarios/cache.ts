@@ -14,7 +14,7 @@
  */
 import Redis from "ioredis";
 import { buildRequest } from "../http/raw-client";
-import { measureLoad } from "../load/measure-load";
+import { measureLoad, taskDrainMs } from "../load/measure-load";
 import type { Operation } from "../load/open-loop";
 import { deleteKeys } from "../measure/delete-keys";
 import { resolveTarget } from "../targets/app-target";
@@ -83,6 +83,7 @@ export const cacheScenario: Scenario = {
     let before: CacheFigures = {};
     try {
       const outcome = await measureLoad({
+        drainMs: taskDrainMs(options),
         name: "POST /process → result, cache mix",
         unit: "tasks",
         operation,

@@ -12,12 +12,10 @@
  * (extra.redis_*, measure/redis-stats.ts).
  */
 import { buildRequest } from "../http/raw-client";
-import { measureLoad } from "../load/measure-load";
+import { measureLoad, taskDrainMs } from "../load/measure-load";
 import type { Operation } from "../load/open-loop";
-import { createAppHistogramReader, windowOf } from "../measure/app-histogram";
-import { createInFlightSampler } from "../measure/in-flight";
+import { createAppWindow } from "../measure/app-window";
 import { countedOperation, redisWindowFor } from "../measure/redis-stats";
-import { percentiles } from "../result";
 import { resolveTarget } from "../targets/app-target";
 import { processBody } from "./post-process";
 import type { Scenario } from "./scenario";
@@ -37,12 +35,10 @@ export const e2eScenario: Scenario = {
     });
     const redis = redisWindowFor(options, target);
     const operation: Operation = countedOperation(() => postAndAwait(pool, base, post, options.waitMs), redis);
-    const app = target.redisUrl ? createAppHistogramReader(target.redisUrl) : undefined;
-    // The worker processes' jobs in flight over the measured part (GET /workers).
-    const inFlight = createInFlightSampler(target.url);
-    let before: Awaited<ReturnType<NonNullable<typeof app>["snapshot"]>> | undefined;
+    const window = createAppWindow(target, redis);
     try {
       const outcome = await measureLoad({
+        drainMs: taskDrainMs(options),
         name: "POST /process → result",
         unit: "tasks",
         operation,
@@ -50,48 +46,13 @@ export const e2eScenario: Scenario = {
         progress,
         signal,
         ...(target.pid === undefined ? {} : { targetPid: target.pid }),
-        ...(app
-          ? {
-              beforeMeasure: async () => {
-                await Bun.sleep(1500); // the warm-up's last tasks reach the app's histogram (1 s flushes)
-                before = await app.snapshot();
-                await redis?.start();
-                await inFlight.start();
-              },
-              afterMeasure: async (): Promise<Record<string, number | string>> => {
-                const flight = inFlight.stop();
-                // The Redis window closes first (after its own settling), so the histogram reads are not in it.
-                const costs = { ...flight, ...((await redis?.stop()) ?? {}) };
-                await Bun.sleep(redis ? 300 : 1500);
-                if (!before) return costs;
-                const p = percentiles(windowOf(before, await app.snapshot()));
-                return {
-                  app_count: p.count,
-                  app_p50_ms: p.p50,
-                  app_p95_ms: p.p95,
-                  app_p99_ms: p.p99,
-                  app_max_ms: p.max,
-                  ...costs,
-                };
-              },
-            }
-          : redis
-            ? {
-                beforeMeasure: async () => {
-                  await redis.start();
-                  await inFlight.start();
-                },
-                afterMeasure: async () => ({ ...inFlight.stop(), ...(await redis.stop()) }),
-              }
-            : {
-                beforeMeasure: () => inFlight.start(),
-                afterMeasure: async () => inFlight.stop(),
-              }),
+        beforeMeasure: window.beforeMeasure,
+        afterMeasure: window.afterMeasure,
       });
       return { target: target.describe, ...outcome };
     } finally {
       redis?.close();
-      app?.close();
+      window.close();
       pool.close();
       await target.stop();
     }
