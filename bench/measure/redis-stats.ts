@@ -17,6 +17,10 @@
  *   includes the commands run inside it, which are counted again under their
  *   own names, so the sum of usec is an upper bound.
  *
+ * - AOF: the bytes appended to the append-only file per task (`aof_current_size`;
+ *   left out when a rewrite ran in the window, as a rewrite starts the count again), and the rewrites that ran:
+ *   each forks Redis and writes the whole dataset, the tail spikes of long runs.
+ *
  * All of it is server-wide: any other client of the same Redis server (other
  * databases included) inflates the figures. The local services run nothing
  * else during a bench. Background work of the app (metrics flushes, stall
@@ -28,6 +32,9 @@ export interface RedisStatsSnapshot {
   totalCommands: number;
   readsProcessed: number;
   cpuSeconds: number;
+  /** NaN when the AOF is off. */
+  aofSize: number;
+  aofRewrites: number;
   commands: Map<string, { calls: number; usec: number }>;
 }
 
@@ -55,6 +62,8 @@ export function parseInfo(text: string): RedisStatsSnapshot {
     totalCommands: number("total_commands_processed"),
     readsProcessed: number("total_reads_processed"),
     cpuSeconds: number("used_cpu_user") + number("used_cpu_sys"),
+    aofSize: number("aof_enabled") === 1 ? number("aof_current_size") : Number.NaN,
+    aofRewrites: number("aof_rewrites"),
     commands,
   };
 }
@@ -70,7 +79,7 @@ export function createRedisStats(redisUrl: string): RedisStats {
   return {
     async snapshot() {
       if (client.status === "wait") await client.connect();
-      return parseInfo(String(await client.call("INFO", "stats", "cpu", "commandstats")));
+      return parseInfo(String(await client.call("INFO", "stats", "cpu", "persistence", "commandstats")));
     },
     close: () => client.disconnect(),
   };
@@ -107,6 +116,11 @@ export function redisStatsFigures(
     redis_cpu_us_per_task: round(((after.cpuSeconds - before.cpuSeconds) * 1e6) / tasks, 1),
     redis_cmd_usec_per_task: round(usec / tasks, 1),
   };
+  const rewrites = after.aofRewrites - before.aofRewrites;
+  if (Number.isFinite(after.aofSize) && Number.isFinite(before.aofSize)) {
+    figures.redis_aof_rewrites = rewrites;
+    if (rewrites === 0) figures.redis_aof_bytes_per_task = Math.round((after.aofSize - before.aofSize) / tasks);
+  }
   for (const d of deltas.slice(0, TOP)) {
     figures[`redis_${figureName(d.name)}_per_task`] = round(d.calls / tasks, 3);
     figures[`redis_${figureName(d.name)}_usec_per_task`] = round(d.usec / tasks, 1);

@@ -129,6 +129,10 @@ function writeConf(target: RedisTarget, binaries: RedisBinaries): void {
     // No RDB snapshots on top: the AOF already persists everything, and each snapshot forks the whole dataset,
     // a latency spike under load on a small machine (measured: P99 of POST /process, BENCHMARKS.md).
     'save ""',
+    // An AOF rewrite forks and writes the whole dataset; the default trigger (64 MB, then each doubling) fired
+    // every ~35 s at 1,800 tasks/s (3.4 KB of AOF a task), and each one added ~170 ms to a 60 s run's P99 on
+    // 2 shared cores (BENCHMARKS.md, "AOF rewrites"). The file then grows to 1 GB, or twice the data, before one.
+    "auto-aof-rewrite-min-size 1gb",
     // Integration tests give each app they start a database of its own; 16 (the default) ran out.
     "databases 64",
   ];

@@ -37,6 +37,24 @@ describe("--redis-stats figures", () => {
     );
   });
 
+  test("AOF: bytes appended per task, left out when a rewrite ran in the window (a rewrite restarts the size)", () => {
+    const aof = (size: number, rewrites: number) =>
+      parseInfo(
+        `${info(1, 1, "1", 1, 1)}\r\n# Persistence\r\naof_enabled:1\r\naof_rewrites:${rewrites}\r\naof_current_size:${size}`,
+      );
+    expect(redisStatsFigures(aof(1_000_000, 3), aof(1_250_000, 3), 100)).toMatchObject({
+      redis_aof_rewrites: 0,
+      redis_aof_bytes_per_task: 2500,
+    });
+    const rewritten = redisStatsFigures(aof(1_000_000, 3), aof(400_000, 4), 100);
+    expect(rewritten.redis_aof_rewrites).toBe(1);
+    expect(Object.keys(rewritten)).not.toContain("redis_aof_bytes_per_task");
+    // AOF off: no AOF figures at all.
+    expect(
+      Object.keys(redisStatsFigures(parseInfo(info(1, 1, "1", 1, 1)), parseInfo(info(9, 9, "1", 1, 1)), 4)),
+    ).not.toContain("redis_aof_rewrites");
+  });
+
   test("no task in the window: no division by zero", () => {
     const snapshot = parseInfo(info(1, 1, "1", 1, 1));
     expect(redisStatsFigures(snapshot, snapshot, 0)).toMatchObject({ redis_tasks: 0 });
