@@ -11,12 +11,13 @@
  */
 import { Partitioners } from "kafkajs";
 import { kafkaClient, waitForConsumerGroup } from "../kafka-common";
-import { measureLoad } from "../load/measure-load";
+import { groupCommitProducer, readResults } from "../kafka-results";
+import { measureLoad, taskDrainMs } from "../load/measure-load";
 import type { Operation } from "../load/open-loop";
+import { createAppWindow } from "../measure/app-window";
 import { countedOperation, redisWindowFor } from "../measure/redis-stats";
 import { resolveTarget } from "../targets/app-target";
 import type { Scenario } from "./scenario";
-import { awaitTask, taskPool } from "./task-outcome";
 
 const PARTITIONS = 6;
 
@@ -26,10 +27,17 @@ export const kafkaScenario: Scenario = {
   async run({ options, progress, signal }) {
     const prefix = `bench-${process.pid}-${Date.now().toString(36)}`;
     const topic = `${prefix}-in`;
+    const topicOut = `${prefix}-out`;
     const kafka = kafkaClient(options.brokers, "bench-kafka-scenario");
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
+    await admin.createTopics({
+      topics: [
+        { topic, numPartitions: PARTITIONS },
+        { topic: topicOut, numPartitions: PARTITIONS },
+      ],
+      waitForLeaders: true,
+    });
     const producer = kafka.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: false,
@@ -41,12 +49,12 @@ export const kafkaScenario: Scenario = {
         KAFKA_BROKERS: options.brokers.join(","),
         KAFKA_TOPIC_IN: topic,
         KAFKA_GROUP_ID: `${prefix}-group`,
-        KAFKA_TOPIC_OUT: "",
+        KAFKA_TOPIC_OUT: topicOut,
       },
     });
     await waitForConsumerGroup(target.url, PARTITIONS);
-    const base = new URL(target.url);
-    const pool = taskPool(target.url, options);
+    const results = await readResults(kafka, topicOut, `${prefix}-results`);
+    const events = groupCommitProducer(producer, topic);
     let sequence = 0;
     const redis = redisWindowFor(options, target);
     const produceAndAwait: Operation = async () => {
@@ -54,22 +62,21 @@ export const kafkaScenario: Scenario = {
       const sentAt = performance.now();
       // use_cache false: repeated texts would be answered by the cache, not the pipeline being measured.
       const value = JSON.stringify({ event_id: id, text: options.text, task_type: options.taskType, use_cache: false });
+      const result = results.expect(id);
       try {
-        await producer.send({ topic, messages: [{ key: `user-${sequence % 1000}`, value }] });
+        await events.send({ key: `user-${sequence % 1000}`, value });
       } catch {
+        result.catch(() => {}); // its wait ends with the reader
         return { ok: false, kind: "produce_failed", sentAt };
       }
-      // 404 until the consumer has enqueued the event: ask again, for up to 2 s.
-      for (let i = 0; i < 100 && !signal.aborted; i++) {
-        const { notFound, ...outcome } = await awaitTask(pool, base, id, { waitMs: options.waitMs, sentAt });
-        if (!notFound) return outcome;
-        await Bun.sleep(20);
-      }
-      return { ok: false, kind: "never_consumed", sentAt };
+      const status = await result.catch(() => "no_result");
+      return status === "SUCCESS" ? { ok: true, sentAt } : { ok: false, kind: `task_${status.toLowerCase()}`, sentAt };
     };
     const operation = countedOperation(produceAndAwait, redis);
+    const window = createAppWindow(target, redis);
     try {
       const measured = await measureLoad({
+        drainMs: taskDrainMs(options),
         name: "event produced → result",
         unit: "events",
         operation,
@@ -77,16 +84,18 @@ export const kafkaScenario: Scenario = {
         progress,
         signal,
         ...(target.pid === undefined ? {} : { targetPid: target.pid }),
-        ...(redis ? { beforeMeasure: redis.start, afterMeasure: redis.stop } : {}),
+        beforeMeasure: window.beforeMeasure,
+        afterMeasure: window.afterMeasure,
       });
       return { target: `${target.describe}; topic ${topic}`, ...measured };
     } finally {
       redis?.close();
-      pool.close();
+      window.close();
+      await results.stop().catch(() => {});
       await producer.disconnect().catch(() => {});
       await target.stop();
-      await admin.deleteTopics({ topics: [topic] }).catch(() => {});
-      await admin.deleteGroups([`${prefix}-group`]).catch(() => {});
+      await admin.deleteTopics({ topics: [topic, topicOut] }).catch(() => {});
+      await admin.deleteGroups([`${prefix}-group`, `${prefix}-results`]).catch(() => {});
       await admin.disconnect();
     }
   },
