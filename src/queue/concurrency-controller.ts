@@ -21,7 +21,8 @@
  * - **event_loop**: when the event loop's delay (P99 over the window) passes
  *   its threshold, the process is CPU-bound: the limit shrinks and stops
  *   growing, because more jobs in flight only delay heartbeats, stall-check
- *   renewals and every job's own I/O.
+ *   renewals and every job's own I/O; but not below the rate limit's share ×
+ *   the latency, where it would only build a backlog.
  * - **memory**: the memory budget over the measured RSS per job in flight.
  * - **max**: WORKER_MAX_JOBS_PER_PROCESS, and the floor below which it never goes.
  *
@@ -252,8 +253,14 @@ export class ConcurrencyController {
       reason = "probing";
     }
     if (overloaded) {
-      // Shrink while the loop is late, by 10 % a window, never below what the floor allows.
-      const shrunk = Math.floor(Math.min(limit, previous) * 0.9);
+      // Shrink while the loop is late, by 10 % a window, never below what the floor allows; and never below what
+      // the rate limit needs (its share × the latency, no headroom): fewer slots than that take fewer jobs than the
+      // limit lets arrive, so a backlog builds, which raises every job's latency without lowering the work per
+      // second (a run at 1,800 tasks/s whose loop was late early on kept cutting, and its P50 rose to 3 s).
+      // Below that level it holds: no growth while the loop is late.
+      const needed = share !== undefined && latencyMs !== undefined ? Math.ceil((share * latencyMs) / 1000) : 0;
+      const held = Math.min(limit, previous);
+      const shrunk = held > needed ? Math.max(needed, Math.floor(held * 0.9)) : held;
       if (shrunk < limit) {
         limit = shrunk;
         reason = "event_loop";

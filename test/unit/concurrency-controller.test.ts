@@ -92,11 +92,29 @@ describe("ConcurrencyController", () => {
     const c = new ConcurrencyController({ initial: 1000, max: 100_000, eventLoopDelayMs: 100 });
     c.update(busy(c, { eventLoopDelayMs: 250 }));
     expect(c.current()).toMatchObject({ limit: 900, reason: "event_loop" });
+    // Below what the rate limit needs (5,000/s × 1 s): it holds, neither growing nor shrinking.
     c.update(busy(c, { eventLoopDelayMs: 250, ratePerSecond: 5000 }));
-    expect(c.current()).toMatchObject({ limit: 810, reason: "event_loop" });
+    expect(c.current()).toMatchObject({ limit: 900, reason: "event_loop" });
     // The loop keeps up again: growth resumes.
     c.update(busy(c, { ratePerSecond: 5000 }));
-    expect(c.current().limit).toBeGreaterThan(810);
+    expect(c.current().limit).toBeGreaterThan(900);
+  });
+
+  test("a late event loop never cuts the limit below the rate limit's share × latency: that only builds a backlog", () => {
+    const c = new ConcurrencyController({ initial: 32, max: 100_000, headroom: 1.2, eventLoopDelayMs: 100 });
+    for (let i = 0; i < 12; i++) c.update(busy(c, { ratePerSecond: 2000, busyMs: 100 * 1000 }));
+    expect(c.current()).toMatchObject({ limit: 2400, reason: "rate_limit×latency" });
+    const limits: number[] = [];
+    for (let i = 0; i < 10; i++)
+      limits.push(c.update(busy(c, { ratePerSecond: 2000, busyMs: 100 * 1000, eventLoopDelayMs: 300 })).limit);
+    // 10 % a window, down to 2,000/s × 1 s and no further: the headroom goes, the slots the rate needs stay.
+    expect(limits.slice(0, 2)).toEqual([2160, 2000]);
+    expect(Math.min(...limits)).toBe(2000);
+    expect(c.current().reason).toBe("event_loop");
+    // Without a rate limit there is no such level: it keeps shrinking while the loop is late.
+    const free = new ConcurrencyController({ initial: 1000, max: 100_000, eventLoopDelayMs: 100 });
+    for (let i = 0; i < 3; i++) free.update(busy(free, { eventLoopDelayMs: 300 }));
+    expect(free.current()).toMatchObject({ limit: 729, reason: "event_loop" });
   });
 
   test("a 429 cuts to 70 % of what was in flight, then grows by a constant step (AIMD)", () => {
