@@ -104,7 +104,21 @@ export async function readResults(kafka: Kafka, topic: string, groupId: string):
       }
     },
   });
-  await joined;
+  let timer: Timer | undefined;
+  const gaveUp = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`the results reader did not join its group within 30 s (${topic})`)),
+      30_000,
+    );
+  });
+  try {
+    await Promise.race([joined, gaveUp]);
+  } catch (error) {
+    await consumer.disconnect().catch(() => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
   return {
     expect: (taskId) =>
       new Promise<ResultStatus>((resolve, reject) => {

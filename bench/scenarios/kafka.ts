@@ -16,6 +16,7 @@ import { measureLoad, taskDrainMs } from "../load/measure-load";
 import type { Operation } from "../load/open-loop";
 import { createAppWindow } from "../measure/app-window";
 import { countedOperation, redisWindowFor } from "../measure/redis-stats";
+import { UsageError } from "../options";
 import { resolveTarget } from "../targets/app-target";
 import type { Scenario } from "./scenario";
 
@@ -25,6 +26,10 @@ export const kafkaScenario: Scenario = {
   name: "kafka",
   description: "event produced → result, through Kafka ingestion and the whole pipeline",
   async run({ options, progress, signal }) {
+    if (options.url) {
+      // A running deployment reads its own KAFKA_TOPIC_IN: the bench's events and results topics would go unread.
+      throw new UsageError("kafka starts the app itself (it gives it topics of its own): drop --url");
+    }
     const prefix = `bench-${process.pid}-${Date.now().toString(36)}`;
     const topic = `${prefix}-in`;
     const topicOut = `${prefix}-out`;

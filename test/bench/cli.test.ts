@@ -77,6 +77,7 @@ describe("bun bench CLI", () => {
     [["cache-quality", "--limit", "0"], '--limit "0"'],
     [["cache-quality", "--path", "kafka"], '--path "kafka": expected one of module, http, both'],
     [["console", "--url", "http://127.0.0.1:9"], "console starts the app itself"],
+    [["kafka", "--url", "http://127.0.0.1:9"], "kafka starts the app itself"],
   ])("bad usage %p is refused with a message naming it and exit code 2", async (args, message) => {
     const { stderr, code } = await bench(...args);
     expect(code).toBe(2);
