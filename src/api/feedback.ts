@@ -47,13 +47,14 @@ export function feedbackRoutes(deps: FeedbackRoutesDeps) {
       const cacheId = state.result.cache_id;
       const invalidated = body.correct === false && cacheId !== undefined ? await cache.remove(cacheId) : false;
       const at = Date.now();
-      await store.recordFeedback(
+      // The feedback this one replaces, read where it is replaced: a second feedback sent at the same instant
+      // replaces this one, and never subtracts the same earlier score twice.
+      const previous = await store.recordFeedback(
         params.id,
         { ...body, at },
         examples ? (tx) => examples.queueFeedback(tx, state, body, at) : undefined,
       );
       const experiment = state.result.metadata.experiment;
-      const previous = state.feedback;
       bus.emit("task.feedback", {
         task_id: params.id,
         ...(body.correct === undefined ? {} : { correct: body.correct }),

@@ -275,13 +275,14 @@ export interface TaskStore {
   /**
    * Keeps a client's latest feedback on a finished task's answer (`feedback` of its record). `also` adds
    * commands to the same MULTI (the training examples' index, store/training-examples.ts), so that the
-   * index and the record never disagree about the latest feedback.
+   * index and the record never disagree about the latest feedback. Resolves with the feedback it replaced, read
+   * in the same MULTI: of two feedbacks at the same instant, the second replaces the first, never both the same.
    */
   recordFeedback(
     taskId: string,
     feedback: Record<string, unknown>,
     also?: (tx: ChainableCommander) => void,
-  ): Promise<void>;
+  ): Promise<TaskState["feedback"]>;
 }
 
 /** Key prefix of the task records: `result:{task_id}`. */
@@ -433,13 +434,13 @@ export function createTaskStore(deps: {
       return finish(task, JSON.stringify(error));
     },
     async recordFeedback(taskId, feedback, also) {
-      if (!also) {
-        await redis.hset(resultKey(taskId), "feedback", JSON.stringify(feedback));
-        return;
-      }
-      const tx = redis.multi().hset(resultKey(taskId), "feedback", JSON.stringify(feedback));
-      also(tx);
-      await execChecked(tx);
+      const tx = redis
+        .multi()
+        .hget(resultKey(taskId), "feedback")
+        .hset(resultKey(taskId), "feedback", JSON.stringify(feedback));
+      also?.(tx);
+      const [previous] = await execChecked(tx);
+      return parse<TaskState["feedback"]>(typeof previous === "string" ? previous : undefined);
     },
     async get(taskId, tenant) {
       // One MULTI: the result and the queued jobs seen at the same instant. Read one after the other, a task

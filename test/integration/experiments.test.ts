@@ -157,6 +157,12 @@ describe("prompt experiments (issue 17 §5)", () => {
     await pool(executive.ids.slice(0, 150), 32, (id) => rate(id, 4 + (id.charCodeAt(id.length - 1) % 2)));
     // A second rating of a task replaces its first in the variant's score.
     await rate(control.ids[0] as string, 3);
+    // So do eight at the same instant: each replaces the one before it, and the task's 5 is taken off once.
+    await rate(control.ids[1] as string, 5);
+    await Promise.all(Array.from({ length: 8 }, () => rate(control.ids[1] as string, 1)));
+    const finalRatings = control.ids
+      .slice(0, 150)
+      .map((id, i) => (i === 0 ? 3 : i === 1 ? 1 : 2 + (id.charCodeAt(id.length - 1) % 2)));
 
     const report = await waitFor(
       async () => {
@@ -172,6 +178,7 @@ describe("prompt experiments (issue 17 §5)", () => {
     const variants = new Map(report.report.variants.map((v) => [v.name, v]));
     expect(variants.get("control")?.tasks).toBe(control.ids.length);
     expect(variants.get("executive")?.tasks).toBe(executive.ids.length);
+    expect(variants.get("control")?.feedback.rating.value).toBeCloseTo(mean(finalRatings), 9);
     expect(variants.get("control")?.feedback.rating.value).toBeLessThan(3.01);
     expect(variants.get("executive")?.feedback.rating.value).toBeGreaterThan(4.4);
     const rating = report.report.comparisons.find((c) => c.metric === "rating");

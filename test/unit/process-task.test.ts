@@ -42,7 +42,7 @@ function recordingStore(start: { status: "STARTED"; attempt: number } | { status
     retry: async (_id, error) => void outcomes.push({ kind: "retry", error }),
     fail: async (_id, error) => void outcomes.push({ kind: "fail", error }),
     get: async () => undefined,
-    recordFeedback: async () => {},
+    recordFeedback: async () => undefined,
     cancel: async () => false,
   };
   return { store, outcomes };
