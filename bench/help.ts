@@ -38,6 +38,7 @@ Target (default: the harness starts the app: bun src/main.ts):
   --latency MS|MIN-MAX|lognormal:MEDIAN:P99
                             LLM latency of either [${DEFAULTS.latency}]; stream: before the first token
   --rate-limit N/PERIOD     LLM_RATE_LIMIT of the app, e.g. 2000/1s [none]
+  --rate-burst N            LLM_RATE_BURST of the app: calls at once above the limit's spacing [0]
   --jobs-per-process N|auto WORKER_JOBS_PER_PROCESS of the app [the app's default: auto]
   --tokens N                stream: tokens of each answer, 1..4000 [${DEFAULTS.tokens}]
   --token-latency MS        stream: ms between two tokens [${DEFAULTS["token-latency"]}]

@@ -52,6 +52,8 @@ export interface BenchOptions {
   latency: string;
   /** LLM_RATE_LIMIT of the app the harness starts, e.g. 2000/1s; undefined: none. */
   rateLimit: string | undefined;
+  /** LLM_RATE_BURST of the app the harness starts; undefined: the app's default (0). */
+  rateBurst: number | undefined;
   /** WORKER_JOBS_PER_PROCESS of the app the harness starts: auto or a number; undefined: the app's default. */
   jobsPerProcess: string | undefined;
   /** Streamed answers (`stream`): tokens per answer, and ms between two (the mock server's, or the simulated provider's). */
@@ -143,6 +145,7 @@ const FLAGS = {
   llm: { type: "string", default: DEFAULTS.llm },
   latency: { type: "string", default: DEFAULTS.latency },
   "rate-limit": { type: "string" },
+  "rate-burst": { type: "string" },
   "jobs-per-process": { type: "string" },
   tokens: { type: "string", default: DEFAULTS.tokens },
   "token-latency": { type: "string", default: DEFAULTS["token-latency"] },
@@ -281,6 +284,10 @@ export function parseCommand(argv: readonly string[]): ParsedCommand {
       llm: oneOf("llm", v.llm, ["simulated", "mock"] as const),
       latency: v.latency,
       rateLimit,
+      rateBurst:
+        v["rate-burst"] === undefined || v["rate-burst"] === "0"
+          ? undefined
+          : parseInteger("rate-burst", v["rate-burst"], 1_000_000),
       jobsPerProcess,
       tokens: parseInteger("tokens", v.tokens, 4000),
       tokenLatencyMs: parseMs("token-latency", v["token-latency"]),

@@ -8,6 +8,7 @@ import { type Config, ConfigError, describeConfig, loadConfig } from "./config";
 import { AppError, errorMessage } from "./errors";
 import { createEventBus } from "./events";
 import { createLifecycle, handleSignals } from "./lifecycle";
+import { burstToleranceMs } from "./llm/rate-limiter";
 import { createLogger } from "./log";
 import { createMetricsRecorder } from "./metrics/recorder";
 import type { Supervisor } from "./queue/supervisor";
@@ -54,6 +55,10 @@ async function main(): Promise<void> {
   if (config.roles.has("consumer")) {
     const consumer = await startConsumerRole({
       config: config.kafka,
+      // With LLM_RATE_BURST, the limiter's state may lie this far ahead and still admit calls now.
+      limiterToleranceMs: config.llm.rateLimit
+        ? burstToleranceMs(config.llm.rateBurst, config.llm.rateLimit.periodMs / config.llm.rateLimit.calls)
+        : 0,
       redis,
       bus,
       logger: logger.child({ component: "ingest" }),

@@ -62,6 +62,7 @@ export async function resolveTarget(
     KAFKA_TOPIC_OUT: "",
     WORKER_CONCURRENCY: options.workers,
     ...(options.rateLimit ? { LLM_RATE_LIMIT: options.rateLimit } : {}),
+    ...(options.rateBurst === undefined ? {} : { LLM_RATE_BURST: String(options.rateBurst) }),
     ...(options.jobsPerProcess ? { WORKER_JOBS_PER_PROCESS: options.jobsPerProcess } : {}),
     // BUN_OPTIONS reaches the worker processes too: the supervisor passes its environment on.
     ...(options.cpuProf ? { BUN_OPTIONS: `--cpu-prof --cpu-prof-md --cpu-prof-dir=${resolve(options.cpuProf)}` } : {}),
@@ -116,7 +117,7 @@ export async function resolveTarget(
     pid: started.pid,
     redisUrl: options.redisUrl,
     mockUrl,
-    describe: `bun src/main.ts (ROLES=${app.roles}, WORKER_CONCURRENCY=${options.workers}${options.jobsPerProcess ? `, WORKER_JOBS_PER_PROCESS=${options.jobsPerProcess}` : ""}${options.rateLimit ? `, LLM_RATE_LIMIT=${options.rateLimit}` : ""}, ${llm}), started by the harness`,
+    describe: `bun src/main.ts (ROLES=${app.roles}, WORKER_CONCURRENCY=${options.workers}${options.jobsPerProcess ? `, WORKER_JOBS_PER_PROCESS=${options.jobsPerProcess}` : ""}${options.rateLimit ? `, LLM_RATE_LIMIT=${options.rateLimit}` : ""}${options.rateBurst === undefined ? "" : `, LLM_RATE_BURST=${options.rateBurst}`}, ${llm}), started by the harness`,
     async stop() {
       for (const stop of stops) await stop();
       // Jobs piled up by an api-only run would otherwise sit in Redis's memory.

@@ -164,6 +164,7 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
       cohere: { apiKey: env.COHERE_API_KEY, baseUrl: env.COHERE_BASE_URL },
       model: env.LLM_MODEL,
       rateLimit: parseRateLimit(env.LLM_RATE_LIMIT),
+      rateBurst: env.LLM_RATE_BURST,
       routes: new Map(pairs(env.LLM_ROUTES)),
       routesFile: env.LLM_ROUTES_FILE === "" ? undefined : env.LLM_ROUTES_FILE,
       fallbacks: fallbackChains(env.LLM_FALLBACKS),

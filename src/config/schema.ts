@@ -320,6 +320,12 @@ export const EnvSchema = T.Object({
     default: "",
     description: "calls per period, both above 0, such as 60/60s or 500/1m, or empty for no limit",
   }),
+  LLM_RATE_BURST: integer(
+    0,
+    1_000_000,
+    "calls that may go at once above LLM_RATE_LIMIT's even spacing (any window of its period then sees at most the limit plus this many); 0: evenly spaced",
+    0,
+  ),
   API_KEYS: T.String({
     pattern: `^$|^${API_KEY_PAIR}(,${API_KEY_PAIR})*$`,
     default: "",

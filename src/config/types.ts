@@ -110,6 +110,8 @@ export interface Config {
     readonly model: string;
     /** Undefined when unlimited. */
     readonly rateLimit: RateLimit | undefined;
+    /** LLM_RATE_BURST: calls admitted at once above the limit's even spacing (0: none). */
+    readonly rateBurst: number;
     /** task_type → model string (LLM_ROUTES; LLM_ROUTES_FILE's are read by llm/model-routes.ts). */
     readonly routes: ReadonlyMap<string, string>;
     readonly routesFile: string | undefined;

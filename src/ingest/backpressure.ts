@@ -29,6 +29,11 @@ export interface BackpressureSettings {
   lowWatermark: number;
   /** 0: the rate limiter never pauses consumption. */
   rateLimitPauseMs: number;
+  /**
+   * The limiter's burst tolerance (LLM_RATE_BURST × its interval), ms: its theoretical arrival time may lie
+   * this far ahead and still admit a call now, so only beyond it is there no budget. Absent: 0.
+   */
+  limiterToleranceMs?: number;
 }
 
 /** Pure decision: the pause reason for this sample, given the previous one and since when the limiter is empty. */
@@ -96,7 +101,8 @@ export function createBackpressure(deps: {
       now: Date.now(),
       operatorPaused: replies[2]?.[1] === 1,
     };
-    const empty = sample.limiterTat !== undefined && sample.limiterTat > sample.now;
+    const empty =
+      sample.limiterTat !== undefined && sample.limiterTat - (settings.limiterToleranceMs ?? 0) > sample.now;
     noBudgetSince = empty ? (noBudgetSince ?? sample.now) : undefined;
     apply(decide(sample, current, noBudgetSince, settings), waiting);
     return current;

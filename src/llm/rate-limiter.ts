@@ -2,9 +2,13 @@
  * The global rate limit toward the LLM (LLM_RATE_LIMIT, e.g. 60/60s), shared
  * by every worker of every process through one Redis key: GCRA (the generic
  * cell rate algorithm, util/gcra.ts) in a Lua script, so admission is one
- * atomic round trip and the state is a single timestamp. Calls are spread evenly (no
+ * atomic round trip and the state is a single timestamp. By default calls are spread evenly (no
  * burst): 60/60s admits one call a second, so whatever window the provider
- * counts in, it never sees more than the limit. A caller over the limit books
+ * counts in, it never sees more than the limit. LLM_RATE_BURST = B lets up to
+ * B calls go at once above that spacing (GCRA's burst tolerance, B intervals):
+ * the average rate is the same, any window of the period sees at most the
+ * limit + B calls, and a burst of jobs (a Kafka consumer's chunk) is not made
+ * to wait its length × the interval. A caller over the limit books
  * the next free slot (up to BOOKING_HORIZON_MS ahead) and sleeps to it on a
  * timer (never blocking the event loop): one round trip per call, however
  * long the backlog. Past the horizon it sleeps and asks again. The job is
@@ -42,8 +46,10 @@ export function createRateLimiter(deps: {
   redis: Redis;
   limit: RateLimit | undefined | (() => RateLimit | undefined);
   key?: string;
+  /** Calls that may go at once above the even spacing (LLM_RATE_BURST); 0 or absent: none. */
+  burst?: number;
 }): RateLimiter {
-  const { redis, limit, key = "llm:ratelimit" } = deps;
+  const { redis, limit, key = "llm:ratelimit", burst = 0 } = deps;
   if (!limit) return UNLIMITED;
   const current = typeof limit === "function" ? limit : () => limit;
   const reserve = createGcraReservation(redis);
@@ -57,7 +63,12 @@ export function createRateLimiter(deps: {
         if (!now) return performance.now() - started;
         const interval = now.periodMs / now.calls;
         // One round trip per call: the next free slot is booked and slept to, unless it is beyond the horizon.
-        const { booked, waitMs } = await reserve(key, interval, 0, Math.max(BOOKING_HORIZON_MS, interval));
+        const { booked, waitMs } = await reserve(
+          key,
+          interval,
+          burstToleranceMs(burst, interval),
+          Math.max(BOOKING_HORIZON_MS, interval),
+        );
         if (booked) {
           if (waitMs > 0) await sleep(waitMs, signal);
           return performance.now() - started;
@@ -67,4 +78,13 @@ export function createRateLimiter(deps: {
       }
     },
   };
+}
+
+/**
+ * GCRA's burst tolerance for `burst` calls above the even spacing. Also what a
+ * reader of the limiter's state (the Kafka consumer's backpressure) must allow
+ * for: with a burst, a theoretical arrival time up to this far ahead still admits a call now.
+ */
+export function burstToleranceMs(burst: number, intervalMs: number): number {
+  return Math.max(0, burst) * intervalMs;
 }

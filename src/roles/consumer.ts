@@ -26,6 +26,8 @@ export interface ConsumerRole {
 
 export async function startConsumerRole(deps: {
   config: Config["kafka"];
+  /** GCRA burst tolerance of the global LLM rate limit (LLM_RATE_BURST), ms; absent: 0. */
+  limiterToleranceMs?: number;
   redis: Redis;
   bus: EventBus;
   logger: Logger;
@@ -57,6 +59,7 @@ export async function startConsumerRole(deps: {
       highWatermark: config.queueHighWatermark,
       lowWatermark: config.queueLowWatermark,
       rateLimitPauseMs: config.rateLimitPauseMs,
+      limiterToleranceMs: deps.limiterToleranceMs ?? 0,
     },
     onChange: (reason) => (reason ? pool.pause(reason) : pool.resume()),
     logger,

@@ -79,7 +79,7 @@ try {
     const override = controlWatch.current().rateLimit;
     return override ? { calls: override.calls, periodMs: override.period_ms } : config.llm.rateLimit;
   };
-  const limiter = createRateLimiter({ redis, limit: limiterLimit });
+  const limiter = createRateLimiter({ redis, limit: limiterLimit, burst: config.llm.rateBurst });
   // A task with a callback_url gets its webhook delivery in the pipeline that records its end (issue 15 §4).
   const deliveries = createDeliveryStore({ redis });
   const store = createTaskStore({

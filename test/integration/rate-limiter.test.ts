@@ -43,6 +43,30 @@ describe("LLM rate limiter (GCRA in Redis)", () => {
     expect(ticks).toBeGreaterThan(elapsed / 10 / 2);
   });
 
+  test("LLM_RATE_BURST: a burst of 5 goes at once above the spacing, then calls are spaced again; the first second sees at most limit + burst", async () => {
+    const key = `${prefix}:burst`;
+    const limiters = clients.map((redis) =>
+      createRateLimiter({ redis, limit: { calls: 10, periodMs: 1000 }, key, burst: 5 }),
+    );
+    const started = performance.now();
+    const admitted = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        await (limiters[i % 3] as (typeof limiters)[number]).waitForSlot();
+        return performance.now() - started;
+      }),
+    );
+    admitted.sort((a, b) => a - b);
+    // 6 at once (the first call and a burst of 5), then one every 100 ms: the 20th at ~1.4 s.
+    expect(admitted[5] as number).toBeLessThan(80);
+    expect(admitted[6] as number).toBeGreaterThanOrEqual(60);
+    expect(admitted[19] as number).toBeGreaterThanOrEqual(1300);
+    expect(admitted[19] as number).toBeLessThan(2500);
+    // The first second: the burst and then the even spacing, never more than 10 + 5 (+ the call at 0).
+    const inFirstSecond = admitted.filter((t) => t < 980).length;
+    expect(inFirstSecond).toBeGreaterThanOrEqual(14);
+    expect(inFirstSecond).toBeLessThanOrEqual(16);
+  });
+
   test("a backlog of waiting callers costs about one round trip per call, not one per waiter per slot", async () => {
     const redis = clients[0] as RedisClient;
     const key = `${prefix}:herd`;

@@ -7,6 +7,24 @@ import { createLogger } from "../../src/log";
 const settings = { highWatermark: 100, lowWatermark: 50, rateLimitPauseMs: 1000 };
 const sample = (waiting: number, now = 10_000) => ({ waiting, limiterTat: undefined, now });
 
+/** What the backpressure check's pipeline reads: the queue's waiting count, the limiter's state, no operator pause. */
+function fakeRedis(read: () => { waiting: number; tat: string | null }): Redis {
+  const pipeline = {
+    llen: () => pipeline,
+    get: () => pipeline,
+    hexists: () => pipeline,
+    exec: async () => {
+      const { waiting, tat } = read();
+      return [
+        [null, waiting],
+        [null, tat],
+        [null, 0],
+      ];
+    },
+  };
+  return { pipeline: () => pipeline } as unknown as Redis;
+}
+
 describe("backpressure", () => {
   test("pauses at the high watermark and resumes only below the low one", () => {
     expect(decide(sample(99), undefined, undefined, settings)).toBeUndefined();
@@ -34,24 +52,7 @@ describe("backpressure", () => {
   test("a waiting count reported by a consumer thread pauses at once, and only at or over the high watermark", async () => {
     const changes: (PauseReason | undefined)[] = [];
     let waiting = 0;
-    const redis = {
-      pipeline: () => ({
-        llen: function () {
-          return this;
-        },
-        get: function () {
-          return this;
-        },
-        hexists: function () {
-          return this;
-        },
-        exec: async () => [
-          [null, waiting],
-          [null, null],
-          [null, 0],
-        ],
-      }),
-    } as unknown as Redis;
+    const redis = fakeRedis(() => ({ waiting, tat: null }));
     const backpressure = createBackpressure({
       redis,
       settings,
@@ -69,5 +70,25 @@ describe("backpressure", () => {
     waiting = 40;
     await backpressure.check();
     expect(changes).toEqual(["queue_high_watermark", undefined]);
+  });
+
+  test("with a burst allowance (LLM_RATE_BURST), a limiter state within its tolerance is budget, not its absence", async () => {
+    const now = Date.now();
+    const logger = createLogger({ level: "silent" });
+    // The limiter's theoretical arrival time 500 ms ahead: calls wait without a burst, go at once with a 1 s one.
+    const redis = fakeRedis(() => ({ waiting: 0, tat: String(Date.now() + 500) }));
+    const pausing = { highWatermark: 100, lowWatermark: 50, rateLimitPauseMs: 1 };
+    const without = createBackpressure({ redis, settings: pausing, onChange: () => {}, logger });
+    const withBurst = createBackpressure({
+      redis,
+      settings: { ...pausing, limiterToleranceMs: 1000 },
+      onChange: () => {},
+      logger,
+    });
+    await without.check();
+    await withBurst.check();
+    while (Date.now() < now + 5) await Bun.sleep(1);
+    expect(await without.check()).toBe("llm_rate_limited");
+    expect(await withBurst.check()).toBeUndefined();
   });
 });
