@@ -55,7 +55,8 @@ async function main(): Promise<void> {
   if (config.roles.has("consumer")) {
     const consumer = await startConsumerRole({
       config: config.kafka,
-      // With LLM_RATE_BURST, the limiter's state may lie this far ahead and still admit calls now.
+      // With LLM_RATE_BURST, the limiter's state may lie this far ahead and still admit calls now (at the configured
+      // limit's interval: an operator's PUT /admin/rate-limit changes the interval, not this tolerance).
       limiterToleranceMs: config.llm.rateLimit
         ? burstToleranceMs(config.llm.rateBurst, config.llm.rateLimit.periodMs / config.llm.rateLimit.calls)
         : 0,
