@@ -203,6 +203,7 @@ export function buildConfig(env: Env, apiKeys: readonly ApiKey[]): Config {
     resultKeepInput: isTrue(env.RESULT_KEEP_INPUT),
     fineTune: {
       exampleTtlSeconds: env.FINETUNE_EXAMPLE_TTL_DAYS * 86_400,
+      maxExamples: env.FINETUNE_MAX_EXAMPLES,
       pollMinMs: env.FINETUNE_POLL_MIN_MS,
       // A maximum below the minimum would shorten the waits it bounds: the minimum wins.
       pollMaxMs: Math.max(env.FINETUNE_POLL_MAX_MS, env.FINETUNE_POLL_MIN_MS),

@@ -265,6 +265,12 @@ export const EnvSchema = T.Object({
       "keep a finished task's text in its record for RESULT_TTL_SECONDS (task detail, fine-tuning files); false: only while it is queued",
   }),
   FINETUNE_EXAMPLE_TTL_DAYS: integer(1, 3650, "days a positively rated task is kept as a fine-tuning example", 90),
+  FINETUNE_MAX_EXAMPLES: integer(
+    10,
+    10_000_000,
+    "the newest this many positively rated examples go into a training file (it is built in memory)",
+    50_000,
+  ),
   FINETUNE_POLL_MIN_MS: integer(
     100,
     3_600_000,

@@ -163,6 +163,8 @@ export interface Config {
   readonly fineTune: {
     /** How long a positively rated task stays a training example (its copy outlives the task's record). */
     readonly exampleTtlSeconds: number;
+    /** A training file has at most the newest this many examples (FINETUNE_MAX_EXAMPLES). */
+    readonly maxExamples: number;
     /** A job is polled pollMinMs after a change, the wait doubling to pollMaxMs while nothing changes. */
     readonly pollMinMs: number;
     readonly pollMaxMs: number;

@@ -86,6 +86,8 @@ export interface FineTunerDeps {
   redis: Redis;
   records: FineTuneRecords;
   examples: Pick<TrainingExamples, "read">;
+  /** FINETUNE_MAX_EXAMPLES: a training file has at most the newest this many examples (it is built in memory). */
+  maxExamples?: number;
   /** The provider's fine-tuning API; absent when no OpenAI-compatible provider has a key. */
   client: FineTuningClient | undefined;
   /** A model string → its provider and the provider's name for it (llm/model-routes.ts parseModel). */
@@ -134,7 +136,12 @@ export function createFineTuner(deps: FineTunerDeps): FineTuner {
   let scanner: ReturnType<typeof setInterval> | undefined;
 
   const build = async (scope: ExampleScope, validationFraction: number) => {
-    const read = await deps.examples.read(scope);
+    const read = await deps.examples.read(scope, deps.maxExamples === undefined ? {} : { newest: deps.maxExamples });
+    if (read.older > 0)
+      logger.info(
+        { task_type: scope.taskType, tenant: scope.tenant, used: read.examples.length, older_left_out: read.older },
+        "fine-tune: only the newest examples go into the training file (FINETUNE_MAX_EXAMPLES)",
+      );
     const files = buildTrainingFiles({ ...read, systemPromptOf: deps.systemPromptOf, validationFraction });
     return { files, newestAt: read.newestAt };
   };

@@ -241,6 +241,7 @@ function startFineTunes(
     redis,
     records,
     examples,
+    maxExamples: settings.maxExamples,
     // Uploads take longer than a chat call: at least two minutes each.
     client: apiKey
       ? createOpenAiFineTuning({

@@ -81,9 +81,14 @@ export interface TrainingExamples {
   queueFeedback(tx: ChainableCommander, task: TaskState, feedback: Feedback, at: number): void;
   /**
    * The scope's examples, oldest first, with those whose copy is gone counted apart; `newestAt` is the
-   * newest index entry's time (what the next scheduled fine-tune counts new examples from).
+   * newest index entry's time (what the next scheduled fine-tune counts new examples from). With `newest`,
+   * only the newest that many index entries are read (a training file is built in memory), and `older` says
+   * how many were left out.
    */
-  read(scope: ExampleScope): Promise<{ examples: TrainingExample[]; gone: number; newestAt: number | undefined }>;
+  read(
+    scope: ExampleScope,
+    options?: { newest?: number },
+  ): Promise<{ examples: TrainingExample[]; gone: number; newestAt: number | undefined; older: number }>;
   /** Entries of the scope's index newer than `since` (epoch ms, exclusive). */
   countSince(scope: ExampleScope, since: number): Promise<number>;
   /** Every scope that has had a positive example. */
@@ -118,8 +123,13 @@ export function createTrainingExamples(deps: { redis: Redis; ttlSeconds: number 
         .zremrangebyscore(index, "-inf", `(${at - ttlSeconds * 1000}`)
         .sadd(SCOPES_KEY, scopeName(scope));
     },
-    async read(scope) {
-      const entries = await redis.zrange(examplesKey(scope), "0", "-1", "WITHSCORES");
+    async read(scope, options = {}) {
+      const key = examplesKey(scope);
+      const newest = options.newest;
+      const [entries, total] =
+        newest === undefined
+          ? [await redis.zrange(key, "0", "-1", "WITHSCORES"), undefined]
+          : await Promise.all([redis.zrange(key, String(-Math.max(1, newest)), "-1", "WITHSCORES"), redis.zcard(key)]);
       const ids: string[] = [];
       for (let i = 0; i < entries.length; i += 2) ids.push(entries[i] as string);
       const newestAt = entries.length > 0 ? Number(entries[entries.length - 1]) : undefined;
@@ -133,7 +143,7 @@ export function createTrainingExamples(deps: { redis: Redis; ttlSeconds: number 
           else examples.push(JSON.parse(copy) as TrainingExample);
         }
       }
-      return { examples, gone, newestAt };
+      return { examples, gone, newestAt, older: total === undefined ? 0 : Math.max(0, total - ids.length) };
     },
     countSince: (scope, since) => redis.zcount(examplesKey(scope), `(${since}`, "+inf"),
     async scopes() {

@@ -55,11 +55,20 @@ const registrar: VariantRegistrar = {
   },
 };
 
-function tuner(options: { leaseMs?: number; withRegistrar?: boolean; noProvider?: boolean; routed?: string } = {}) {
+function tuner(
+  options: {
+    leaseMs?: number;
+    withRegistrar?: boolean;
+    noProvider?: boolean;
+    routed?: string;
+    maxExamples?: number;
+  } = {},
+) {
   const created = createFineTuner({
     redis,
     records: createFineTuneRecords(redis),
     examples: createTrainingExamples({ redis, ttlSeconds: 3600 }),
+    ...(options.maxExamples === undefined ? {} : { maxExamples: options.maxExamples }),
     client: options.noProvider ? undefined : createOpenAiFineTuning({ apiKey: "sk-test", baseUrl: mock.url }),
     parseModel: (model) => parseModel(model, "openai"),
     routedModel: () => options.routed ?? "mock-model",
@@ -287,6 +296,25 @@ describe("POST /fine-tunes end to end", () => {
     expect(done).toMatchObject({ status: "succeeded", tenant: "acme", counts: { training: 10, validation: 0 } });
     expect(fileOf(done.files?.training)?.content).not.toContain("shared question");
     expect(registered[0]).toMatchObject({ experimentId: "exp-acme", weight: 0.05 });
+  });
+
+  test("FINETUNE_MAX_EXAMPLES: the training file has the newest examples only, the older are left out", async () => {
+    const app = appOf(tuner({ maxExamples: 12 }));
+    for (let n = 0; n < 15; n++) {
+      const id = await answered(`numbered question ${n}`);
+      await rate(app, id, { rating: 5 });
+      await Bun.sleep(2); // distinct feedback times: the index orders by them
+    }
+    const started = await post(app, "/fine-tunes", { task_type: TASK_TYPE, validation_fraction: 0 });
+    expect(started.status).toBe(202);
+    const record = await json<FineTuneView>(started);
+    expect(record.counts).toMatchObject({ examples: 12, training: 12 });
+    const done = await ended(app, record.id);
+    expect(done.status).toBe("succeeded");
+    const asked = new Set(linesOf(fileOf(done.files?.training)?.content).map((line) => line.messages[1]?.content));
+    expect(asked.size).toBe(12);
+    for (let n = 0; n < 3; n++) expect(asked.has(`numbered question ${n}`)).toBe(false);
+    for (let n = 3; n < 15; n++) expect(asked.has(`numbered question ${n}`)).toBe(true);
   });
 
   test("examples outlive their task's record; one whose copy expired is left out and counted", async () => {
