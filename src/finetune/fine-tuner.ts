@@ -177,32 +177,45 @@ export function createFineTuner(deps: FineTunerDeps): FineTuner {
       logger.info({ fine_tune_id: record.id, job_id: existing.id }, "fine-tune job found after a restart");
       return save(record, { provider_job_id: existing.id, ...statusOf(existing) });
     }
-    let files = built;
-    if (!files) {
-      const rebuilt = await build(scopeOf(record), record.validation_fraction);
-      const refused = tooFew(record, rebuilt.files);
-      if (refused) return fail(record, refused.code, refused.message);
-      files = rebuilt.files;
-      await save(record, { counts: files.counts });
-    }
-    const name = `${record.id}-${record.task_type}`;
-    const training = await client.uploadFile(`${name}-train.jsonl`, files.training, signal);
-    const validation = files.validation
-      ? await client.uploadFile(`${name}-valid.jsonl`, files.validation, signal)
-      : undefined;
-    await save(record, { files: { training: training.id, ...(validation ? { validation: validation.id } : {}) } });
+    // Files uploaded by a process that died before creating the job are used again, not uploaded a second time
+    // (and left at the provider): the record names them once both are uploaded.
+    let uploaded =
+      record.files?.training === undefined ? undefined : { ...record.files, training: record.files.training };
+    if (!uploaded) {
+      let files = built;
+      if (!files) {
+        const rebuilt = await build(scopeOf(record), record.validation_fraction);
+        const refused = tooFew(record, rebuilt.files);
+        if (refused) return fail(record, refused.code, refused.message);
+        files = rebuilt.files;
+        await save(record, { counts: files.counts });
+      }
+      const name = `${record.id}-${record.task_type}`;
+      const training = await client.uploadFile(`${name}-train.jsonl`, files.training, signal);
+      const validation = files.validation
+        ? await client.uploadFile(`${name}-valid.jsonl`, files.validation, signal)
+        : undefined;
+      uploaded = { training: training.id, ...(validation ? { validation: validation.id } : {}) };
+      await save(record, { files: uploaded });
+    } else
+      logger.info({ fine_tune_id: record.id, files: uploaded }, "fine-tune: using the files uploaded before a restart");
     const job = await client.createJob(
       {
         model: record.provider_model,
-        trainingFile: training.id,
-        ...(validation ? { validationFile: validation.id } : {}),
+        trainingFile: uploaded.training,
+        ...(uploaded.validation ? { validationFile: uploaded.validation } : {}),
         ...(record.suffix ? { suffix: record.suffix } : {}),
         metadata: { [JOB_METADATA_KEY]: record.id, task_type: record.task_type },
       },
       signal,
     );
     logger.info(
-      { fine_tune_id: record.id, job_id: job.id, training: files.counts.training, validation: files.counts.validation },
+      {
+        fine_tune_id: record.id,
+        job_id: job.id,
+        training: record.counts.training,
+        validation: record.counts.validation,
+      },
       "fine-tune job created",
     );
     return save(record, { provider_job_id: job.id, ...statusOf(job) });

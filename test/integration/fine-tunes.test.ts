@@ -479,6 +479,22 @@ describe("following survives its process", () => {
     expect(mock.fineTuning.jobs()).toHaveLength(1);
   });
 
+  test("a fine-tune whose files were uploaded but whose job was never created uses those files, uploading none again", async () => {
+    const app = appOf(tuner());
+    for (let n = 0; n < 11; n++) await rate(app, await answered(`question ${n}`), { rating: 5 });
+    const id = "ft-0190b0c4-0000-7000-8000-00000000f11e";
+    const client = createOpenAiFineTuning({ apiKey: "sk-test", baseUrl: mock.url });
+    const file = await client.uploadFile("uploaded-before-the-crash.jsonl", fileLines(10));
+    await leftPreparing(id, { training: file.id });
+    const resumed = tuner();
+    resumed.resume();
+    const done = await ended(appOf(resumed), id);
+    expect(done).toMatchObject({ status: "succeeded", files: { training: file.id } });
+    // The one upload is the test's own (the job's result file aside): nothing was uploaded again.
+    expect(mock.fineTuning.files().filter((f) => f.purpose === "fine-tune")).toHaveLength(1);
+    expect(mock.fineTuning.jobs()).toHaveLength(1);
+  });
+
   test("a fine-tune whose job was created but never recorded is found by its id, not created twice", async () => {
     const first = tuner();
     const app = appOf(first);
@@ -513,10 +529,11 @@ describe("following survives its process", () => {
 });
 
 /** The record a process leaves when it dies while preparing a fine-tune: no job recorded. */
-async function leftPreparing(id: string): Promise<void> {
+async function leftPreparing(id: string, files?: { training: string }): Promise<void> {
   const now = Date.now();
   const created = await createFineTuneRecords(redis).create({
     id,
+    ...(files ? { files } : {}),
     status: "preparing",
     task_type: TASK_TYPE,
     base_model: "openai/mock-model",
