@@ -78,7 +78,7 @@ class ReaderStopped extends Error {
   readonly kind = "no_result";
 }
 
-/** Reads `topic` from its start with a group of its own; `ready` once its partitions are assigned. */
+/** Reads `topic` from its start with a group of its own; resolves once the group is joined (at most 30 s). */
 export async function readResults(kafka: Kafka, topic: string, groupId: string): Promise<ResultsReader> {
   const waiting = new Map<string, { resolve: (status: ResultStatus) => void; reject: (error: Error) => void }>();
   let unexpected = 0;

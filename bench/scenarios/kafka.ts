@@ -90,7 +90,8 @@ export const kafkaScenario: Scenario = {
         signal,
         ...(target.pid === undefined ? {} : { targetPid: target.pid }),
         beforeMeasure: window.beforeMeasure,
-        afterMeasure: window.afterMeasure,
+        // Results for no waiting event: a duplicate (at-least-once) or a stray message; expected 0.
+        afterMeasure: async () => ({ ...(await window.afterMeasure()), results_unexpected: results.unexpected }),
       });
       return { target: `${target.describe}; topic ${topic}`, ...measured };
     } finally {

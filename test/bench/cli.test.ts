@@ -259,6 +259,8 @@ describe("bun bench CLI", () => {
     expect(part?.errors).toEqual({});
     // Every event waits the 20 ms of the simulated LLM, plus the consumer's fetch.
     expect(part?.latencyMs?.p50).toBeGreaterThanOrEqual(20);
+    // Each result read from the results topic matched an event the harness was waiting for.
+    expect(part?.extra?.results_unexpected).toBe(0);
   });
 
   test("`cache` runs a hit/miss mix and reports the app's hits per tier and embedding calls per request", async () => {
