@@ -14,6 +14,7 @@
  *   which slowed the app's API and the harness until nothing completed for 20 s.
  */
 import type { Consumer, Kafka, Message, Producer } from "kafkajs";
+import { createBatcher } from "../src/util/batcher";
 
 /** Events in one send at most. */
 const MAX_BATCH = 2000;
@@ -25,38 +26,18 @@ export interface GroupCommitProducer {
   send(message: Message): Promise<void>;
 }
 
+/** The project's one batcher (src/util/batcher.ts) in front of `producer.send`: the events of a turn go together. */
 export function groupCommitProducer(producer: Producer, topic: string): GroupCommitProducer {
-  let queue: { message: Message; resolve: () => void; reject: (error: unknown) => void }[] = [];
-  let sending = 0;
-  const flush = () => {
-    while (queue.length > 0 && sending < MAX_SENDS) {
-      const batch = queue.length <= MAX_BATCH ? queue : queue.slice(0, MAX_BATCH);
-      queue = batch === queue ? [] : queue.slice(MAX_BATCH);
-      sending++;
-      producer
-        .send({ topic, messages: batch.map((entry) => entry.message) })
-        .then(
-          () => {
-            for (const entry of batch) entry.resolve();
-          },
-          (error: unknown) => {
-            for (const entry of batch) entry.reject(error);
-          },
-        )
-        .finally(() => {
-          sending--;
-          flush();
-        });
-    }
-  };
-  return {
-    send: (message) =>
-      new Promise<void>((resolve, reject) => {
-        queue.push({ message, resolve, reject });
-        // The events of this turn of the event loop go together.
-        if (queue.length === 1) queueMicrotask(flush);
-      }),
-  };
+  const batcher = createBatcher<Message, undefined>({
+    lingerMs: 0,
+    maxSize: MAX_BATCH,
+    maxInFlight: MAX_SENDS,
+    run: async (messages) => {
+      await producer.send({ topic, messages });
+      return messages.map(() => undefined);
+    },
+  });
+  return { send: (message) => batcher.add(message) };
 }
 
 /** An event's outcome on the results topic: its status as the message says it. */
